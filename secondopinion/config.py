@@ -1,0 +1,88 @@
+"""Application settings, read from `SECONDOPINION_*` environment variables or a `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_STORAGE_SECRET = 'development-only-storage-secret-change-me'
+
+
+class Settings(BaseSettings):
+    """Every setting of the app with its embedded default for a fresh machine."""
+
+    model_config = SettingsConfigDict(env_prefix='SECONDOPINION_', env_file='.env', extra='ignore')
+
+    environment: str = Field('development', description='development or production')
+    host: str = '127.0.0.1'
+    port: int = 8080
+    data_dir: Path = Path('data')
+    database_url: str | None = Field(None, description='SQLAlchemy URL; default is a SQLite file in data_dir')
+    storage_secret: SecretStr = SecretStr(DEVELOPMENT_STORAGE_SECRET)
+    public_base_url: str = Field('http://127.0.0.1:8080', description='Address patients use, for links in emails')
+    practice_name: str = 'SecondOpinion Radiology'
+
+    # Prices in cents of `currency`, by modality code; `default_price_cents` for any other modality.
+    currency: str = 'EUR'
+    prices_cents: dict[str, int] = {'CT': 15000, 'MR': 18000, 'CR': 6000, 'DX': 6000, 'US': 8000, 'MG': 9000}
+    default_price_cents: int = 10000
+    urgent_surcharge_percent: int = 50
+    platform_fee_percent: int = 30
+
+    # Upload limits in bytes.
+    max_file_bytes: int = 1024 * 1024 * 1024
+    max_examination_bytes: int = 4 * 1024 * 1024 * 1024
+
+    # Email: with no smtp_host, messages are written as .eml files into data_dir/outbox.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    mail_from: str = 'no-reply@secondopinion.local'
+
+    notification_interval_seconds: float = 5.0
+    notification_max_attempts: int = 8
+
+    @model_validator(mode='after')
+    def _reject_unsafe_production(self) -> Settings:
+        if self.environment == 'production':
+            if self.storage_secret.get_secret_value() == DEVELOPMENT_STORAGE_SECRET:
+                raise ValueError('SECONDOPINION_STORAGE_SECRET must be set to a random value in production')
+            if not self.database_url:
+                raise ValueError('SECONDOPINION_DATABASE_URL must be set in production')
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f'sqlite:///{(self.data_dir / "secondopinion.db").resolve()}'
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / 'blobs'
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / 'outbox'
+
+    def price_for(self, modality: str, urgency: str) -> int:
+        """Return the price in cents for an examination of this modality and urgency."""
+        base = self.prices_cents.get(modality.upper(), self.default_price_cents)
+        if urgency == 'urgent':
+            base += base * self.urgent_surcharge_percent // 100
+        return base
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call reads the environment again (used by tests)."""
+    get_settings.cache_clear()

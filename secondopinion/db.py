@@ -1,0 +1,87 @@
+"""Database engine, sessions and schema migration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import get_settings
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
+
+_engine: Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001
+    cursor = dbapi_connection.cursor()
+    cursor.execute('PRAGMA foreign_keys=ON')
+    cursor.execute('PRAGMA journal_mode=WAL')
+    # Writers wait up to 30 s for the lock instead of failing at once when two requests write together.
+    cursor.execute('PRAGMA busy_timeout=30000')
+    cursor.close()
+
+
+def get_engine() -> Engine:
+    global _engine, _session_factory
+    if _engine is None:
+        url = get_settings().resolved_database_url
+        if url.startswith('sqlite'):
+            get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+            _engine = create_engine(url, connect_args={'check_same_thread': False, 'timeout': 30})
+            event.listen(_engine, 'connect', _configure_sqlite)
+        else:
+            _engine = create_engine(url, pool_pre_ping=True)
+        _session_factory = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Close every pooled connection and forget the engine (on shutdown and between tests)."""
+    global _engine, _session_factory
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _session_factory = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """Yield a session that commits when the block ends normally and rolls back on any exception."""
+    get_engine()
+    assert _session_factory is not None
+    session = _session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def migrate() -> None:
+    """Bring the database schema to the newest Alembic revision."""
+    engine = get_engine()
+    config = Config()
+    config.set_main_option('script_location', str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes['connection'] = connection
+        command.upgrade(config, 'head')
+    logger.info('database schema is up to date (%s)', engine.url.render_as_string(hide_password=True))
+
+
+def ping() -> None:
+    """Run a trivial query; raises when the database does not answer."""
+    with get_engine().connect() as connection:
+        connection.execute(text('SELECT 1'))

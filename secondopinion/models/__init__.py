@@ -1,0 +1,14 @@
+"""Database models. Importing this package registers every table on `Base.metadata`."""
+
+from .audit import AuditEvent
+from .base import Base
+from .billing import Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent
+from .examinations import Examination, ExamStatus, ImageLink, Report, Series, Study, StudyFile, Urgency
+from .notifications import Notification, NotificationStatus
+from .users import Doctor, Patient, Role, User
+
+__all__ = [
+    'AuditEvent', 'Base', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report',
+    'Role', 'Series', 'Study', 'StudyFile', 'Urgency', 'User',
+]

@@ -1,0 +1,137 @@
+"""Examinations and what belongs to them: uploaded studies, image links and the report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, new_id, utcnow
+
+
+class ExamStatus(StrEnum):
+    DRAFT = 'draft'
+    AWAITING_PAYMENT = 'awaiting_payment'
+    PENDING = 'pending'
+    UNDER_REVIEW = 'under_review'
+    REPORTED = 'reported'
+    COMPLETED = 'completed'
+    CANCELLED = 'cancelled'
+
+
+class Urgency(StrEnum):
+    ROUTINE = 'routine'
+    URGENT = 'urgent'
+
+
+class Examination(Base):
+    __tablename__ = 'examinations'
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[int] = mapped_column(ForeignKey('patients.id'), index=True)
+    doctor_id: Mapped[int | None] = mapped_column(ForeignKey('doctors.id'), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True, default=ExamStatus.DRAFT)
+
+    modality: Mapped[str] = mapped_column(String(16), default='')
+    body_part: Mapped[str] = mapped_column(String(120), default='')
+    clinical_question: Mapped[str] = mapped_column(Text, default='')
+    history: Mapped[str] = mapped_column(Text, default='')
+    urgency: Mapped[str] = mapped_column(String(16), default=Urgency.ROUTINE)
+    prior_report_text: Mapped[str] = mapped_column(Text, default='')
+
+    price_cents: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    reported_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    studies: Mapped[list[Study]] = relationship(back_populates='examination', order_by='Study.id')
+    links: Mapped[list[ImageLink]] = relationship(order_by='ImageLink.id')
+
+
+class Study(Base):
+    """One DICOM study (one StudyInstanceUID) uploaded for an examination."""
+
+    __tablename__ = 'studies'
+    __table_args__ = (UniqueConstraint('examination_id', 'study_instance_uid'),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_date: Mapped[str] = mapped_column(String(8), default='')
+    description: Mapped[str] = mapped_column(String(200), default='')
+    modality: Mapped[str] = mapped_column(String(16), default='')
+
+    examination: Mapped[Examination] = relationship(back_populates='studies')
+    series: Mapped[list[Series]] = relationship(back_populates='study', order_by='Series.number')
+
+
+class Series(Base):
+    __tablename__ = 'series'
+    __table_args__ = (UniqueConstraint('study_id', 'series_instance_uid'),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey('studies.id'), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int | None]
+    modality: Mapped[str] = mapped_column(String(16), default='')
+    description: Mapped[str] = mapped_column(String(200), default='')
+    thumbnail_key: Mapped[str | None] = mapped_column(String(300))
+
+    study: Mapped[Study] = relationship(back_populates='series')
+    files: Mapped[list[StudyFile]] = relationship(back_populates='series', order_by='StudyFile.instance_number')
+
+
+class StudyFile(Base):
+    """One stored file: a DICOM instance (with a series) or the first radiologist's report (without)."""
+
+    __tablename__ = 'study_files'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), index=True)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey('series.id'), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default='dicom')
+    original_name: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(300), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100), default='application/dicom')
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    instance_number: Mapped[int | None]
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[Series | None] = relationship(back_populates='files')
+
+
+class ImageLink(Base):
+    """A link to images stored elsewhere (a hospital portal or a cloud share)."""
+
+    __tablename__ = 'image_links'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    note: Mapped[str] = mapped_column(String(500), default='')
+
+
+class Report(Base):
+    __tablename__ = 'reports'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), unique=True)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey('doctors.id'))
+    findings: Mapped[str] = mapped_column(Text, default='')
+    impression: Mapped[str] = mapped_column(Text, default='')
+    recommendations: Mapped[str] = mapped_column(Text, default='')
+    is_final: Mapped[bool] = mapped_column(default=False)
+    pdf_key: Mapped[str | None] = mapped_column(String(300))
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finalized_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Business rules. Nothing here imports NiceGUI: pages and HTTP routes call these functions."""

@@ -1,0 +1,45 @@
+"""Who may see which examination. Every page and route goes through these checks."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..models import Examination, ExamStatus, Role
+from .actors import Actor
+from .errors import ConflictError, NotFoundError
+
+
+def can_view(actor: Actor, exam: Examination) -> bool:
+    """Patients see their own examinations; doctors see paid cases waiting and the ones they accepted."""
+    if actor.role == Role.ADMIN:
+        return True
+    if actor.role == Role.PATIENT:
+        return actor.patient_id is not None and exam.patient_id == actor.patient_id
+    if actor.role == Role.DOCTOR:
+        if exam.status == ExamStatus.PENDING:
+            return True
+        return actor.doctor_id is not None and exam.doctor_id == actor.doctor_id
+    return False
+
+
+def can_view_images(actor: Actor, exam: Examination) -> bool:
+    """Image data: the owner, an admin, any doctor while the case waits, and the accepting doctor after."""
+    return can_view(actor, exam)
+
+
+def get_visible_exam(session: Session, actor: Actor, examination_id: str) -> Examination:
+    """Return the examination, or raise the same NotFoundError for a missing one and a forbidden one."""
+    exam = session.get(Examination, examination_id) if examination_id else None
+    if exam is None or not can_view(actor, exam):
+        raise NotFoundError('Examination')
+    return exam
+
+
+def get_own_draft(session: Session, actor: Actor, examination_id: str) -> Examination:
+    """Return a draft of the acting patient, the only state in which files and details may change."""
+    exam = get_visible_exam(session, actor, examination_id)
+    if actor.role != Role.PATIENT or exam.patient_id != actor.patient_id:
+        raise NotFoundError('Examination')
+    if exam.status != ExamStatus.DRAFT:
+        raise ConflictError('This examination was already submitted, so its files and details can no longer change.')
+    return exam

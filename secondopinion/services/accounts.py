@@ -1,0 +1,192 @@
+"""Accounts: patient registration, doctor and admin creation, sign-in and deactivation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from email_validator import EmailNotValidError, validate_email
+from passlib.context import CryptContext
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db import session_scope
+from ..models import Doctor, Patient, Role, User
+from ..models.base import utcnow
+from . import audit
+from .actors import SYSTEM, Actor, load_actor, require_role
+from .errors import ConflictError, NotFoundError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+password_context = CryptContext(schemes=['argon2'], deprecated='auto')
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+PHONE_PATTERN = re.compile(r'^\+[1-9]\d{6,14}$')
+
+
+def normalize_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise ValidationError(f'Email address "{email.strip()}" is invalid: {error}', field='email') from None
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f'Password must have at least {MIN_PASSWORD_LENGTH} characters.', field='password')
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f'Password must have at most {MAX_PASSWORD_LENGTH} characters.', field='password')
+
+
+def normalize_phone(phone: str) -> str | None:
+    """Return the phone number in E.164 form (+ and digits), None when empty."""
+    cleaned = re.sub(r'[\s().-]', '', phone or '')
+    if not cleaned:
+        return None
+    if cleaned.startswith('00'):
+        cleaned = '+' + cleaned[2:]
+    if not PHONE_PATTERN.match(cleaned):
+        raise ValidationError(
+            f'Phone number "{phone}" is invalid: use the international form with country code, e.g. +41 79 123 45 67.',
+            field='phone')
+    return cleaned
+
+
+def _require_name(name: str) -> str:
+    name = (name or '').strip()
+    if not name:
+        raise ValidationError('Full name is missing.', field='name')
+    if len(name) > 200:
+        raise ValidationError('Full name must have at most 200 characters.', field='name')
+    return name
+
+
+def _ensure_email_free(session: Session, email: str) -> None:
+    if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
+        raise ConflictError(f'An account with the email address {email} already exists. Sign in instead.')
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    user_id: int
+    email: str
+    role: str
+    full_name: str
+
+
+def register_patient(*, full_name: str, email: str, password: str, date_of_birth: date | None,
+                     phone: str = '') -> AccountInfo:
+    """Create a patient account after checking every field."""
+    name = _require_name(full_name)
+    email = normalize_email(email)
+    phone_e164 = normalize_phone(phone)
+    check_password(password)
+    if date_of_birth is None:
+        raise ValidationError('Date of birth is missing.', field='date_of_birth')
+    if date_of_birth > date.today() or date_of_birth.year < 1900:
+        raise ValidationError(f'Date of birth {date_of_birth.isoformat()} is not a valid past date.',
+                              field='date_of_birth')
+    with session_scope() as session:
+        _ensure_email_free(session, email)
+        user = User(email=email, password_hash=password_context.hash(password), role=Role.PATIENT,
+                    full_name=name, phone=phone_e164)
+        session.add(user)
+        session.flush()
+        session.add(Patient(user_id=user.id, date_of_birth=date_of_birth))
+        audit.record(session, SYSTEM, 'patient.registered', 'user', user.id)
+        logger.info('patient registered: user %s', user.id)
+        return AccountInfo(user.id, user.email, user.role, user.full_name)
+
+
+def create_doctor(*, actor: Actor, full_name: str, email: str, password: str, license_number: str,
+                  specialty: str) -> AccountInfo:
+    """Create a doctor account; only admins may."""
+    require_role(actor, Role.ADMIN)
+    name = _require_name(full_name)
+    email = normalize_email(email)
+    check_password(password)
+    license_number = (license_number or '').strip()
+    specialty = (specialty or '').strip()
+    if not license_number:
+        raise ValidationError('License number is missing.', field='license_number')
+    if not specialty:
+        raise ValidationError('Specialty is missing.', field='specialty')
+    with session_scope() as session:
+        _ensure_email_free(session, email)
+        if session.scalar(select(func.count()).select_from(Doctor).where(Doctor.license_number == license_number)):
+            raise ConflictError(f'A doctor with license number {license_number} already exists.')
+        user = User(email=email, password_hash=password_context.hash(password), role=Role.DOCTOR, full_name=name)
+        session.add(user)
+        session.flush()
+        doctor = Doctor(user_id=user.id, license_number=license_number, specialty=specialty)
+        session.add(doctor)
+        session.flush()
+        audit.record(session, actor, 'doctor.created', 'doctor', doctor.id)
+        logger.info('doctor %s created by user %s', doctor.id, actor.user_id)
+        return AccountInfo(user.id, user.email, user.role, user.full_name)
+
+
+def create_admin(*, full_name: str, email: str, password: str) -> AccountInfo:
+    """Create an admin account; called from the command line, which is trusted."""
+    name = _require_name(full_name)
+    email = normalize_email(email)
+    check_password(password)
+    with session_scope() as session:
+        _ensure_email_free(session, email)
+        user = User(email=email, password_hash=password_context.hash(password), role=Role.ADMIN, full_name=name)
+        session.add(user)
+        session.flush()
+        audit.record(session, SYSTEM, 'admin.created', 'user', user.id)
+        logger.info('admin created: user %s', user.id)
+        return AccountInfo(user.id, user.email, user.role, user.full_name)
+
+
+def authenticate(*, email: str, password: str) -> Actor:
+    """Return the actor for valid credentials of an active account, else raise one generic error."""
+    failure = ValidationError('Email or password is incorrect.', field='password')
+    try:
+        email = normalize_email(email)
+    except ValidationError:
+        raise failure from None
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.email == email))
+        if user is None or not user.password_hash:
+            password_context.dummy_verify()
+            raise failure
+        valid, new_hash = password_context.verify_and_update(password, user.password_hash)
+        if not valid:
+            logger.info('sign-in failed for user %s', user.id)
+            raise failure
+        if new_hash:
+            user.password_hash = new_hash
+        actor = load_actor(session, user.id)
+        if actor is None:
+            logger.info('sign-in refused for deactivated user %s', user.id)
+            raise ValidationError('This account is deactivated. Contact the practice.', field='email')
+        user.last_login_at = utcnow()
+        return actor
+
+
+def get_actor(user_id: int | None) -> Actor | None:
+    """Return the actor for a session's user id, or None when it is missing or deactivated."""
+    if not user_id:
+        return None
+    with session_scope() as session:
+        return load_actor(session, user_id)
+
+
+def set_doctor_active(*, actor: Actor, doctor_id: int, active: bool) -> None:
+    """Deactivate or reactivate a doctor; a deactivated doctor can neither sign in nor accept cases."""
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        doctor = session.get(Doctor, doctor_id)
+        if doctor is None:
+            raise NotFoundError('Doctor')
+        doctor.is_active = active
+        doctor.user.is_active = active
+        audit.record(session, actor, 'doctor.activated' if active else 'doctor.deactivated', 'doctor', doctor_id)
+        logger.info('doctor %s set active=%s by user %s', doctor_id, active, actor.user_id)

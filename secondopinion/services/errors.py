@@ -1,0 +1,28 @@
+"""Domain errors. Their message is written for the user and is shown as is by pages."""
+
+
+class DomainError(Exception):
+    """A rule of the practice forbids the request; the message says which and what to do."""
+
+
+class NotFoundError(DomainError):
+    """The object does not exist or the actor may not see it; both get the same answer."""
+
+    def __init__(self, what: str = 'Item') -> None:
+        super().__init__(f'{what} not found.')
+
+
+class ValidationError(DomainError):
+    """Input that cannot be accepted; `field` names the form field or file at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConflictError(DomainError):
+    """The object changed state in the meantime, for example another doctor accepted the case."""
+
+
+class PermissionDeniedError(DomainError):
+    """The actor's role may not do this."""

@@ -1,0 +1,80 @@
+"""Fixtures shared by all tests: a fresh data folder and database per test, and personas."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from secondopinion import db
+from secondopinion.config import reset_settings
+from secondopinion.services import accounts
+from secondopinion.services.actors import Actor
+
+PASSWORD = 'correct horse battery'
+_counter = itertools.count(1)
+
+
+def _reset_postgres(url: str) -> None:
+    """Drop every table of the test database so each test starts from an empty schema."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text('DROP SCHEMA public CASCADE'))
+        connection.execute(text('CREATE SCHEMA public'))
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def app_env(tmp_path, monkeypatch) -> Iterator[None]:
+    """Point the app at an empty data folder (and database) under the test's temporary folder."""
+    monkeypatch.setenv('SECONDOPINION_DATA_DIR', str(tmp_path / 'data'))
+    monkeypatch.setenv('SECONDOPINION_NOTIFICATION_INTERVAL_SECONDS', '0.2')
+    postgres_url = os.environ.get('SECONDOPINION_TEST_DATABASE_URL')
+    if postgres_url:
+        monkeypatch.setenv('SECONDOPINION_DATABASE_URL', postgres_url)
+        _reset_postgres(postgres_url)
+    else:
+        monkeypatch.delenv('SECONDOPINION_DATABASE_URL', raising=False)
+    reset_settings()
+    db.dispose_engine()
+    db.migrate()
+    yield
+    db.dispose_engine()
+    reset_settings()
+
+
+@pytest.fixture
+def admin() -> Actor:
+    info = accounts.create_admin(full_name='Ada Admin', email='admin@example.org', password=PASSWORD)
+    actor = accounts.get_actor(info.user_id)
+    assert actor is not None
+    return actor
+
+
+@pytest.fixture
+def make_patient() -> Callable[..., Actor]:
+    def make(name: str = 'Alice Patient', email: str | None = None, phone: str = '+41791234567') -> Actor:
+        email = email or f'patient{next(_counter)}@example.org'
+        info = accounts.register_patient(full_name=name, email=email, password=PASSWORD,
+                                         date_of_birth=date(1980, 5, 17), phone=phone)
+        actor = accounts.get_actor(info.user_id)
+        assert actor is not None
+        return actor
+    return make
+
+
+@pytest.fixture
+def make_doctor(admin: Actor) -> Callable[..., Actor]:
+    def make(name: str = 'Dr. Bob Radiologist', email: str | None = None) -> Actor:
+        number = next(_counter)
+        email = email or f'doctor{number}@example.org'
+        info = accounts.create_doctor(actor=admin, full_name=name, email=email, password=PASSWORD,
+                                      license_number=f'LIC-{number:05d}', specialty='Radiology')
+        actor = accounts.get_actor(info.user_id)
+        assert actor is not None
+        return actor
+    return make
