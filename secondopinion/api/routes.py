@@ -1,0 +1,85 @@
+"""Plain HTTP routes: health check, image and report downloads, thumbnails."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from nicegui import app
+
+from ..db import ping
+from ..services import accounts, reports, studies
+from ..services.actors import Actor
+from ..services.errors import NotFoundError
+from ..services.storage import get_storage
+
+logger = logging.getLogger(__name__)
+
+
+def _actor() -> Actor:
+    """Return the signed-in actor of this request; anyone else gets the same 404 as for a missing object."""
+    actor = accounts.get_actor(app.storage.user.get('user_id'))
+    if actor is None:
+        raise HTTPException(status_code=404, detail='Not found')
+    return actor
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {'Content-Disposition': f"attachment; filename*=UTF-8''{quote(name)}",
+            'Cache-Control': 'private, no-store'}
+
+
+def register_routes() -> None:
+    @app.get('/healthz', include_in_schema=False)
+    def healthz() -> JSONResponse:
+        checks = {}
+        for name, check in (('database', ping), ('storage', lambda: get_storage().check())):
+            try:
+                check()
+                checks[name] = 'ok'
+            except Exception as error:  # noqa: BLE001 (any failure means unhealthy)
+                logger.error('health check of %s failed: %s', name, error)
+                checks[name] = 'failed'
+        healthy = all(value == 'ok' for value in checks.values())
+        return JSONResponse({'status': 'ok' if healthy else 'unavailable', **checks},
+                            status_code=200 if healthy else 503)
+
+    @app.get('/api/exams/{examination_id}/images.zip', include_in_schema=False)
+    def download_images(examination_id: str) -> StreamingResponse:
+        actor = _actor()
+        try:
+            name, chunks = studies.stream_images_zip(actor=actor, examination_id=examination_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        logger.info('images of examination %s streamed to user %s', examination_id, actor.user_id)
+        return StreamingResponse(chunks, media_type='application/zip', headers=_attachment(name))
+
+    @app.get('/api/exams/{examination_id}/report.pdf', include_in_schema=False)
+    def download_report(examination_id: str) -> StreamingResponse:
+        actor = _actor()
+        try:
+            name, chunks = reports.open_report_pdf(actor=actor, examination_id=examination_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        return StreamingResponse(chunks, media_type='application/pdf', headers=_attachment(name))
+
+    @app.get('/api/exams/{examination_id}/series/{series_id}/thumbnail.png', include_in_schema=False)
+    def thumbnail(examination_id: str, series_id: int) -> Response:
+        actor = _actor()
+        try:
+            data = studies.get_thumbnail(actor=actor, examination_id=examination_id, series_id=series_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        return Response(data, media_type='image/png', headers={'Cache-Control': 'private, max-age=3600'})
+
+    @app.get('/api/exams/{examination_id}/prior-report/{file_id}', include_in_schema=False)
+    def prior_report(examination_id: str, file_id: int) -> StreamingResponse:
+        actor = _actor()
+        try:
+            name, content_type, chunks = studies.open_prior_report(actor=actor, examination_id=examination_id,
+                                                                   file_id=file_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        return StreamingResponse(chunks, media_type=content_type, headers=_attachment(name))

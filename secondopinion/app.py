@@ -1,0 +1,46 @@
+"""Building the NiceGUI app: migrations, pages, routes, static files and the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nicegui import app
+
+from . import db
+from .config import get_settings
+
+logger = logging.getLogger(__name__)
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
+
+
+def setup() -> None:
+    """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
+    from .api.routes import register_routes
+    from .pages import register_pages
+
+    app.add_static_files('/assets', ASSETS_DIR)
+    register_pages()
+    register_routes()
+    app.on_startup(_startup)
+    app.on_shutdown(_shutdown)
+
+
+def _startup() -> None:
+    from .services.scheduler import start_scheduler
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.migrate()
+    start_scheduler()
+    logger.info('SecondOpinion started (environment %s, data in %s)', settings.environment,
+                settings.data_dir.resolve())
+
+
+def _shutdown() -> None:
+    from .services.scheduler import stop_scheduler
+
+    stop_scheduler()
+    db.dispose_engine()
+    logger.info('SecondOpinion stopped')

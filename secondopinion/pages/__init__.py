@@ -1,0 +1,12 @@
+"""NiceGUI pages, one module per role. `register_pages` adds them to the app."""
+
+from __future__ import annotations
+
+
+def register_pages() -> None:
+    from . import admin, doctor, patient, public
+
+    public.register()
+    patient.register()
+    doctor.register()
+    admin.register()

@@ -1,0 +1,185 @@
+"""The admin panel: doctors, patients, examinations, incomes, notifications and the audit log."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from ..models import Role
+from ..services import accounts, examinations, notifications
+from ..services import admin as admin_service
+from ..services.actors import Actor
+from ..services.errors import DomainError
+from ..services.payments import format_money
+from .layout import format_time, frame, notify_error, require_actor
+
+
+def register() -> None:
+    ui.page('/admin')(admin_page)
+
+
+def _table(columns: list[tuple[str, str]], rows: list[dict], row_key: str, marker: str) -> ui.table:
+    return ui.table(columns=[{'name': name, 'label': label, 'field': name, 'align': 'left', 'sortable': True}
+                             for name, label in columns],
+                    rows=rows, row_key=row_key, pagination=25).props('flat dense wrap-cells') \
+        .classes('w-full').mark(marker)
+
+
+def admin_page() -> None:
+    actor = require_actor(Role.ADMIN)
+    if actor is None:
+        return
+    with frame('Admin panel', actor):
+        ui.label('Admin panel').classes('text-h5')
+        with ui.tabs().classes('w-full') as tabs:
+            doctors_tab = ui.tab('Doctors')
+            patients_tab = ui.tab('Patients')
+            exams_tab = ui.tab('Examinations')
+            incomes_tab = ui.tab('Incomes')
+            outbox_tab = ui.tab('Notifications')
+            audit_tab = ui.tab('Audit log')
+        with ui.tab_panels(tabs, value=doctors_tab).classes('w-full'):
+            with ui.tab_panel(doctors_tab):
+                _doctors_panel(actor)
+            with ui.tab_panel(patients_tab):
+                _patients_panel(actor)
+            with ui.tab_panel(exams_tab):
+                _examinations_panel(actor)
+            with ui.tab_panel(incomes_tab):
+                _incomes_panel(actor)
+            with ui.tab_panel(outbox_tab):
+                _notifications_panel(actor)
+            with ui.tab_panel(audit_tab):
+                rows = [{'at': format_time(row.at), 'actor': row.actor, 'action': row.action,
+                         'object': f'{row.object_type} {row.object_id}'}
+                        for row in admin_service.list_audit(actor=actor)]
+                _table([('at', 'Time'), ('actor', 'Actor'), ('action', 'Action'), ('object', 'Object')],
+                       rows, 'at', 'audit-table')
+
+
+def _doctors_panel(actor: Actor) -> None:
+    with ui.expansion('Create a doctor account', icon='person_add').classes('w-full').mark('create-doctor'):
+        name = ui.input('Full name').classes('w-full').mark('doctor-name')
+        email = ui.input('Email').classes('w-full').mark('doctor-email')
+        license_number = ui.input('License number').classes('w-full').mark('doctor-license')
+        specialty = ui.input('Specialty', value='Radiology').classes('w-full').mark('doctor-specialty')
+        password = ui.input(f'Initial password (at least {accounts.MIN_PASSWORD_LENGTH} characters)',
+                            password=True, password_toggle_button=True).classes('w-full').mark('doctor-password')
+
+        def create() -> None:
+            try:
+                accounts.create_doctor(actor=actor, full_name=name.value or '', email=email.value or '',
+                                       password=password.value or '', license_number=license_number.value or '',
+                                       specialty=specialty.value or '')
+            except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+                notify_error(error)
+                return
+            ui.notify(f'Doctor account for {email.value} created.', type='positive')
+            for field in (name, email, license_number, password):
+                field.value = ''
+            doctor_list.refresh()
+
+        ui.button('Create doctor', on_click=create).mark('create-doctor-button')
+
+    @ui.refreshable
+    def doctor_list() -> None:
+        for doctor in admin_service.list_doctors(actor=actor):
+            with ui.card().classes('w-full').mark(f'doctor-{doctor.email}'):
+                with ui.row().classes('w-full items-center justify-between'):
+                    with ui.column().classes('gap-0'):
+                        ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
+                        ui.label(f'License {doctor.license_number}, {doctor.specialty}, {doctor.cases} case(s)') \
+                            .classes('text-caption')
+                    if doctor.is_active:
+                        ui.badge('active', color='green-8')
+                    else:
+                        ui.badge('deactivated', color='grey-7')
+
+                    def toggle(doctor_id: int = doctor.id, active: bool = not doctor.is_active) -> None:
+                        try:
+                            accounts.set_doctor_active(actor=actor, doctor_id=doctor_id, active=active)
+                        except Exception as error:  # noqa: BLE001
+                            notify_error(error)
+                        doctor_list.refresh()
+
+                    ui.button('Deactivate' if doctor.is_active else 'Reactivate', on_click=toggle) \
+                        .props('flat dense').mark(f'toggle-doctor-{doctor.email}')
+
+    doctor_list()
+
+
+def _patients_panel(actor: Actor) -> None:
+    rows = [{'id': row.id, 'name': row.name, 'email': row.email, 'phone': row.phone, 'born': row.date_of_birth,
+             'exams': row.examinations, 'registered': format_time(row.registered_at)}
+            for row in admin_service.list_patients(actor=actor)]
+    _table([('name', 'Name'), ('email', 'Email'), ('phone', 'Phone'), ('born', 'Born'), ('exams', 'Examinations'),
+            ('registered', 'Registered')], rows, 'id', 'patients-table')
+
+
+def _examinations_panel(actor: Actor) -> None:
+    exams = examinations.list_all(actor=actor)
+    counts: dict[str, int] = {}
+    for exam in exams:
+        counts[exam.status_label] = counts.get(exam.status_label, 0) + 1
+    ui.label(', '.join(f'{label}: {count}' for label, count in sorted(counts.items())) or 'No examinations yet.') \
+        .classes('text-body2')
+    rows = [{'id': exam.id, 'short_id': exam.id[:8], 'patient': exam.patient_name,
+             'what': f'{exam.modality} {exam.body_part}', 'status': exam.status_label,
+             'doctor': exam.doctor_name or '', 'price': format_money(exam.price_cents, exam.currency),
+             'created': format_time(exam.created_at)} for exam in exams]
+    table = _table([('short_id', 'Id'), ('patient', 'Patient'), ('what', 'Examination'), ('status', 'Status'),
+                    ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
+                   rows, 'id', 'exams-table')
+    table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
+
+
+def _incomes_panel(actor: Actor) -> None:
+    for totals in admin_service.income_totals(actor=actor):
+        with ui.row().classes('gap-4').mark(f'totals-{totals.currency}'):
+            for label, cents in (('Revenue', totals.revenue_cents), ('Refunds', totals.refunds_cents),
+                                 ('Platform fees', totals.platform_fees_cents),
+                                 ('Doctor earnings', totals.doctor_earnings_cents)):
+                with ui.card().classes('q-pa-sm'):
+                    ui.label(label).classes('text-caption')
+                    ui.label(format_money(cents, totals.currency)).classes('text-h6')
+    rows = [{'id': row.id, 'when': format_time(row.created_at), 'exam': row.examination_id[:8], 'kind': row.kind,
+             'amount': format_money(row.amount_cents, row.currency),
+             'fee': format_money(row.platform_fee_cents, row.currency),
+             'share': format_money(row.doctor_share_cents, row.currency), 'doctor': row.doctor_name}
+            for row in admin_service.list_incomes(actor=actor)]
+    _table([('when', 'Time'), ('exam', 'Examination'), ('kind', 'Kind'), ('amount', 'Amount'),
+            ('fee', 'Platform fee'), ('share', 'Doctor share'), ('doctor', 'Doctor')], rows, 'id', 'incomes-table')
+
+
+def _notifications_panel(actor: Actor) -> None:
+    @ui.refreshable
+    def outbox() -> None:
+        try:
+            rows = notifications.list_notifications(actor=actor)
+        except DomainError as error:
+            ui.label(str(error)).classes('text-negative')
+            return
+        if not rows:
+            ui.label('No notifications yet.')
+        for row in rows:
+            with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
+                ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
+                ui.label(f'{row.template} to {row.recipient}, {row.attempts} attempt(s)').classes('text-body2')
+                if row.last_error:
+                    ui.label(row.last_error[:120]).classes('text-caption text-negative')
+                if row.status == 'failed':
+                    def retry(notification_id: int = row.id) -> None:
+                        try:
+                            notifications.retry_notification(actor=actor, notification_id=notification_id)
+                        except Exception as error:  # noqa: BLE001
+                            notify_error(error)
+                        outbox.refresh()
+                    ui.button('Retry', on_click=retry).props('flat dense').mark(f'retry-{row.id}')
+
+    ui.button('Refresh', icon='refresh', on_click=lambda: outbox.refresh()).props('flat dense')
+    outbox()
+    files = notifications.outbox_files(actor=actor)
+    if files:
+        ui.label('Emails written to the outbox folder (no SMTP server configured)').classes('text-subtitle1 q-mt-md')
+        for path in files[:50]:
+            with ui.expansion(path.name, icon='mail').classes('w-full'):
+                ui.code(notifications.read_eml(actor=actor, name=path.name)[:20000], language='text').classes('w-full')

@@ -1,0 +1,91 @@
+"""The images part of an examination page: studies, series thumbnails and attached reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from nicegui import ui
+
+from ..services import studies
+from ..services.actors import Actor
+from .layout import notify_error
+
+
+def format_size(size: int) -> str:
+    for unit in ('bytes', 'KB', 'MB', 'GB'):
+        if size < 1024 or unit == 'GB':
+            return f'{size:.0f} {unit}' if unit == 'bytes' else f'{size:.1f} {unit}'
+        size /= 1024
+    return f'{size} bytes'
+
+
+def describe_upload(summary: studies.UploadSummary) -> str:
+    text = f'{summary.accepted} DICOM image(s) added'
+    if summary.duplicates:
+        text += f', {summary.duplicates} already uploaded'
+    if summary.skipped_count:
+        text += f', {summary.skipped_count} file(s) that are not DICOM images skipped'
+    return text + '.'
+
+
+def _study_date(value: date | None) -> str:
+    return value.isoformat() if value else 'unknown date'
+
+
+def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
+                   on_change: Callable[[], None] | None = None) -> None:
+    """Show what was uploaded; with `can_edit`, the patient may remove images and attached reports."""
+    try:
+        summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
+    except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+        notify_error(error)
+        return
+
+    if summary.image_count == 0 and not summary.prior_reports:
+        ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
+    if summary.image_count:
+        ui.label(f'{summary.study_count} study(ies), {summary.series_count} series, {summary.image_count} images, '
+                 f'{format_size(summary.total_bytes)}').classes('text-body2 text-weight-medium').mark('image-totals')
+    for study in summary.studies:
+        with ui.column().classes('w-full gap-1').mark('study'):
+            ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '
+                     f'{study.description or "no description"}').classes('text-subtitle2')
+            with ui.row().classes('gap-3'):
+                for series in study.series:
+                    with ui.card().tight().classes('w-36').mark('series'):
+                        if series.has_thumbnail:
+                            ui.image(f'/api/exams/{examination_id}/series/{series.id}/thumbnail.png') \
+                                .classes('w-36 h-36 bg-black').props('fit=contain alt="Series preview"')
+                        else:
+                            with ui.element('div').classes('w-36 h-36 bg-grey-9 flex items-center justify-center'):
+                                ui.icon('image_not_supported', color='grey-5', size='2rem')
+                        with ui.card_section().classes('q-pa-xs'):
+                            ui.label(f'#{series.number if series.number is not None else "-"} '
+                                     f'{series.description or series.modality}').classes('text-caption ellipsis')
+                            ui.label(f'{series.image_count} images').classes('text-caption text-grey-7')
+    for report_file in summary.prior_reports:
+        with ui.row().classes('items-center gap-2').mark('prior-report-file'):
+            ui.icon('description')
+            ui.link(report_file.name, f'/api/exams/{examination_id}/prior-report/{report_file.id}', new_tab=True)
+            ui.label(format_size(report_file.size)).classes('text-caption text-grey-7')
+            if can_edit:
+                def remove(file_id: int = report_file.id) -> None:
+                    try:
+                        studies.remove_file(actor=actor, examination_id=examination_id, file_id=file_id)
+                    except Exception as error:  # noqa: BLE001
+                        notify_error(error)
+                    if on_change:
+                        on_change()
+                ui.button(icon='delete', on_click=remove).props('flat dense round aria-label="Remove report file"')
+
+    if can_edit and summary.image_count:
+        def clear() -> None:
+            try:
+                studies.clear_images(actor=actor, examination_id=examination_id)
+            except Exception as error:  # noqa: BLE001
+                notify_error(error)
+            if on_change:
+                on_change()
+        ui.button('Remove all images', icon='delete_sweep', on_click=clear).props('flat color=negative') \
+            .mark('clear-images')

@@ -1,0 +1,146 @@
+"""Pages anyone can open: the landing page, sign-in and patient registration."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from nicegui import ui
+
+from ..config import get_settings
+from ..services import accounts
+from ..services.errors import DomainError, ValidationError
+from ..services.examinations import MODALITIES
+from ..services.payments import format_money
+from .layout import HOME_BY_ROLE, current_actor, frame, notify_error, sign_in
+
+
+def register() -> None:
+    ui.page('/')(landing_page)
+    ui.page('/login')(login_page)
+    ui.page('/register')(register_page)
+
+
+def landing_page() -> None:
+    actor = current_actor()
+    settings = get_settings()
+    with frame('Second opinions on radiology images', actor):
+        with ui.card().classes('w-full q-pa-lg'):
+            ui.label('A second opinion on your scan, from a qualified radiologist').classes('text-h5')
+            ui.label('Upload the images of your CT, MRI or X-ray, describe your question, and receive a '
+                     'written report by email and in the app.').classes('text-body1')
+            with ui.row().classes('gap-2'):
+                if actor:
+                    ui.button('Go to my page', on_click=lambda: ui.navigate.to(HOME_BY_ROLE[actor.role]))
+                else:
+                    ui.button('Create an account', on_click=lambda: ui.navigate.to('/register'))
+                    ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('outline')
+        with ui.card().classes('w-full'):
+            ui.label('How it works').classes('text-h6')
+            for step in ('1. Upload your DICOM images (the files or the zipped CD) or give a link to them.',
+                         '2. Tell us the clinical question and pay securely.',
+                         '3. A radiologist accepts your case and writes the report.',
+                         '4. You receive the signed PDF report by email and in the app.'):
+                ui.label(step)
+        with ui.card().classes('w-full'):
+            ui.label('Prices').classes('text-h6')
+            rows = [{'modality': MODALITIES.get(code, code), 'price': format_money(cents, settings.currency)}
+                    for code, cents in settings.prices_cents.items()]
+            rows.append({'modality': 'Other', 'price': format_money(settings.default_price_cents,
+                                                                     settings.currency)})
+            ui.table(columns=[{'name': 'modality', 'label': 'Examination', 'field': 'modality', 'align': 'left'},
+                              {'name': 'price', 'label': 'Price', 'field': 'price', 'align': 'right'}],
+                     rows=rows, row_key='modality').props('flat dense').classes('w-full')
+            ui.label(f'Urgent cases cost {settings.urgent_surcharge_percent}% more and are reviewed first.') \
+                .classes('text-caption')
+
+
+def login_page() -> None:
+    actor = current_actor()
+    if actor:
+        ui.navigate.to(HOME_BY_ROLE[actor.role])
+        return
+
+    with frame('Sign in'):
+        with ui.card().classes('w-full max-w-md mx-auto'):
+            ui.label('Sign in').classes('text-h5')
+            email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
+            password = ui.input('Password', password=True, password_toggle_button=True) \
+                .props('autocomplete=current-password').classes('w-full').mark('password')
+            error = ui.label('').classes('text-negative').mark('login-error')
+
+            def submit() -> None:
+                try:
+                    actor = accounts.authenticate(email=email.value or '', password=password.value or '')
+                except ValidationError as exc:
+                    error.text = str(exc)
+                    return
+                except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
+                    notify_error(exc)
+                    return
+                sign_in(actor)
+                ui.navigate.to(HOME_BY_ROLE[actor.role])
+
+            password.on('keydown.enter', submit)
+            ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            with ui.row().classes('gap-1'):
+                ui.label('New here?')
+                ui.link('Create a patient account', '/register')
+
+
+def register_page() -> None:
+    if current_actor():
+        ui.navigate.to('/')
+        return
+
+    with frame('Create an account'):
+        with ui.card().classes('w-full max-w-md mx-auto'):
+            ui.label('Create a patient account').classes('text-h5')
+            name = ui.input('Full name').props('autocomplete=name').classes('w-full').mark('name')
+            email = ui.input('Email').props('type=email autocomplete=email').classes('w-full').mark('email')
+            phone = ui.input('Mobile phone (optional)', placeholder='+41 79 123 45 67') \
+                .props('type=tel autocomplete=tel').classes('w-full').mark('phone')
+            birth = ui.input('Date of birth', placeholder='YYYY-MM-DD').props('type=date').classes('w-full') \
+                .mark('date_of_birth')
+            password = ui.input(f'Password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
+                                password_toggle_button=True).props('autocomplete=new-password') \
+                .classes('w-full').mark('password')
+            error = ui.label('').classes('text-negative').mark('register-error')
+            fields = {'name': name, 'email': email, 'phone': phone, 'date_of_birth': birth, 'password': password}
+
+            def submit() -> None:
+                for field in fields.values():
+                    field.props(remove='error error-message')
+                try:
+                    birth_date = _parse_date(birth.value)
+                    accounts.register_patient(full_name=name.value or '', email=email.value or '',
+                                              password=password.value or '', date_of_birth=birth_date,
+                                              phone=phone.value or '')
+                    actor = accounts.authenticate(email=email.value or '', password=password.value or '')
+                except ValidationError as exc:
+                    error.text = str(exc)
+                    if exc.field in fields:
+                        fields[exc.field].props(f'error error-message="{exc}"')
+                    return
+                except DomainError as exc:
+                    error.text = str(exc)
+                    return
+                except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
+                    notify_error(exc)
+                    return
+                sign_in(actor)
+                ui.navigate.to('/exams')
+
+            ui.button('Create account', on_click=submit).classes('w-full').mark('register')
+            with ui.row().classes('gap-1'):
+                ui.label('Already registered?')
+                ui.link('Sign in', '/login')
+
+
+def _parse_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f'Date of birth "{value}" is invalid: use the form YYYY-MM-DD.',
+                              field='date_of_birth') from None

@@ -1,0 +1,16 @@
+"""Starting the web server with the configured host, port and storage secret."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from .app import ASSETS_DIR, setup
+from .config import get_settings
+
+
+def run() -> None:
+    settings = get_settings()
+    setup()
+    ui.run(host=settings.host, port=settings.port, title='SecondOpinion', reload=False, show=False,
+           storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
+           reconnect_timeout=10)

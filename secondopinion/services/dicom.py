@@ -1,0 +1,227 @@
+"""DICOM parsing helpers: read the identifying metadata of a file and render a thumbnail. No database access."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+logger = logging.getLogger(__name__)
+
+MEDIA_STORAGE_DIRECTORY_UID = '1.2.840.10008.1.3.10'  # the SOP class of a DICOMDIR
+MAX_UID_LENGTH = 64  # DICOM PS3.5 section 9.1 limits a UID to 64 characters
+# Values larger than this are left unread while parsing metadata, so a large file that is not DICOM
+# cannot make the forced read load a huge bogus element into memory.
+DEFER_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DicomInfo:
+    """Identifying metadata of one DICOM file. For a DICOMDIR only `is_dicomdir` and `transfer_syntax_uid` are set."""
+
+    sop_instance_uid: str = ''
+    study_instance_uid: str = ''
+    series_instance_uid: str = ''
+    sop_class_uid: str = ''
+    modality: str = ''
+    study_date: str = ''  # YYYYMMDD, or '' when missing or unreadable
+    study_description: str = ''
+    series_description: str = ''
+    series_number: int | None = None
+    instance_number: int | None = None
+    transfer_syntax_uid: str = ''
+    is_dicomdir: bool = False
+
+
+def parse_dicom(path: Path) -> DicomInfo | None:
+    """Read a file's DICOM metadata without its pixel data.
+
+    Returns None when the file is not DICOM. A file without the 128-byte preamble is read with
+    `force=True`, and accepted only when it has SOP, study and series instance UIDs, because a forced
+    read of arbitrary bytes (a JPEG renamed to .dcm) often returns a few bogus elements.
+    """
+    dataset = _read_header(path)
+    if dataset is None:
+        return None
+
+    try:
+        if _is_dicomdir(dataset):
+            return DicomInfo(is_dicomdir=True, transfer_syntax_uid=_transfer_syntax(dataset))
+        sop_instance_uid = _uid(dataset, 'SOPInstanceUID')
+        study_instance_uid = _uid(dataset, 'StudyInstanceUID')
+        series_instance_uid = _uid(dataset, 'SeriesInstanceUID')
+        if not (sop_instance_uid and study_instance_uid and series_instance_uid):
+            logger.info('file %s has DICOM structure but no SOP, study or series instance UID', path)
+            return None
+        return DicomInfo(
+            sop_instance_uid=sop_instance_uid,
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_class_uid=_uid(dataset, 'SOPClassUID'),
+            modality=_text(dataset, 'Modality'),
+            study_date=_date(dataset, 'StudyDate'),
+            study_description=_text(dataset, 'StudyDescription'),
+            series_description=_text(dataset, 'SeriesDescription'),
+            series_number=_integer(dataset, 'SeriesNumber'),
+            instance_number=_integer(dataset, 'InstanceNumber'),
+            transfer_syntax_uid=_transfer_syntax(dataset),
+        )
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        # pydicom converts values lazily, so a corrupt element fails only here.
+        logger.info('file %s has unreadable DICOM metadata: %s', path, error)
+        return None
+
+
+def _read_header(path: Path) -> Dataset | None:
+    """Read the dataset up to the pixel data, first as a standard DICOM file and then forced."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, defer_size=DEFER_SIZE)
+    except InvalidDicomError:
+        pass  # no preamble and "DICM" prefix, so try reading it as a bare dataset below
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail in struct, EOF, value or index errors
+        logger.info('file %s could not be read as DICOM: %s', path, error)
+        return None
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
+    except Exception as error:  # noqa: BLE001 - a forced read of non-DICOM bytes fails in many ways
+        logger.info('file %s is not DICOM: %s', path, error)
+        return None
+    required = ('SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID')
+    if not all(keyword in dataset for keyword in required):
+        return None
+    return dataset
+
+
+def _is_dicomdir(dataset: Dataset) -> bool:
+    file_meta = getattr(dataset, 'file_meta', None)
+    if file_meta is not None and file_meta.get('MediaStorageSOPClassUID') == MEDIA_STORAGE_DIRECTORY_UID:
+        return True
+    return 'DirectoryRecordSequence' in dataset
+
+
+def _uid(dataset: Dataset, keyword: str) -> str:
+    """Return the UID without padding; a UID longer than the DICOM maximum raises ValueError."""
+    value = str(dataset.get(keyword, '') or '').strip().rstrip('\x00').strip()
+    if len(value) > MAX_UID_LENGTH:
+        raise ValueError(f'{keyword} has {len(value)} characters, more than the DICOM maximum of {MAX_UID_LENGTH}')
+    return value
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword, '')
+    if value is None:
+        return ''
+    return str(value).replace('\x00', '').strip()
+
+
+def _date(dataset: Dataset, keyword: str) -> str:
+    """Return a DA value as YYYYMMDD; old files write dates as YYYY.MM.DD, which is accepted too."""
+    digits = ''.join(character for character in _text(dataset, keyword) if character.isdigit())
+    return digits[:8] if len(digits) >= 8 else ''
+
+
+def _integer(dataset: Dataset, keyword: str) -> int | None:
+    value = dataset.get(keyword)
+    if value is None or value == '':
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _transfer_syntax(dataset: Dataset) -> str:
+    """Return the transfer syntax UID from the file meta, or infer it from how a forced read decoded the file."""
+    file_meta = getattr(dataset, 'file_meta', None)
+    if file_meta is not None and file_meta.get('TransferSyntaxUID'):
+        return str(file_meta.TransferSyntaxUID)
+    is_implicit_vr, is_little_endian = dataset.original_encoding
+    if is_implicit_vr:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if is_little_endian else ExplicitVRBigEndian)
+
+
+def render_thumbnail(path: Path, max_size: int = 256) -> bytes | None:
+    """Render the image (its first frame when multi-frame) as PNG bytes at most max_size pixels wide and high.
+
+    Grayscale images are windowed with the file's first WindowCenter/WindowWidth, or the pixel
+    min/max when those are missing, and MONOCHROME1 is inverted. Returns None and logs a warning
+    when the file has no pixel data or it cannot be decoded.
+    """
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
+        # pixel_array with a path and an index decodes one frame and does not load the whole file.
+        frame = pixel_array(path, index=0, transfer_syntax_uid=_transfer_syntax(header))
+        image = _to_image(frame, header)
+    except Exception as error:  # noqa: BLE001 - decoders raise many types: missing plugin, truncated or corrupt data
+        logger.warning('no thumbnail for %s: pixel data could not be decoded (%s: %s)',
+                       path, type(error).__name__, error)
+        return None
+
+    image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format='PNG', optimize=True)
+    return buffer.getvalue()
+
+
+def _to_image(frame: np.ndarray, header: Dataset) -> Image.Image:
+    photometric = str(header.get('PhotometricInterpretation', 'MONOCHROME2')).strip().upper()
+
+    if photometric == 'PALETTE COLOR':
+        rgb = apply_color_lut(frame, header)
+        bits = int(header.RedPaletteColorLookupTableDescriptor[2])
+        return Image.fromarray(_scale_to_uint8(rgb, 0, 2 ** bits - 1))
+
+    if frame.ndim == 3:
+        # pixel_array converts YBR color spaces to RGB, so a three-sample frame is RGB here.
+        rgb = frame[..., :3]
+        if rgb.dtype != np.uint8:
+            rgb = _scale_to_uint8(rgb, float(rgb.min()), float(rgb.max()))
+        return Image.fromarray(np.ascontiguousarray(rgb))
+
+    values = apply_modality_lut(frame, header).astype(np.float64)
+    low, high = _window(values, header)
+    gray = _scale_to_uint8(values, low, high)
+    if photometric == 'MONOCHROME1':
+        gray = 255 - gray
+    return Image.fromarray(gray)
+
+
+def _window(values: np.ndarray, header: Dataset) -> tuple[float, float]:
+    """Return the value range shown from black to white: the file's first window, else the pixel min/max."""
+    center = _first_number(header.get('WindowCenter'))
+    width = _first_number(header.get('WindowWidth'))
+    if center is not None and width is not None and width > 0:
+        return center - width / 2, center + width / 2
+    return float(values.min()), float(values.max())
+
+
+def _first_number(value: object) -> float | None:
+    if value is None or value == '':
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)

@@ -1,0 +1,346 @@
+"""The examination state machine and the patient's side of an examination.
+
+Every transition checks the actor's role and the current state in one transaction, writes an
+audit event and, after the commit, publishes an `ExamChanged` event for live pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlparse
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, StudyFile, Urgency, User)
+from ..models.base import utcnow
+from . import audit, events
+from .access import get_own_draft, get_visible_exam
+from .actors import SYSTEM, Actor, require_role
+from .errors import ConflictError, NotFoundError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = {
+    'CT': 'CT (computed tomography)',
+    'MR': 'MRI (magnetic resonance)',
+    'CR': 'X-ray (computed radiography)',
+    'DX': 'X-ray (digital radiography)',
+    'US': 'Ultrasound',
+    'MG': 'Mammography',
+    'NM': 'Nuclear medicine',
+    'PT': 'PET',
+    'OT': 'Other',
+}
+
+STATUS_LABELS = {
+    ExamStatus.DRAFT: 'Draft',
+    ExamStatus.AWAITING_PAYMENT: 'Awaiting payment',
+    ExamStatus.PENDING: 'Waiting for a radiologist',
+    ExamStatus.UNDER_REVIEW: 'Under review',
+    ExamStatus.REPORTED: 'Report ready',
+    ExamStatus.COMPLETED: 'Completed',
+    ExamStatus.CANCELLED: 'Cancelled',
+}
+
+MAX_LINKS = 10
+
+
+@dataclass(frozen=True)
+class ExamView:
+    """What pages show of an examination; plain values, safe to use after the session closed."""
+
+    id: str
+    status: str
+    status_label: str
+    patient_name: str
+    patient_birth_date: str
+    doctor_id: int | None
+    doctor_name: str | None
+    modality: str
+    body_part: str
+    clinical_question: str
+    history: str
+    urgency: str
+    prior_report_text: str
+    price_cents: int | None
+    currency: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    paid_at: datetime | None
+    accepted_at: datetime | None
+    reported_at: datetime | None
+    completed_at: datetime | None
+    image_count: int
+    links: tuple[tuple[int, str, str], ...]
+
+
+def _view(session: Session, exam: Examination) -> ExamView:
+    patient = session.get(Patient, exam.patient_id)
+    assert patient is not None
+    doctor_name = None
+    if exam.doctor_id is not None:
+        doctor = session.get(Doctor, exam.doctor_id)
+        doctor_name = doctor.user.full_name if doctor else None
+    image_count = session.scalar(select(func.count()).select_from(StudyFile).where(
+        StudyFile.examination_id == exam.id, StudyFile.kind == 'dicom')) or 0
+    return ExamView(
+        id=exam.id, status=exam.status, status_label=STATUS_LABELS[ExamStatus(exam.status)],
+        patient_name=patient.user.full_name, patient_birth_date=patient.date_of_birth.isoformat(),
+        doctor_id=exam.doctor_id, doctor_name=doctor_name, modality=exam.modality, body_part=exam.body_part,
+        clinical_question=exam.clinical_question, history=exam.history, urgency=exam.urgency,
+        prior_report_text=exam.prior_report_text, price_cents=exam.price_cents, currency=exam.currency,
+        created_at=exam.created_at, submitted_at=exam.submitted_at, paid_at=exam.paid_at,
+        accepted_at=exam.accepted_at, reported_at=exam.reported_at, completed_at=exam.completed_at,
+        image_count=image_count,
+        links=tuple((link.id, link.url, link.note) for link in exam.links),
+    )
+
+
+def _publish(exam_id: str, status: str, doctor_id: int | None) -> None:
+    events.publish(events.ExamChanged(examination_id=exam_id, status=status, doctor_id=doctor_id))
+
+
+# --- patient: drafts ---------------------------------------------------------------------------
+
+def create_draft(*, actor: Actor) -> str:
+    """Start a new examination for the acting patient and return its id."""
+    require_role(actor, Role.PATIENT)
+    with session_scope() as session:
+        exam = Examination(patient_id=actor.patient_id, status=ExamStatus.DRAFT)
+        session.add(exam)
+        session.flush()
+        audit.record(session, actor, 'examination.created', 'examination', exam.id)
+        logger.info('examination %s created by user %s', exam.id, actor.user_id)
+        return exam.id
+
+
+def update_details(*, actor: Actor, examination_id: str, modality: str, body_part: str, clinical_question: str,
+                   history: str = '', urgency: str = Urgency.ROUTINE, prior_report_text: str = '') -> None:
+    """Save the clinical details of a draft; a draft may be saved incomplete."""
+    modality = (modality or '').strip().upper()
+    if modality and modality not in MODALITIES:
+        raise ValidationError(f'Modality "{modality}" is unknown. Choose one from the list.', field='modality')
+    if urgency not in {u.value for u in Urgency}:
+        raise ValidationError(f'Urgency "{urgency}" is unknown. Choose routine or urgent.', field='urgency')
+    fields = {'body_part': (body_part, 120), 'clinical_question': (clinical_question, 4000),
+              'history': (history, 8000), 'prior_report_text': (prior_report_text, 20000)}
+    for name, (value, limit) in fields.items():
+        if len(value or '') > limit:
+            raise ValidationError(f'{name.replace("_", " ").capitalize()} must have at most {limit} characters.',
+                                  field=name)
+    with session_scope() as session:
+        exam = get_own_draft(session, actor, examination_id)
+        exam.modality = modality
+        exam.body_part = (body_part or '').strip()
+        exam.clinical_question = (clinical_question or '').strip()
+        exam.history = (history or '').strip()
+        exam.urgency = urgency
+        exam.prior_report_text = (prior_report_text or '').strip()
+
+
+def add_link(*, actor: Actor, examination_id: str, url: str, note: str = '') -> None:
+    """Attach a link to images stored elsewhere (an http or https address)."""
+    url = (url or '').strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in {'http', 'https'} or not parsed.netloc:
+        raise ValidationError(f'Link "{url}" is invalid: give a full address starting with https://.', field='url')
+    if len(url) > 2000:
+        raise ValidationError('Link must have at most 2000 characters.', field='url')
+    with session_scope() as session:
+        exam = get_own_draft(session, actor, examination_id)
+        if len(exam.links) >= MAX_LINKS:
+            raise ValidationError(f'An examination can have at most {MAX_LINKS} links.', field='url')
+        session.add(ImageLink(examination_id=exam.id, url=url, note=(note or '').strip()[:500]))
+
+
+def remove_link(*, actor: Actor, examination_id: str, link_id: int) -> None:
+    with session_scope() as session:
+        exam = get_own_draft(session, actor, examination_id)
+        link = session.get(ImageLink, link_id)
+        if link is None or link.examination_id != exam.id:
+            raise NotFoundError('Link')
+        session.delete(link)
+
+
+def submit(*, actor: Actor, examination_id: str) -> None:
+    """Move a complete draft to awaiting_payment and fix its price."""
+    settings = get_settings()
+    with session_scope() as session:
+        exam = get_own_draft(session, actor, examination_id)
+        missing = []
+        if not exam.modality:
+            missing.append('modality')
+        if not exam.body_part:
+            missing.append('body part')
+        if not exam.clinical_question:
+            missing.append('clinical question')
+        has_images = session.scalar(select(func.count()).select_from(StudyFile).where(
+            StudyFile.examination_id == exam.id, StudyFile.kind == 'dicom'))
+        if not has_images and not exam.links:
+            missing.append('images (upload DICOM files or add a link)')
+        if missing:
+            raise ValidationError('Cannot submit yet. Missing: ' + ', '.join(missing) + '.')
+        exam.status = ExamStatus.AWAITING_PAYMENT
+        exam.submitted_at = utcnow()
+        exam.price_cents = settings.price_for(exam.modality, exam.urgency)
+        exam.currency = settings.currency
+        audit.record(session, actor, 'examination.submitted', 'examination', exam.id, price_cents=exam.price_cents)
+        logger.info('examination %s submitted, price %s %s', exam.id, exam.price_cents, exam.currency)
+    _publish(examination_id, ExamStatus.AWAITING_PAYMENT, None)
+
+
+def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
+    """Cancel an examination that no doctor has accepted yet (patient: own ones; admin: any)."""
+    with session_scope() as session:
+        exam = get_visible_exam(session, actor, examination_id)
+        if actor.role not in {Role.PATIENT, Role.ADMIN}:
+            raise NotFoundError('Examination')
+        allowed = {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
+        if exam.status not in allowed:
+            raise ConflictError(f'This examination is {STATUS_LABELS[ExamStatus(exam.status)].lower()} '
+                                'and can no longer be cancelled.')
+        was_paid = exam.status == ExamStatus.PENDING
+        exam.status = ExamStatus.CANCELLED
+        exam.cancelled_at = utcnow()
+        if was_paid:
+            from .payments import refund_in_session
+            refund_in_session(session, exam)
+        audit.record(session, actor, 'examination.cancelled', 'examination', exam.id, reason=reason[:500])
+        logger.info('examination %s cancelled by user %s', exam.id, actor.user_id)
+    _publish(examination_id, ExamStatus.CANCELLED, None)
+
+
+# --- doctor: accept and release ------------------------------------------------------------------
+
+def accept(*, actor: Actor, examination_id: str) -> None:
+    """Give a pending case to the acting doctor; exactly one of several concurrent doctors wins."""
+    require_role(actor, Role.DOCTOR)
+    with session_scope() as session:
+        doctor = session.get(Doctor, actor.doctor_id)
+        if doctor is None or not doctor.is_active or not doctor.user.is_active:
+            raise ConflictError('Your account is deactivated, so you cannot accept cases.')
+        # Compare-and-set: the UPDATE only matches while the case is still pending, so when two doctors
+        # accept at once the database lets one row change and the other sees rowcount 0.
+        result = session.execute(
+            update(Examination)
+            .where(Examination.id == examination_id, Examination.status == ExamStatus.PENDING)
+            .values(status=ExamStatus.UNDER_REVIEW, doctor_id=doctor.id, accepted_at=utcnow())
+        )
+        if result.rowcount != 1:
+            exam = session.get(Examination, examination_id)
+            if exam is None or exam.status in {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT}:
+                raise NotFoundError('Examination')
+            if exam.status == ExamStatus.CANCELLED:
+                raise ConflictError('This case was cancelled by the patient.')
+            raise ConflictError('This case was already accepted by another doctor.')
+        exam = session.get(Examination, examination_id)
+        assert exam is not None
+        patient = session.get(Patient, exam.patient_id)
+        assert patient is not None
+        from .notifications import enqueue_email
+        enqueue_email(session, user_id=patient.user_id, examination_id=exam.id, recipient=patient.user.email,
+                      template='case_accepted',
+                      context={'patient_name': patient.user.full_name, 'examination_id': exam.id})
+        audit.record(session, actor, 'examination.accepted', 'examination', examination_id)
+        logger.info('examination %s accepted by doctor %s', examination_id, doctor.id)
+    _publish(examination_id, ExamStatus.UNDER_REVIEW, actor.doctor_id)
+
+
+def release(*, actor: Actor, examination_id: str) -> None:
+    """Give a case under review back to the pending list."""
+    require_role(actor, Role.DOCTOR)
+    with session_scope() as session:
+        result = session.execute(
+            update(Examination)
+            .where(Examination.id == examination_id, Examination.status == ExamStatus.UNDER_REVIEW,
+                   Examination.doctor_id == actor.doctor_id)
+            .values(status=ExamStatus.PENDING, doctor_id=None, accepted_at=None)
+        )
+        if result.rowcount != 1:
+            exam = get_visible_exam(session, actor, examination_id)
+            raise ConflictError(f'This case is {STATUS_LABELS[ExamStatus(exam.status)].lower()}, '
+                                'so it cannot be released.')
+        audit.record(session, actor, 'examination.released', 'examination', examination_id)
+        logger.info('examination %s released by doctor %s', examination_id, actor.doctor_id)
+    _publish(examination_id, ExamStatus.PENDING, None)
+
+
+def mark_patient_notified(*, examination_id: str) -> bool:
+    """Move a reported examination to completed once the report email went out; True when it moved."""
+    with session_scope() as session:
+        result = session.execute(
+            update(Examination)
+            .where(Examination.id == examination_id, Examination.status == ExamStatus.REPORTED)
+            .values(status=ExamStatus.COMPLETED, completed_at=utcnow())
+        )
+        if result.rowcount != 1:
+            return False
+        exam = session.get(Examination, examination_id)
+        assert exam is not None
+        audit.record(session, SYSTEM, 'examination.completed', 'examination', examination_id)
+        logger.info('examination %s completed: patient notified', examination_id)
+        doctor_id = exam.doctor_id
+    _publish(examination_id, ExamStatus.COMPLETED, doctor_id)
+    return True
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+def get_exam(*, actor: Actor, examination_id: str) -> ExamView:
+    with session_scope() as session:
+        exam = get_visible_exam(session, actor, examination_id)
+        return _view(session, exam)
+
+
+def list_for_patient(*, actor: Actor) -> list[ExamView]:
+    require_role(actor, Role.PATIENT)
+    with session_scope() as session:
+        exams = session.scalars(select(Examination).where(Examination.patient_id == actor.patient_id)
+                                .order_by(Examination.created_at.desc())).all()
+        return [_view(session, exam) for exam in exams]
+
+
+def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0) -> tuple[list[ExamView], int]:
+    """Return one page of paid cases waiting for a doctor, urgent first, then the longest waiting."""
+    require_role(actor, Role.DOCTOR, Role.ADMIN)
+    with session_scope() as session:
+        query = select(Examination).where(Examination.status == ExamStatus.PENDING)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        urgent_first = (Examination.urgency == Urgency.URGENT).desc()
+        exams = session.scalars(query.order_by(urgent_first, Examination.paid_at.asc())
+                                .limit(limit).offset(offset)).all()
+        return [_view(session, exam) for exam in exams], total
+
+
+def list_for_doctor(*, actor: Actor) -> list[ExamView]:
+    """Return the acting doctor's own cases: under review first, then reported and completed."""
+    require_role(actor, Role.DOCTOR)
+    with session_scope() as session:
+        exams = session.scalars(select(Examination).where(Examination.doctor_id == actor.doctor_id)
+                                .order_by(Examination.accepted_at.desc())).all()
+        order = {ExamStatus.UNDER_REVIEW: 0, ExamStatus.REPORTED: 1, ExamStatus.COMPLETED: 2}
+        views = [_view(session, exam) for exam in exams]
+        return sorted(views, key=lambda view: order.get(ExamStatus(view.status), 3))
+
+
+def list_all(*, actor: Actor, status: str | None = None, limit: int = 500) -> list[ExamView]:
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        query = select(Examination).order_by(Examination.created_at.desc()).limit(limit)
+        if status:
+            query = query.where(Examination.status == status)
+        return [_view(session, exam) for exam in session.scalars(query).all()]
+
+
+def patient_email(session: Session, exam: Examination) -> tuple[int, str, str]:
+    """Return (user id, email, full name) of the examination's patient."""
+    patient = session.get(Patient, exam.patient_id)
+    assert patient is not None
+    user = session.get(User, patient.user_id)
+    assert user is not None
+    return user.id, user.email, user.full_name

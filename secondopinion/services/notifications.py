@@ -1,0 +1,482 @@
+"""The notification outbox: emails are queued with the event that causes them and delivered by a background job.
+
+`enqueue_email` adds a row in the caller's transaction, so a message exists exactly when its event
+committed. `deliver_due` claims due rows one at a time with a compare-and-set UPDATE, sends outside any
+transaction and records the result. Delivery is at least once: a run that crashes after the server
+accepted a message but before recording it leaves the row in `sending`, and a later run sends it again
+once the claim is older than STALE_CLAIM_AFTER.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import Notification, NotificationStatus, Role
+from ..models.base import utcnow
+from . import audit
+from .actors import Actor, require_role
+from .errors import ConflictError, NotFoundError, ValidationError
+from .mail import OutgoingEmail, Transport, get_transport
+
+logger = logging.getLogger(__name__)
+
+# A row claimed longer ago than this is taken to belong to a run that crashed mid-send, and is sent again.
+STALE_CLAIM_AFTER = timedelta(minutes=10)
+RETRY_BASE_DELAY = timedelta(seconds=30)
+RETRY_MAX_DELAY = timedelta(hours=1)
+MAX_ERROR_LENGTH = 500
+EMAIL_CHANNEL = 'email'
+
+
+# --- templates ---------------------------------------------------------------------------------
+# Bodies name the examination and link to the app, but never contain findings or diagnosis text:
+# the report itself travels only as the PDF attachment and behind the sign-in.
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class _Template:
+    required: tuple[str, ...]
+    render: Callable[[Mapping[str, str]], RenderedEmail]
+
+
+def _absolute_link(link: str) -> str:
+    """Return an absolute URL: paths starting with "/" are joined to `public_base_url`."""
+    if link.startswith(('http://', 'https://')):
+        return link
+    if not link.startswith('/'):
+        raise ValueError(f'email link "{link}" is invalid: use a path starting with "/" or an http(s) URL')
+    return get_settings().public_base_url.rstrip('/') + link
+
+
+def _compose(subject: str, greeting_name: str, paragraphs: list[str], link: str | None,
+             link_label: str) -> RenderedEmail:
+    """Build the text and HTML bodies from plain-text paragraphs; every value is HTML-escaped here."""
+    practice = get_settings().practice_name
+    text_parts = [f'Hello {greeting_name},', *paragraphs]
+    html_parts = [f'<p>Hello {escape(greeting_name)},</p>', *(f'<p>{escape(p)}</p>' for p in paragraphs)]
+    if link:
+        text_parts.append(f'{link_label}:\n{link}')
+        html_parts.append(f'<p><a href="{escape(link, quote=True)}">{escape(link_label)}</a></p>')
+    text_parts.append(f'Kind regards,\n{practice}')
+    html_parts.append(f'<p>Kind regards,<br>{escape(practice)}</p>')
+    html = ('<!DOCTYPE html>\n<html><body style="font-family: Arial, sans-serif; color: #1f2933;">\n'
+            + '\n'.join(html_parts) + '\n</body></html>\n')
+    return RenderedEmail(subject=subject, text='\n\n'.join(text_parts) + '\n', html=html)
+
+
+def _render_report_ready(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
+    return _compose(
+        'Your second opinion report is ready', context['patient_name'],
+        [f'The radiologist has finalized the second opinion for your examination {exam_id}.',
+         'The report is attached to this email as a PDF file. You can also read and download it after signing in.'],
+        link, 'Sign in to view your report')
+
+
+def _render_payment_received(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
+    return _compose(
+        'Payment received for your examination', context['patient_name'],
+        [f'We received your payment of {context["amount"]} for examination {exam_id}.',
+         'Your case now waits for a radiologist. We will email you when a radiologist accepts it.'],
+        link, 'Follow the status of your examination')
+
+
+def _render_case_accepted(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
+    return _compose(
+        'A radiologist is reviewing your examination', context['patient_name'],
+        [f'A radiologist has accepted examination {exam_id} and is now reviewing your images.',
+         'We will email you when the report is ready.'],
+        link, 'Follow the status of your examination')
+
+
+def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
+    practice = get_settings().practice_name
+    # NOTE: the default sign-in path "/login" must match the route of the sign-in page.
+    link = _absolute_link(context.get('link') or '/login')
+    return _compose(
+        f'Welcome to {practice}', context['patient_name'],
+        ['Your account is ready. After signing in you can upload a study, describe your question '
+         'and follow your examination until the report arrives.'],
+        link, 'Sign in')
+
+
+TEMPLATES: dict[str, _Template] = {
+    'report_ready': _Template(('patient_name', 'examination_id'), _render_report_ready),
+    'payment_received': _Template(('patient_name', 'examination_id', 'amount'), _render_payment_received),
+    'case_accepted': _Template(('patient_name', 'examination_id'), _render_case_accepted),
+    'welcome': _Template(('patient_name',), _render_welcome),
+}
+
+
+def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render a named template; raise ValueError for an unknown template or a missing context key."""
+    spec = TEMPLATES.get(template)
+    if spec is None:
+        raise ValueError(f'email template "{template}" is unknown: use one of {", ".join(sorted(TEMPLATES))}')
+    missing = [key for key in spec.required if context.get(key) in (None, '')]
+    if missing:
+        raise ValueError(f'email template "{template}" is missing context values: {", ".join(missing)}')
+    values = {key: str(value) for key, value in context.items() if value is not None}
+    return spec.render(values)
+
+
+# --- queueing ----------------------------------------------------------------------------------
+
+def enqueue_email(session: Session, *, user_id: int | None, examination_id: str | None, recipient: str,
+                  template: str, context: dict, attachment_key: str | None = None,
+                  attachment_name: str | None = None) -> Notification:
+    """Add a queued email to the outbox in the caller's session; it is sent only if that transaction commits.
+
+    The attachment is read from blob storage at send time, so `attachment_key` must be saved before then.
+    Raises ValueError for an unknown template, missing context values or an invalid recipient.
+    """
+    recipient = (recipient or '').strip()
+    if '@' not in recipient or any(character.isspace() or ord(character) < 32 for character in recipient):
+        raise ValueError(f'email recipient "{recipient}" is invalid: expected one address like name@example.org')
+    if attachment_name and not attachment_key:
+        raise ValueError('attachment_name was given without attachment_key')
+    rendered = render_template(template, context)
+    if attachment_key and not attachment_name:
+        attachment_name = attachment_key.rsplit('/', 1)[-1]
+
+    notification = Notification(
+        user_id=user_id, examination_id=examination_id, channel=EMAIL_CHANNEL, recipient=recipient,
+        template=template, subject=rendered.subject, body_text=rendered.text, body_html=rendered.html,
+        attachment_key=attachment_key, attachment_name=attachment_name, status=NotificationStatus.QUEUED,
+        attempts=0, next_attempt_at=utcnow(), last_error='',
+    )
+    session.add(notification)
+    session.flush()
+    logger.info('notification %s queued: template %s for examination %s', notification.id, template,
+                examination_id)
+    return notification
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A due row as seen by the selecting query; the claim succeeds only if it is still unchanged."""
+
+    id: int
+    status: str
+    attempts: int
+    claimed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """What a run needs to send one claimed row, copied out so no session stays open during the send."""
+
+    id: int
+    examination_id: str | None
+    template: str
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str
+    attachment_key: str | None
+    attachment_name: str | None
+    attempts_before: int
+    claimed_at: datetime
+
+
+def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
+    """Send up to `limit` due emails and return how many were sent.
+
+    Due means queued with `next_attempt_at <= now`, or stuck in `sending` for longer than
+    STALE_CLAIM_AFTER. Every database step uses its own short transaction, and the run uses one
+    clock value `now` for claims, `sent_at` and retry times.
+    """
+    now = _utc(now) if now is not None else utcnow()
+    settings = get_settings()
+    transport = get_transport(settings)
+    sent = 0
+    for candidate in _select_due(now, limit):
+        claimed = _claim(candidate, now)
+        if claimed is None:
+            continue
+        if candidate.status == NotificationStatus.SENDING:
+            logger.warning('notification %s for examination %s was claimed at %s and never finished; sending it '
+                           'again, so the recipient may get it twice', claimed.id, claimed.examination_id,
+                           candidate.claimed_at)
+        try:
+            _send(transport, claimed)
+        except Exception as error:  # noqa: BLE001 - any failure of one message is recorded and retried
+            _record_failure(claimed, error, now, settings.notification_max_attempts)
+            continue
+        if _record_success(claimed, now):
+            sent += 1
+            _after_sent(claimed)
+    return sent
+
+
+def _due_condition(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Notification.channel == EMAIL_CHANNEL,
+        or_(
+            and_(Notification.status == NotificationStatus.QUEUED, Notification.next_attempt_at <= now),
+            and_(Notification.status == NotificationStatus.SENDING, Notification.claimed_at < now - STALE_CLAIM_AFTER),
+        ),
+    )
+
+
+def _select_due(now: datetime, limit: int) -> list[_Candidate]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Notification.id, Notification.status, Notification.attempts, Notification.claimed_at)
+            .where(_due_condition(now))
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+        ).all()
+    return [_Candidate(id=row.id, status=row.status, attempts=row.attempts, claimed_at=row.claimed_at)
+            for row in rows]
+
+
+def _claim(candidate: _Candidate, now: datetime) -> _Claimed | None:
+    """Mark the row as sending and commit, or return None when another run changed or claimed it first."""
+    if candidate.claimed_at is None:
+        same_claim = Notification.claimed_at.is_(None)
+    else:
+        same_claim = Notification.claimed_at == candidate.claimed_at
+    with session_scope() as session:
+        # The UPDATE comes first in this transaction, so SQLite takes the write lock before any read.
+        result = session.execute(
+            update(Notification)
+            .where(Notification.id == candidate.id, Notification.status == candidate.status,
+                   Notification.attempts == candidate.attempts, same_claim, _due_condition(now))
+            .values(status=NotificationStatus.SENDING, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            logger.debug('notification %s was claimed by another run', candidate.id)
+            return None
+        row = session.get(Notification, candidate.id)
+        assert row is not None
+        return _Claimed(
+            id=row.id, examination_id=row.examination_id, template=row.template, recipient=row.recipient,
+            subject=row.subject, body_text=row.body_text, body_html=row.body_html,
+            attachment_key=row.attachment_key, attachment_name=row.attachment_name,
+            attempts_before=row.attempts, claimed_at=now,
+        )
+
+
+def _send(transport: Transport, claimed: _Claimed) -> None:
+    attachments = []
+    if claimed.attachment_key:
+        from .storage import get_storage
+
+        content = b''.join(get_storage().iter_chunks(claimed.attachment_key))
+        name = claimed.attachment_name or claimed.attachment_key.rsplit('/', 1)[-1]
+        content_type = mimetypes.guess_type(name)[0] or 'application/octet-stream'
+        attachments.append((name, content_type, content))
+    transport.send(OutgoingEmail(to=claimed.recipient, subject=claimed.subject, text=claimed.body_text,
+                                 html=claimed.body_html, attachments=attachments, notification_id=claimed.id))
+
+
+def _still_ours(claimed: _Claimed) -> ColumnElement[bool]:
+    """Match the row only while this run's claim holds, so a run that reclaimed it is not overwritten."""
+    return and_(Notification.id == claimed.id, Notification.status == NotificationStatus.SENDING,
+                Notification.claimed_at == claimed.claimed_at)
+
+
+def _record_success(claimed: _Claimed, now: datetime) -> bool:
+    with session_scope() as session:
+        result = session.execute(
+            update(Notification).where(_still_ours(claimed))
+            .values(status=NotificationStatus.SENT, sent_at=now, attempts=claimed.attempts_before + 1,
+                    claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    if result.rowcount != 1:
+        logger.warning('notification %s for examination %s was sent, but another run had reclaimed it meanwhile',
+                       claimed.id, claimed.examination_id)
+        return False
+    logger.info('notification %s sent: template %s for examination %s, attempt %s', claimed.id, claimed.template,
+                claimed.examination_id, claimed.attempts_before + 1)
+    return True
+
+
+def _after_sent(claimed: _Claimed) -> None:
+    """Complete the examination once the report email went out; a failure here does not undo the send."""
+    if claimed.template != 'report_ready' or not claimed.examination_id:
+        return
+    try:
+        from .examinations import mark_patient_notified
+
+        mark_patient_notified(examination_id=claimed.examination_id)
+    except Exception:
+        logger.exception('notification %s was sent, but marking examination %s as notified failed',
+                         claimed.id, claimed.examination_id)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Return the wait after the given number of failed attempts: 30 s, doubled per attempt, at most 1 hour."""
+    delay = RETRY_BASE_DELAY
+    for _ in range(1, attempts):
+        delay *= 2
+        if delay >= RETRY_MAX_DELAY:
+            return RETRY_MAX_DELAY
+    return delay
+
+
+def _record_failure(claimed: _Claimed, error: Exception, now: datetime, max_attempts: int) -> None:
+    attempts = claimed.attempts_before + 1
+    message = _describe_error(error)
+    final = attempts >= max_attempts
+    next_attempt_at = now if final else now + retry_delay(attempts)
+    with session_scope() as session:
+        result = session.execute(
+            update(Notification).where(_still_ours(claimed))
+            .values(status=NotificationStatus.FAILED if final else NotificationStatus.QUEUED, attempts=attempts,
+                    last_error=message, next_attempt_at=next_attempt_at, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    if result.rowcount != 1:
+        logger.warning('notification %s for examination %s failed (%s), but another run had reclaimed it meanwhile',
+                       claimed.id, claimed.examination_id, message)
+    elif final:
+        logger.error('notification %s for examination %s failed after %s attempts, giving up: %s',
+                     claimed.id, claimed.examination_id, attempts, message)
+    else:
+        logger.warning('notification %s for examination %s: attempt %s of %s failed, next attempt at %s: %s',
+                       claimed.id, claimed.examination_id, attempts, max_attempts, next_attempt_at.isoformat(),
+                       message)
+
+
+def _describe_error(error: Exception) -> str:
+    """Return "ExceptionClass: message", with the SMTP password masked, cut to MAX_ERROR_LENGTH characters."""
+    text = f'{type(error).__name__}: {error}'
+    password = get_settings().smtp_password
+    if password is not None and password.get_secret_value():
+        text = text.replace(password.get_secret_value(), '***')
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f'time {moment.isoformat()} has no time zone: pass an aware datetime in UTC')
+    return moment.astimezone(UTC)
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """Return the stored time as aware UTC; SQLite returns naive values that were written in UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# --- admin panel -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """One outbox row for the admin panel; bodies are left out because they contain personal data."""
+
+    id: int
+    created_at: datetime
+    channel: str
+    recipient: str
+    template: str
+    subject: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str
+    examination_id: str | None
+    user_id: int | None
+    attachment_name: str | None
+
+
+def retry_notification(*, actor: Actor, notification_id: int) -> None:
+    """Queue a failed notification again with its attempt count reset (admins only)."""
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        row = session.get(Notification, notification_id)
+        if row is None:
+            raise NotFoundError('Notification')
+        if row.status != NotificationStatus.FAILED:
+            raise ConflictError(f'Notification {notification_id} is {row.status}; only failed notifications '
+                                'can be retried.')
+        previous_attempts = row.attempts
+        row.status = NotificationStatus.QUEUED
+        row.attempts = 0
+        row.next_attempt_at = utcnow()
+        row.claimed_at = None
+        audit.record(session, actor, 'notification.retried', 'notification', notification_id,
+                     previous_attempts=previous_attempts, examination_id=row.examination_id)
+        examination_id = row.examination_id
+    logger.info('notification %s for examination %s queued again by user %s', notification_id, examination_id,
+                actor.user_id)
+
+
+def list_notifications(*, actor: Actor, status: str | None = None, limit: int = 200) -> list[NotificationRow]:
+    """Return the newest outbox rows, optionally only those with one status (admins only)."""
+    require_role(actor, Role.ADMIN)
+    if status is not None and status not in set(NotificationStatus):
+        allowed = ', '.join(NotificationStatus)
+        raise ValidationError(f'Notification status "{status}" is invalid: use one of {allowed}.', field='status')
+    if limit < 1:
+        raise ValidationError(f'Limit {limit} is invalid: it must be at least 1.', field='limit')
+    with session_scope() as session:
+        query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(Notification.status == status)
+        rows = session.scalars(query).all()
+        return [
+            NotificationRow(
+                id=row.id, created_at=_as_utc(row.created_at), channel=row.channel, recipient=row.recipient,
+                template=row.template, subject=row.subject, status=row.status, attempts=row.attempts,
+                next_attempt_at=_as_utc(row.next_attempt_at), sent_at=_as_utc(row.sent_at),
+                last_error=row.last_error, examination_id=row.examination_id, user_id=row.user_id,
+                attachment_name=row.attachment_name,
+            )
+            for row in rows
+        ]
+
+
+def outbox_files(*, actor: Actor) -> list[Path]:
+    """Return the .eml files written by the outbox transport, newest first (admins only)."""
+    require_role(actor, Role.ADMIN)
+    folder = get_settings().outbox_dir
+    if not folder.is_dir():
+        return []
+    # File names start with a fixed-width UTC timestamp, so name order is write order.
+    return sorted((path for path in folder.glob('*.eml') if path.is_file()), key=lambda path: path.name,
+                  reverse=True)
+
+
+def read_eml(*, actor: Actor, name: str) -> str:
+    """Return the raw source of one outbox .eml file (admins only)."""
+    require_role(actor, Role.ADMIN)
+    if not name or '/' in name or '\\' in name or name.startswith('.') or not name.endswith('.eml'):
+        raise ValidationError(f'Outbox file name "{name}" is invalid: expected a file name ending in .eml '
+                              'without a folder.', field='name')
+    path = get_settings().outbox_dir / name
+    if not path.is_file():
+        raise NotFoundError('Outbox file')
+    return path.read_text(encoding='utf-8', errors='replace')

@@ -1,0 +1,223 @@
+"""Payments through a checkout gateway, applied exactly once, and the incomes they create.
+
+With no payment provider configured the built-in test gateway is used: its checkout page is
+part of this app, is labelled as test mode, and completes through the same code path as a
+provider's webhook would.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import Examination, ExamStatus, Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent, Role
+from ..models.base import utcnow
+from . import audit, events
+from .access import get_visible_exam
+from .actors import SYSTEM, Actor, require_role
+from .errors import ConflictError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+def format_money(cents: int | None, currency: str | None) -> str:
+    if cents is None:
+        return '-'
+    sign = '-' if cents < 0 else ''
+    return f'{sign}{abs(cents) / 100:,.2f} {currency or ""}'.strip()
+
+
+@dataclass(frozen=True)
+class Checkout:
+    provider_ref: str
+    url: str
+
+
+class CheckoutGateway(Protocol):
+    name: str
+
+    def create_checkout(self, *, examination_id: str, amount_cents: int, currency: str,
+                        description: str) -> Checkout: ...
+
+    def refund(self, *, provider_ref: str, amount_cents: int) -> str: ...
+
+
+class TestCheckoutGateway:
+    """The embedded gateway: the checkout is a page of this app and no money moves."""
+
+    name = 'test'
+
+    def create_checkout(self, *, examination_id: str, amount_cents: int, currency: str,
+                        description: str) -> Checkout:
+        ref = f'test_{uuid.uuid4().hex}'
+        return Checkout(provider_ref=ref, url=f'/checkout/test/{ref}')
+
+    def refund(self, *, provider_ref: str, amount_cents: int) -> str:
+        return f'test_refund_{uuid.uuid4().hex}'
+
+
+def get_gateway() -> CheckoutGateway:
+    # NOTE: only the test gateway exists so far; a Stripe gateway will plug in here when a key is set.
+    return TestCheckoutGateway()
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    id: int
+    examination_id: str
+    provider: str
+    provider_ref: str
+    amount_cents: int
+    currency: str
+    status: str
+
+
+def start_checkout(*, actor: Actor, examination_id: str) -> str:
+    """Return the checkout address for an examination awaiting payment, reusing an open checkout."""
+    require_role(actor, Role.PATIENT)
+    gateway = get_gateway()
+    with session_scope() as session:
+        exam = get_visible_exam(session, actor, examination_id)
+        if exam.status != ExamStatus.AWAITING_PAYMENT:
+            raise ConflictError('This examination does not wait for payment.')
+        open_payment = session.scalar(select(Payment).where(
+            Payment.examination_id == exam.id, Payment.provider == gateway.name,
+            Payment.status == PaymentStatus.OPEN))
+        if open_payment is not None and gateway.name == 'test':
+            return f'/checkout/test/{open_payment.provider_ref}'
+        assert exam.price_cents is not None and exam.currency is not None
+        checkout = gateway.create_checkout(examination_id=exam.id, amount_cents=exam.price_cents,
+                                           currency=exam.currency,
+                                           description=f'Second opinion, {exam.modality} {exam.body_part}')
+        session.add(Payment(examination_id=exam.id, provider=gateway.name, provider_ref=checkout.provider_ref,
+                            amount_cents=exam.price_cents, currency=exam.currency))
+        audit.record(session, actor, 'checkout.started', 'examination', exam.id, provider=gateway.name)
+        logger.info('checkout started for examination %s with %s', exam.id, gateway.name)
+        return checkout.url
+
+
+def get_test_checkout(*, actor: Actor, provider_ref: str) -> tuple[PaymentView, str]:
+    """Return the payment behind a test checkout page and the examination's summary line."""
+    with session_scope() as session:
+        payment = session.scalar(select(Payment).where(Payment.provider == 'test',
+                                                       Payment.provider_ref == provider_ref))
+        if payment is None:
+            raise NotFoundError('Checkout')
+        exam = get_visible_exam(session, actor, payment.examination_id)
+        if actor.role != Role.PATIENT:
+            raise NotFoundError('Checkout')
+        summary = f'Second opinion: {exam.modality} {exam.body_part} ({exam.urgency})'
+        return _payment_view(payment), summary
+
+
+def _payment_view(payment: Payment) -> PaymentView:
+    return PaymentView(id=payment.id, examination_id=payment.examination_id, provider=payment.provider,
+                       provider_ref=payment.provider_ref, amount_cents=payment.amount_cents,
+                       currency=payment.currency, status=payment.status)
+
+
+def complete_test_checkout(*, actor: Actor, provider_ref: str) -> str:
+    """Pay on the test checkout page; returns the examination id."""
+    payment, _summary = get_test_checkout(actor=actor, provider_ref=provider_ref)
+    if payment.status == PaymentStatus.CANCELLED:
+        raise ConflictError('This checkout was cancelled. Start the payment again from your examination.')
+    apply_payment_succeeded(provider='test', provider_ref=provider_ref, event_id=f'test:{provider_ref}')
+    return payment.examination_id
+
+
+def cancel_test_checkout(*, actor: Actor, provider_ref: str) -> str:
+    """Leave the test checkout without paying; the examination keeps waiting for payment."""
+    payment, _summary = get_test_checkout(actor=actor, provider_ref=provider_ref)
+    with session_scope() as session:
+        session.execute(update(Payment).where(Payment.id == payment.id, Payment.status == PaymentStatus.OPEN)
+                        .values(status=PaymentStatus.CANCELLED))
+        audit.record(session, actor, 'checkout.cancelled', 'examination', payment.examination_id)
+    logger.info('test checkout cancelled for examination %s', payment.examination_id)
+    return payment.examination_id
+
+
+def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) -> bool:
+    """Record a successful payment once; True when this call applied it, False for a repeat."""
+    settings = get_settings()
+    try:
+        with session_scope() as session:
+            # The primary key on processed_events makes a second delivery of the same event fail here.
+            session.add(ProcessedEvent(id=event_id, provider=provider, event_type='payment.succeeded'))
+            session.flush()
+            payment = session.scalar(select(Payment).where(Payment.provider == provider,
+                                                           Payment.provider_ref == provider_ref))
+            if payment is None:
+                raise NotFoundError('Payment')
+            moved = session.execute(update(Payment).where(Payment.id == payment.id,
+                                                          Payment.status.in_([PaymentStatus.OPEN,
+                                                                              PaymentStatus.CANCELLED]))
+                                    .values(status=PaymentStatus.SUCCEEDED, succeeded_at=utcnow()))
+            if moved.rowcount != 1:
+                logger.info('payment %s already applied, event %s ignored', payment.id, event_id)
+                return False
+            exam = session.get(Examination, payment.examination_id)
+            assert exam is not None
+            if exam.status != ExamStatus.AWAITING_PAYMENT:
+                # NOTE: money arrived for an examination that was cancelled meanwhile; it stays
+                # recorded as succeeded for an admin to refund by hand.
+                logger.warning('payment %s succeeded for examination %s in state %s', payment.id, exam.id,
+                               exam.status)
+                return True
+            exam.status = ExamStatus.PENDING
+            exam.paid_at = utcnow()
+            fee = payment.amount_cents * settings.platform_fee_percent // 100
+            session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PAYMENT,
+                               amount_cents=payment.amount_cents, platform_fee_cents=fee,
+                               doctor_share_cents=payment.amount_cents - fee, currency=payment.currency))
+            from .examinations import patient_email
+            from .notifications import enqueue_email
+            user_id, email, name = patient_email(session, exam)
+            enqueue_email(session, user_id=user_id, examination_id=exam.id, recipient=email,
+                          template='payment_received',
+                          context={'patient_name': name, 'examination_id': exam.id,
+                                   'amount': format_money(payment.amount_cents, payment.currency)})
+            audit.record(session, SYSTEM, 'payment.succeeded', 'examination', exam.id, payment_id=payment.id,
+                         provider=provider)
+            logger.info('payment %s succeeded, examination %s is pending', payment.id, exam.id)
+            exam_id = exam.id
+    except IntegrityError:
+        logger.info('event %s from %s was already processed', event_id, provider)
+        return False
+    events.publish(events.ExamChanged(examination_id=exam_id, status=ExamStatus.PENDING, doctor_id=None))
+    return True
+
+
+def refund_in_session(session: Session, exam: Examination) -> None:
+    """Refund the successful payment of an examination inside the caller's transaction."""
+    payment = session.scalar(select(Payment).where(Payment.examination_id == exam.id,
+                                                   Payment.status == PaymentStatus.SUCCEEDED))
+    if payment is None:
+        return
+    gateway = get_gateway()
+    refund_ref = gateway.refund(provider_ref=payment.provider_ref, amount_cents=payment.amount_cents)
+    payment.status = PaymentStatus.REFUNDED
+    session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.REFUND,
+                       amount_cents=-payment.amount_cents, currency=payment.currency))
+    audit.record(session, SYSTEM, 'payment.refunded', 'examination', exam.id, payment_id=payment.id,
+                 refund_ref=refund_ref)
+    logger.info('payment %s refunded for examination %s', payment.id, exam.id)
+
+
+def record_doctor_earning(session: Session, exam: Examination) -> None:
+    """Add the doctor's share of the examination's payment to the ledger, once."""
+    payment_income = session.scalar(select(Income).where(Income.examination_id == exam.id,
+                                                         Income.kind == IncomeKind.PAYMENT))
+    if payment_income is None or exam.doctor_id is None:
+        logger.warning('no payment income for examination %s, no doctor earning recorded', exam.id)
+        return
+    session.add(Income(examination_id=exam.id, payment_id=payment_income.payment_id, doctor_id=exam.doctor_id,
+                       kind=IncomeKind.DOCTOR_EARNING, amount_cents=payment_income.doctor_share_cents,
+                       currency=payment_income.currency))

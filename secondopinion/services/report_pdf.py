@@ -1,0 +1,254 @@
+"""Rendering of the final second-opinion report as an A4 PDF with ReportLab."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (Flowable, HRFlowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
+                                Table, TableStyle)
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / 'assets'
+FONT_DIR = ASSETS_DIR / 'fonts'
+LOGO_PATH = ASSETS_DIR / 'logo.png'
+
+# DejaVu Sans covers Latin, Greek and Cyrillic, so names such as "Şükrü Yılmaz" render as real glyphs.
+# NOTE: scripts outside DejaVu Sans (Chinese, Arabic, Hebrew and others) render as empty boxes.
+FONT = 'DejaVuSans'
+FONT_BOLD = 'DejaVuSans-Bold'
+
+TEAL = colors.HexColor('#0d9488')
+GREY = colors.HexColor('#555555')
+LIGHT_GREY = colors.HexColor('#d0d5d9')
+
+PAGE_MARGIN = 18 * mm
+FOOTER_HEIGHT = 12 * mm
+# Characters that the PDF text layer cannot show; tabs and line feeds are handled separately.
+NO_BREAK_SPACE = '\u00a0'
+CONTROL_CHARACTERS = re.compile(r'[\x00-\x08\x0b-\x1f\x7f]')
+
+_fonts_lock = threading.Lock()
+_fonts_registered = False
+# NOTE: ReportLab does not document its rendering as thread-safe (fonts keep per-document state),
+# so one PDF is rendered at a time. Reports are finalized rarely, so the lock costs little.
+_render_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ReportPdfData:
+    """Everything printed on the report. The doctor's texts are plain text, and line breaks are kept."""
+
+    practice_name: str
+    report_id: str
+    examination_id: str
+    patient_name: str
+    patient_birth_date: date
+    modality: str
+    body_part: str
+    clinical_question: str
+    study_summary: str
+    doctor_name: str
+    doctor_license: str
+    doctor_specialty: str
+    findings: str
+    impression: str
+    recommendations: str
+    finalized_at: datetime
+    original_report_note: str = ''
+
+
+def render_report_pdf(data: ReportPdfData) -> bytes:
+    """Render the report and return the PDF bytes; identical data gives identical bytes.
+
+    Raises ValueError when `finalized_at` has no time zone, because the signature shows the time in UTC.
+    """
+    if data.finalized_at.tzinfo is None:
+        raise ValueError('finalized_at must be timezone-aware, for example datetime.now(UTC)')
+    _register_fonts()
+    with _render_lock:
+        # The footer shows "Page N of M", and M is known only after a first pass counts the pages.
+        _, page_count = _build(data, total_pages=None)
+        pdf, second_count = _build(data, total_pages=page_count)
+    if second_count != page_count:
+        raise RuntimeError(f'report PDF for examination {data.examination_id} changed page count between passes')
+    return pdf
+
+
+def _register_fonts() -> None:
+    global _fonts_registered
+    with _fonts_lock:
+        if _fonts_registered:
+            return
+        pdfmetrics.registerFont(TTFont(FONT, str(FONT_DIR / 'DejaVuSans.ttf')))
+        pdfmetrics.registerFont(TTFont(FONT_BOLD, str(FONT_DIR / 'DejaVuSans-Bold.ttf')))
+        # Without a family, <b> inside a paragraph would fall back to Helvetica-Bold and lose non-Latin glyphs.
+        pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
+        _fonts_registered = True
+
+
+# --- document assembly -------------------------------------------------------------------------
+
+def _build(data: ReportPdfData, *, total_pages: int | None) -> tuple[bytes, int]:
+    """Lay out the whole document once and return the PDF bytes and the number of pages."""
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer, pagesize=A4, invariant=1, initialFontName=FONT,
+        leftMargin=PAGE_MARGIN, rightMargin=PAGE_MARGIN, topMargin=PAGE_MARGIN,
+        bottomMargin=PAGE_MARGIN + FOOTER_HEIGHT,
+        title=f'Second Opinion Radiology Report {data.report_id}', author=data.practice_name,
+        subject=f'Examination {data.examination_id}', creator=data.practice_name,
+    )
+    pages_seen = 0
+
+    def draw_footer(canvas: Canvas, document: SimpleDocTemplate) -> None:
+        nonlocal pages_seen
+        pages_seen = document.page
+        _draw_footer(canvas, data, page=document.page, total_pages=total_pages)
+
+    doc.build(_story(data), onFirstPage=draw_footer, onLaterPages=draw_footer)
+    return buffer.getvalue(), pages_seen
+
+
+def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages: int | None) -> None:
+    width, _ = A4
+    line_y = PAGE_MARGIN + 2 * mm
+    text_y = PAGE_MARGIN - 3 * mm
+    canvas.saveState()
+    canvas.setStrokeColor(LIGHT_GREY)
+    canvas.setLineWidth(0.5)
+    canvas.line(PAGE_MARGIN, line_y, width - PAGE_MARGIN, line_y)
+    canvas.setFont(FONT, 8)
+    canvas.setFillColor(GREY)
+    canvas.drawString(PAGE_MARGIN, text_y, f'{data.practice_name} · Examination {data.examination_id}')
+    page_label = f'Page {page} of {total_pages}' if total_pages else f'Page {page}'
+    canvas.drawRightString(width - PAGE_MARGIN, text_y, page_label)
+    canvas.restoreState()
+
+
+def _story(data: ReportPdfData) -> list[Flowable]:
+    styles = _styles()
+    story: list[Flowable] = [
+        _header(data, styles),
+        Spacer(1, 6 * mm),
+        Paragraph('Second Opinion Radiology Report', styles['title']),
+        Spacer(1, 4 * mm),
+        _details_table(data, styles),
+        Spacer(1, 4 * mm),
+    ]
+    sections = [('Clinical question', data.clinical_question)]
+    if data.original_report_note.strip():
+        sections.append(('Original report', data.original_report_note))
+    sections += [
+        ('Findings', data.findings),
+        ('Impression', data.impression),
+        ('Recommendations', data.recommendations),
+    ]
+    for heading, text in sections:
+        story.extend(_section(heading, text, styles))
+    story.append(_signature(data, styles))
+    return story
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    body = ParagraphStyle('body', fontName=FONT, fontSize=10, leading=14, spaceAfter=5)
+    return {
+        'body': body,
+        'practice': ParagraphStyle('practice', parent=body, fontName=FONT_BOLD, fontSize=15, leading=19,
+                                   textColor=TEAL),
+        'title': ParagraphStyle('title', parent=body, fontName=FONT_BOLD, fontSize=17, leading=22),
+        'heading': ParagraphStyle('heading', parent=body, fontName=FONT_BOLD, fontSize=11.5, leading=15,
+                                  textColor=TEAL, spaceBefore=8, spaceAfter=4),
+        'label': ParagraphStyle('label', parent=body, fontName=FONT_BOLD, textColor=GREY, spaceAfter=0),
+        'value': ParagraphStyle('value', parent=body, spaceAfter=0),
+        'small': ParagraphStyle('small', parent=body, fontSize=8.5, leading=11, textColor=GREY,
+                                alignment=TA_RIGHT),
+        'signature': ParagraphStyle('signature', parent=body, spaceBefore=2),
+    }
+
+
+def _header(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
+    logo = Image(str(LOGO_PATH), width=16 * mm, height=16 * mm)
+    name = Paragraph(_markup(data.practice_name), styles['practice'])
+    reference = Paragraph(f'Report ID {_markup(data.report_id)}', styles['small'])
+    table = Table([[logo, name, reference]], colWidths=[20 * mm, None, 45 * mm])
+    table.setStyle(TableStyle([
+        ('VALIGN', (0, 0), (-1, -1), 'MIDDLE'),
+        ('LEFTPADDING', (0, 0), (0, 0), 0),
+        ('RIGHTPADDING', (-1, 0), (-1, 0), 0),
+        ('LINEBELOW', (0, 0), (-1, 0), 1.2, TEAL),
+        ('BOTTOMPADDING', (0, 0), (-1, 0), 3 * mm),
+    ]))
+    return table
+
+
+def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
+    examination = ' · '.join(part for part in (data.modality.strip(), data.body_part.strip()) if part)
+    rows = [
+        ('Patient', data.patient_name),
+        ('Date of birth', data.patient_birth_date.isoformat()),
+        ('Examination ID', data.examination_id),
+        ('Modality, body part', examination or '—'),
+        ('Images', data.study_summary or '—'),
+        ('Report finalized', _utc_text(data.finalized_at)),
+    ]
+    cells = [[Paragraph(_markup(label), styles['label']), Paragraph(_markup(value), styles['value'])]
+             for label, value in rows]
+    table = Table(cells, colWidths=[40 * mm, None])
+    table.setStyle(TableStyle([
+        ('VALIGN', (0, 0), (-1, -1), 'TOP'),
+        ('BACKGROUND', (0, 0), (-1, -1), colors.HexColor('#f3f7f7')),
+        ('LINEBELOW', (0, 0), (-1, -2), 0.4, LIGHT_GREY),
+        ('TOPPADDING', (0, 0), (-1, -1), 3),
+        ('BOTTOMPADDING', (0, 0), (-1, -1), 4),
+        ('LEFTPADDING', (0, 0), (-1, -1), 6),
+    ]))
+    return table
+
+
+def _section(heading: str, text: str, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Return a heading and one paragraph per block of text separated by blank lines."""
+    blocks = [block for block in re.split(r'\n\s*\n', _normalize(text)) if block.strip()] or ['—']
+    paragraphs = [Paragraph(_markup(block.strip('\n')), styles['body']) for block in blocks]
+    # The heading stays on the same page as the first paragraph of its section.
+    return [KeepTogether([Paragraph(heading, styles['heading']), paragraphs[0]]), *paragraphs[1:]]
+
+
+def _signature(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
+    # No-break spaces keep the date, time and "UTC" on one line.
+    signed_at = _utc_text(data.finalized_at).replace(' ', NO_BREAK_SPACE)
+    text = (f'Electronically signed by <b>{_markup(data.doctor_name)}</b> ({_markup(data.doctor_specialty)}), '
+            f'License {_markup(data.doctor_license)}, on {signed_at}')
+    return KeepTogether([
+        Spacer(1, 8 * mm),
+        HRFlowable(width='100%', thickness=0.6, color=LIGHT_GREY, spaceAfter=3 * mm),
+        Paragraph(text, styles['signature']),
+    ])
+
+
+# --- text helpers ------------------------------------------------------------------------------
+
+def _normalize(text: str) -> str:
+    text = (text or '').replace('\r\n', '\n').replace('\r', '\n').replace('\t', '    ')
+    return CONTROL_CHARACTERS.sub('', text)
+
+
+def _markup(text: str) -> str:
+    """Escape plain text for ReportLab paragraph markup and turn line breaks into <br/>."""
+    return escape(_normalize(text)).replace('\n', '<br/>')
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')

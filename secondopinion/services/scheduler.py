@@ -1,0 +1,67 @@
+"""Background delivery of the notification outbox with APScheduler 3."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from ..config import get_settings
+from . import notifications
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_JOB_ID = 'deliver-notifications'
+# Seconds a run may start late and still run. Later runs are dropped, which loses nothing because
+# the next run delivers every row that is due by then.
+MISFIRE_GRACE_SECONDS = 60
+
+_lock = threading.Lock()
+_scheduler: BackgroundScheduler | None = None
+
+
+def start_scheduler() -> None:
+    """Start delivering due notifications every `notification_interval_seconds`; a second call does nothing."""
+    global _scheduler
+    with _lock:
+        if _scheduler is not None:
+            return
+        interval = get_settings().notification_interval_seconds
+        scheduler = BackgroundScheduler(timezone=UTC)
+        # One run at a time (max_instances=1). Runs missed while one was busy are coalesced into a
+        # single run, because each run delivers everything due, so repeating them would add nothing.
+        scheduler.add_job(
+            _deliver_job, 'interval', seconds=interval, id=DELIVERY_JOB_ID, max_instances=1, coalesce=True,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        _scheduler = scheduler
+    logger.info('notification scheduler started: delivery every %s s', interval)
+
+
+def stop_scheduler() -> None:
+    """Stop the scheduler and wait for a running delivery to finish; does nothing when it is not running.
+
+    Waiting keeps a message from being left in `sending`, where it would be sent again only after
+    the stale-claim timeout.
+    """
+    global _scheduler
+    with _lock:
+        scheduler, _scheduler = _scheduler, None
+    if scheduler is None:
+        return
+    scheduler.shutdown(wait=True)
+    logger.info('notification scheduler stopped')
+
+
+def _deliver_job() -> None:
+    """Run one delivery; every exception is logged here, so a failing run never stops the scheduler."""
+    try:
+        sent = notifications.deliver_due()
+    except Exception:
+        logger.exception('notification delivery run failed')
+        return
+    if sent:
+        logger.info('notification delivery run sent %s message(s)', sent)

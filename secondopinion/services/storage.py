@@ -1,0 +1,169 @@
+"""Blob storage for uploaded files, thumbnails and reports, addressed by keys like `exams/<id>/files/<uuid>.dcm`.
+
+`LocalStorage` keeps blobs in a folder. A cloud implementation (Azure Blob Storage) is meant to
+implement the same `BlobStorage` protocol, so callers only ever see keys, never paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from ..config import get_settings
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+MAX_KEY_LENGTH = 300  # the length of the key columns in the database
+KEY_SEGMENT_PATTERN = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9._-]*$')
+TEMP_PREFIX = '.tmp-'
+
+
+class InvalidKeyError(ValueError):
+    """A storage key that is empty, too long, absolute, or contains `..` or characters outside `[A-Za-z0-9._/-]`."""
+
+
+def validate_key(key: str) -> str:
+    """Return the key unchanged, or raise InvalidKeyError.
+
+    Segments may not start with a dot, which rules out `.` and `..` and keeps keys apart from the
+    `.tmp-` files that `LocalStorage.save` writes next to the final file.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f'Storage key {key!r} must have 1 to {MAX_KEY_LENGTH} characters.')
+    if key.startswith('/'):
+        raise InvalidKeyError(f'Storage key {key!r} must be relative, not start with "/".')
+    for segment in key.split('/'):
+        if not KEY_SEGMENT_PATTERN.match(segment):
+            raise InvalidKeyError(
+                f'Storage key {key!r} is invalid: each part between "/" must be non-empty, must not start with '
+                f'a dot, and may only contain letters, digits, ".", "_" and "-".')
+    return key
+
+
+class BlobStorage(Protocol):
+    """Key-based blob storage. Reading a missing key raises FileNotFoundError."""
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write the chunks under the key, replacing any blob there, and return the number of bytes written.
+
+        Readers see either the old blob or the complete new one, never a partial file.
+        """
+        ...
+
+    def save_file(self, key: str, path: Path) -> int:
+        """Copy a local file into the storage under the key and return its size in bytes."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """Open the blob for binary reading; the caller closes it."""
+        ...
+
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the blob's content in chunks of at most chunk_size bytes."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete the blob; deleting a missing key does nothing."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        ...
+
+    def size(self, key: str) -> int:
+        """Return the blob's size in bytes."""
+        ...
+
+    def check(self) -> None:
+        """Write, read back and delete a probe blob; raise OSError when any step fails."""
+        ...
+
+
+def iter_file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield a local file's content in chunks of at most chunk_size bytes."""
+    with path.open('rb') as file:
+        while chunk := file.read(chunk_size):
+            yield chunk
+
+
+class LocalStorage:
+    """Blobs as files under a root folder; the key is the relative path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f'LocalStorage({str(self.root)!r})'
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def save(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temporary file lives in the target folder so os.replace is an atomic rename on one filesystem.
+        descriptor, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        written = 0
+        try:
+            with os.fdopen(descriptor, 'wb') as file:
+                for chunk in chunks:
+                    file.write(chunk)
+                    written += len(chunk)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return written
+
+    def save_file(self, key: str, path: Path) -> int:
+        return self.save(key, iter_file_chunks(path))
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open('rb')
+
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        return iter_file_chunks(self._path(key), chunk_size)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def check(self) -> None:
+        key = f'healthz/{uuid.uuid4().hex}'
+        payload = b'storage check'
+        try:
+            self.save(key, [payload])
+            with self.open(key) as file:
+                if file.read() != payload:
+                    raise OSError(f'Storage folder {self.root} returned different bytes than were written.')
+        finally:
+            self.delete(key)
+
+
+@lru_cache(maxsize=8)
+def _local_storage(root: Path) -> LocalStorage:
+    root.mkdir(parents=True, exist_ok=True)
+    logger.info('local blob storage in %s', root)
+    return LocalStorage(root)
+
+
+def get_storage() -> BlobStorage:
+    """Return the storage configured by the current settings.
+
+    Instances are cached per folder, so tests that change the data folder get a new one.
+    """
+    return _local_storage(get_settings().blob_dir.resolve())
