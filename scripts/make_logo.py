@@ -1,4 +1,6 @@
-"""Draw assets/logo.png: a teal rounded square with a white cross, 256x256 pixels with a transparent corner area.
+"""Draw assets/logo.png: a teal rounded square with a white cross, 256x256 pixels.
+
+Pixels outside the rounded corners are transparent.
 
 Run from the repository root: `python scripts/make_logo.py`. The output is deterministic, so rerunning it
 leaves the committed file unchanged.

@@ -41,6 +41,8 @@ def create_admin_command(argv: list[str]) -> int:
 def main() -> None:
     """Entry point of the `secondopinion` console script."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # APScheduler logs every job run at INFO; our own job logs what it delivered.
+    logging.getLogger('apscheduler').setLevel(logging.WARNING)
     if len(sys.argv) > 1 and sys.argv[1] == 'create-admin':
         raise SystemExit(create_admin_command(sys.argv[2:]))
     from .server import run

@@ -40,7 +40,7 @@ class OutgoingEmail:
 
 class Transport(Protocol):
     def send(self, message: OutgoingEmail) -> None:
-        """Deliver the message or raise; returning means the message was accepted."""
+        """Deliver the message or raise. Returning means the SMTP server or the outbox folder accepted it."""
 
 
 def build_message(message: OutgoingEmail, *, sender: str, sender_name: str = '') -> EmailMessage:
@@ -125,9 +125,10 @@ class SmtpTransport:
         )
         with client:
             client.login()
-            refused = client.smtp.send_message(mime, from_addr=settings.mail_from, to_addrs=[message.to])
-        if refused:
-            raise smtplib.SMTPRecipientsRefused(refused)
+            refused_recipients = client.smtp.send_message(mime, from_addr=settings.mail_from,
+                                                          to_addrs=[message.to])
+        if refused_recipients:
+            raise smtplib.SMTPRecipientsRefused(refused_recipients)
         logger.info('notification %s sent by SMTP via %s:%s', message.notification_id, settings.smtp_host,
                     settings.smtp_port)
 

@@ -69,7 +69,7 @@ def _absolute_link(link: str) -> str:
 
 def _compose(subject: str, greeting_name: str, paragraphs: list[str], link: str | None,
              link_label: str) -> RenderedEmail:
-    """Build the text and HTML bodies from plain-text paragraphs; every value is HTML-escaped here."""
+    """Build the text and HTML bodies from plain-text paragraphs. Every value is HTML-escaped here."""
     practice = get_settings().practice_name
     text_parts = [f'Hello {greeting_name},', *paragraphs]
     html_parts = [f'<p>Hello {escape(greeting_name)},</p>', *(f'<p>{escape(p)}</p>' for p in paragraphs)]
@@ -133,7 +133,7 @@ TEMPLATES: dict[str, _Template] = {
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
-    """Render a named template; raise ValueError for an unknown template or a missing context key."""
+    """Render a named template. Raises ValueError for an unknown template or a missing context value."""
     spec = TEMPLATES.get(template)
     if spec is None:
         raise ValueError(f'email template "{template}" is unknown: use one of {", ".join(sorted(TEMPLATES))}')
@@ -149,7 +149,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
 def enqueue_email(session: Session, *, user_id: int | None, examination_id: str | None, recipient: str,
                   template: str, context: dict, attachment_key: str | None = None,
                   attachment_name: str | None = None) -> Notification:
-    """Add a queued email to the outbox in the caller's session; it is sent only if that transaction commits.
+    """Add a queued email to the outbox in the caller's session. It is sent only if that transaction commits.
 
     The attachment is read from blob storage at send time, so `attachment_key` must be saved before then.
     Raises ValueError for an unknown template, missing context values or an invalid recipient.
@@ -190,7 +190,7 @@ class _Candidate:
 
 @dataclass(frozen=True)
 class _Claimed:
-    """What a run needs to send one claimed row, copied out so no session stays open during the send."""
+    """Copy of the fields needed to send a claimed row, taken so that no session stays open during the send."""
 
     id: int
     examination_id: str | None
@@ -322,7 +322,7 @@ def _record_success(claimed: _Claimed, now: datetime) -> bool:
 
 
 def _after_sent(claimed: _Claimed) -> None:
-    """Complete the examination once the report email went out; a failure here does not undo the send."""
+    """Complete the examination once the report email went out. A failure here is logged and does not undo the send."""
     if claimed.template != 'report_ready' or not claimed.examination_id:
         return
     try:
@@ -384,7 +384,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
-    """Return the stored time as aware UTC; SQLite returns naive values that were written in UTC."""
+    """Return the stored time as aware UTC. The SQLite driver returns naive values, which were written in UTC."""
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -394,7 +394,7 @@ def _as_utc(moment: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class NotificationRow:
-    """One outbox row for the admin panel; bodies are left out because they contain personal data."""
+    """One outbox row for the admin panel. Bodies are left out because they contain personal data."""
 
     id: int
     created_at: datetime
@@ -420,7 +420,7 @@ def retry_notification(*, actor: Actor, notification_id: int) -> None:
         if row is None:
             raise NotFoundError('Notification')
         if row.status != NotificationStatus.FAILED:
-            raise ConflictError(f'Notification {notification_id} is {row.status}; only failed notifications '
+            raise ConflictError(f'Notification {notification_id} is {row.status}. Only failed notifications '
                                 'can be retried.')
         previous_attempts = row.attempts
         row.status = NotificationStatus.QUEUED

@@ -36,7 +36,7 @@ LIGHT_GREY = colors.HexColor('#d0d5d9')
 
 PAGE_MARGIN = 18 * mm
 FOOTER_HEIGHT = 12 * mm
-# Characters that the PDF text layer cannot show; tabs and line feeds are handled separately.
+# Control characters, which a PDF cannot show. Tabs and line feeds are converted before this applies.
 NO_BREAK_SPACE = '\u00a0'
 CONTROL_CHARACTERS = re.compile(r'[\x00-\x08\x0b-\x1f\x7f]')
 
@@ -71,7 +71,7 @@ class ReportPdfData:
 
 
 def render_report_pdf(data: ReportPdfData) -> bytes:
-    """Render the report and return the PDF bytes; identical data gives identical bytes.
+    """Render the report and return the PDF bytes. Identical data gives identical bytes.
 
     Raises ValueError when `finalized_at` has no time zone, because the signature shows the time in UTC.
     """

@@ -23,7 +23,7 @@ _scheduler: BackgroundScheduler | None = None
 
 
 def start_scheduler() -> None:
-    """Start delivering due notifications every `notification_interval_seconds`; a second call does nothing."""
+    """Start delivering due notifications every `notification_interval_seconds`. A second call does nothing."""
     global _scheduler
     with _lock:
         if _scheduler is not None:
@@ -42,7 +42,7 @@ def start_scheduler() -> None:
 
 
 def stop_scheduler() -> None:
-    """Stop the scheduler and wait for a running delivery to finish; does nothing when it is not running.
+    """Stop the scheduler and wait for a running delivery to finish. Does nothing when it is not running.
 
     Waiting keeps a message from being left in `sending`, where it would be sent again only after
     the stale-claim timeout.
@@ -57,7 +57,7 @@ def stop_scheduler() -> None:
 
 
 def _deliver_job() -> None:
-    """Run one delivery; every exception is logged here, so a failing run never stops the scheduler."""
+    """Run one delivery. Every exception is logged here, so a failing run never stops the scheduler."""
     try:
         sent = notifications.deliver_due()
     except Exception:

@@ -142,7 +142,6 @@ def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]
         with session_scope() as session:
             summary, unused_keys = _insert_rows(session, actor, examination_id, batch)
     except BaseException:
-        _delete_blobs(batch.storage, batch.written_keys, examination_id)
         raise
 
     _delete_blobs(batch.storage, unused_keys, examination_id)

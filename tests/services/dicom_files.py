@@ -18,7 +18,7 @@ from secondopinion.services import examinations
 from secondopinion.services.actors import Actor
 
 
-def testdata(name: str) -> Path:
+def pydicom_file(name: str) -> Path:
     """Return the path of a file bundled with pydicom; only exact names, which never trigger a download."""
     path = get_testdata_file(name)
     assert path is not None, f'pydicom test file {name} is missing'
@@ -27,7 +27,7 @@ def testdata(name: str) -> Path:
 
 def dicomdir_folder() -> Path:
     """The folder of a real CD layout with DICOMDIR files, bundled with pydicom."""
-    return testdata('CT_small.dcm').parent / 'dicomdirtests'
+    return pydicom_file('CT_small.dcm').parent / 'dicomdirtests'
 
 
 def sha256_of(path: Path) -> str:

@@ -363,7 +363,7 @@ def test_smtp_down_then_up_sends_once(smtp_server, make_patient):
     assert row.attempts == 2
 
 
-def test_max_attempts_fail_then_admin_retry_sends(smtp_server, monkeypatch, make_patient, admin):
+def test_failed_row_sent_after_admin_retry(smtp_server, monkeypatch, make_patient, admin):
     monkeypatch.setenv('SECONDOPINION_NOTIFICATION_MAX_ATTEMPTS', '2')
     reset_settings()
     patient = make_patient()

@@ -12,8 +12,8 @@ import pytest
 from secondopinion.services.report_pdf import ReportPdfData, render_report_pdf
 
 PDFTOTEXT = shutil.which('pdftotext')
-needs_pdftotext = pytest.mark.skipif(PDFTOTEXT is None,
-                                     reason='pdftotext is missing: install poppler-utils (apt-get install poppler-utils)')
+needs_pdftotext = pytest.mark.skipif(
+    PDFTOTEXT is None, reason='pdftotext is missing: install poppler-utils (apt-get install poppler-utils)')
 
 EXAM_ID = '0f1e2d3c4b5a69788796a5b4c3d2e1f0'
 
@@ -86,14 +86,14 @@ def test_pdf_keeps_line_breaks():
 
 
 @needs_pdftotext
-def test_pdf_signature_names_doctor_license_and_utc_time():
+def test_signature_shows_license_and_utc_time():
     text = ' '.join(pdf_text(render_report_pdf(sample())).split())
     assert 'Electronically signed by Zoë Łukasiewicz (Thoracic radiology), License LIC-00042' in text
     assert 'on 2024-01-19 14:03 UTC' in text
 
 
 @needs_pdftotext
-def test_long_findings_make_several_pages_with_footers():
+def test_long_findings_span_pages_with_footers():
     paragraph = ('The liver has normal size and homogeneous attenuation without focal lesions. '
                  'The portal vein is patent. ') * 4
     findings = '\n\n'.join(f'{number}. {paragraph}' for number in range(1, 41))
