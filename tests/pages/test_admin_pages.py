@@ -1,0 +1,75 @@
+"""The admin panel: doctor accounts, examinations, incomes and the outbox."""
+
+from __future__ import annotations
+
+from nicegui.testing import User
+from sqlalchemy import func, select
+
+from secondopinion import db
+from secondopinion.models import Doctor
+from tests.conftest import PASSWORD
+from tests.services.flow import paid
+
+from .helpers import sign_in
+
+
+def _doctor_count() -> int:
+    with db.session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Doctor)) or 0
+
+
+async def _open_admin(user: User) -> None:
+    await sign_in(user, 'admin@example.org')
+    await user.should_see('Admin panel')
+
+
+async def test_create_doctor_missing_license(user: User, admin):
+    await _open_admin(user)
+    user.find(marker='doctor-name').type('Dr. No License')
+    user.find(marker='doctor-email').type('nolicense@example.org')
+    user.find(marker='doctor-password').type(PASSWORD)
+    user.find(marker='create-doctor-button').click()
+    await user.should_see('License number is missing.')
+    assert _doctor_count() == 0
+
+
+async def test_create_doctor_duplicate_license(user: User, admin, make_doctor):
+    make_doctor(email='first@example.org')
+    with db.session_scope() as session:
+        license_number = session.scalars(select(Doctor.license_number)).one()
+    await _open_admin(user)
+    user.find(marker='doctor-name').type('Dr. Copy')
+    user.find(marker='doctor-email').type('copy@example.org')
+    user.find(marker='doctor-license').type(license_number)
+    user.find(marker='doctor-password').type(PASSWORD)
+    user.find(marker='create-doctor-button').click()
+    await user.should_see(f'A doctor with license number {license_number} already exists.')
+    assert _doctor_count() == 1
+
+
+async def test_deactivate_and_reactivate_doctor(user: User, admin, make_doctor):
+    make_doctor(email='doc@example.org')
+    await _open_admin(user)
+    user.find(marker='toggle-doctor-doc@example.org').click()
+    await user.should_see('deactivated')
+    with db.session_scope() as session:
+        assert session.scalars(select(Doctor.is_active)).one() is False
+    user.find(marker='toggle-doctor-doc@example.org').click()
+    await user.should_see('active')
+    with db.session_scope() as session:
+        assert session.scalars(select(Doctor.is_active)).one() is True
+
+
+async def test_examinations_and_patients_listed(user: User, admin, make_patient):
+    patient = make_patient('Dora Patient', email='dora@example.org')
+    paid(patient)
+    await _open_admin(user)
+    user.find('Patients').click()
+    await user.should_see('dora@example.org')
+    user.find('Examinations').click()
+    await user.should_see('Waiting for a radiologist: 1')
+    user.find('Incomes').click()
+    await user.should_see(marker='totals-EUR')
+    await user.should_see('45.00 EUR')
+    user.find('Notifications').click()
+    await user.should_see('payment_received to dora@example.org', retries=20)

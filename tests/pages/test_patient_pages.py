@@ -1,0 +1,139 @@
+"""Patient pages with bad input: clear messages, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nicegui.testing import User
+from pydicom.data import get_testdata_file
+from sqlalchemy import func, select
+
+from secondopinion import db
+from secondopinion.config import get_settings
+from secondopinion.models import Examination, StudyFile, User as UserRow
+from tests.conftest import PASSWORD
+
+from .helpers import set_value, sign_in, upload
+
+
+def _count(model) -> int:  # noqa: ANN001
+    with db.session_scope() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _blob_files() -> list[Path]:
+    root = get_settings().blob_dir
+    return [path for path in root.rglob('*') if path.is_file()] if root.exists() else []
+
+
+async def _register(user: User, *, email: str = 'carol@example.org', password: str = PASSWORD,
+                    phone: str = '', birth: str = '1990-01-31') -> None:
+    await user.open('/register')
+    user.find(marker='name').type('Carol Patient')
+    user.find(marker='email').type(email)
+    if phone:
+        user.find(marker='phone').type(phone)
+    set_value(user, 'date_of_birth', birth)
+    user.find(marker='password').type(password)
+    user.find(marker='register').click()
+
+
+async def test_register_short_password_rejected(user: User):
+    await _register(user, password='short')
+    await user.should_see('Password must have at least 12 characters.')
+    assert _count(UserRow) == 0
+
+
+async def test_register_bad_phone_rejected(user: User):
+    await _register(user, phone='12345')
+    await user.should_see('Phone number "12345" is invalid')
+    assert _count(UserRow) == 0
+
+
+async def test_register_future_birth_date_rejected(user: User):
+    await _register(user, birth='2999-01-01')
+    await user.should_see('is not a valid past date')
+    assert _count(UserRow) == 0
+
+
+async def test_register_duplicate_email_rejected(user: User, make_patient):
+    make_patient(email='carol@example.org')
+    await _register(user)
+    await user.should_see('already exists')
+    assert _count(UserRow) == 1
+
+
+async def test_sign_in_wrong_password(user: User, make_patient):
+    make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org', 'wrong password here')
+    await user.should_see('Email or password is incorrect.')
+    await user.should_not_see('My examinations')
+
+
+async def test_non_dicom_upload_names_file(user: User, make_patient, tmp_path: Path):
+    make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='image-upload')
+    notes = tmp_path / 'notes.dcm'
+    notes.write_text('not an image')
+    await upload(user, 'image-upload', [Path(get_testdata_file('CT_small.dcm')), notes])
+    await user.should_see('notes.dcm', retries=100)
+    await user.should_see(marker='no-images')
+    assert _count(StudyFile) == 0
+    assert _blob_files() == []
+
+
+async def test_submit_incomplete_lists_missing(user: User, make_patient):
+    make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='submit')
+    user.find(marker='submit').click()
+    await user.should_see('Cannot submit yet. Missing: modality, body part, clinical question')
+    with db.session_scope() as session:
+        statuses = session.scalars(select(Examination.status)).all()
+    assert statuses == ['draft']
+
+
+async def test_draft_details_survive_reload(user: User, make_patient):
+    make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='save-draft')
+    set_value(user, 'modality', 'MR')
+    user.find(marker='body_part').type('Left knee')
+    user.find(marker='save-draft').click()
+    await user.should_see('Draft saved.')
+    await user.open('/exams')
+    await user.should_see('MR Left knee')
+    await user.should_see('Draft')
+
+
+async def test_prior_report_pdf_attached(user: User, make_patient, tmp_path: Path):
+    make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='prior-upload')
+    report = tmp_path / 'first-report.pdf'
+    report.write_bytes(b'%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n')
+    await upload(user, 'prior-upload', [report])
+    await user.should_see(marker='prior-report-file', retries=100)
+    await user.should_see('first-report.pdf')
+
+
+async def test_cancel_awaiting_payment(user: User, make_patient):
+    from tests.services.flow import submitted
+
+    patient = make_patient(email='carol@example.org')
+    exam_id = submitted(patient)
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    await user.open(f'/exams/{exam_id}')
+    await user.should_see('Awaiting payment')
+    user.find(marker='cancel').click()
+    await user.should_see('Cancelled', retries=40)
