@@ -97,6 +97,9 @@ def register_patient(*, full_name: str, email: str, password: str, date_of_birth
         session.add(user)
         session.flush()
         session.add(Patient(user_id=user.id, date_of_birth=date_of_birth))
+        from .notifications import enqueue_email
+        enqueue_email(session, user_id=user.id, examination_id=None, recipient=email, template='welcome',
+                      context={'patient_name': name})
         audit.record(session, SYSTEM, 'patient.registered', 'user', user.id)
         logger.info('patient registered: user %s', user.id)
         return AccountInfo(user.id, user.email, user.role, user.full_name)

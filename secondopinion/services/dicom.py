@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 logger = logging.getLogger(__name__)
 
 MEDIA_STORAGE_DIRECTORY_UID = '1.2.840.10008.1.3.10'  # the SOP class of a DICOMDIR
-MAX_UID_LENGTH = 64  # DICOM PS3.5 section 9.1 limits a UID to 64 characters
+MAX_UID_LENGTH = 64  # the maximum length of the DICOM UI value representation
 # Values larger than this are left unread while parsing metadata, so a large file that is not DICOM
 # cannot make the forced read load a huge bogus element into memory.
 DEFER_SIZE = 1024 * 1024
@@ -77,7 +77,7 @@ def parse_dicom(path: Path) -> DicomInfo | None:
             transfer_syntax_uid=_transfer_syntax(dataset),
         )
     except (ValueError, TypeError, AttributeError, KeyError) as error:
-        # pydicom converts values lazily, so a corrupt element fails only here.
+        # pydicom converts raw values on first access, so a corrupt element can fail here instead of in dcmread.
         logger.info('file %s has unreadable DICOM metadata: %s', path, error)
         return None
 
@@ -111,7 +111,7 @@ def _is_dicomdir(dataset: Dataset) -> bool:
 
 
 def _uid(dataset: Dataset, keyword: str) -> str:
-    """Return the UID without padding; a UID longer than the DICOM maximum raises ValueError."""
+    """Return the UID without padding. A UID longer than the DICOM maximum raises ValueError."""
     value = str(dataset.get(keyword, '') or '').strip().rstrip('\x00').strip()
     if len(value) > MAX_UID_LENGTH:
         raise ValueError(f'{keyword} has {len(value)} characters, more than the DICOM maximum of {MAX_UID_LENGTH}')
@@ -126,7 +126,7 @@ def _text(dataset: Dataset, keyword: str) -> str:
 
 
 def _date(dataset: Dataset, keyword: str) -> str:
-    """Return a DA value as YYYYMMDD; old files write dates as YYYY.MM.DD, which is accepted too."""
+    """Return a DA value as YYYYMMDD. Old files write dates as YYYY.MM.DD, which is accepted too."""
     digits = ''.join(character for character in _text(dataset, keyword) if character.isdigit())
     return digits[:8] if len(digits) >= 8 else ''
 
@@ -163,7 +163,7 @@ def render_thumbnail(path: Path, max_size: int = 256) -> bytes | None:
         header = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
         # pixel_array with a path and an index decodes one frame and does not load the whole file.
         frame = pixel_array(path, index=0, transfer_syntax_uid=_transfer_syntax(header))
-        image = _to_image(frame, header)
+        image = _to_image(_subsample(frame, max_size), header)
     except Exception as error:  # noqa: BLE001 - decoders raise many types: missing plugin, truncated or corrupt data
         logger.warning('no thumbnail for %s: pixel data could not be decoded (%s: %s)',
                        path, type(error).__name__, error)
@@ -173,6 +173,16 @@ def render_thumbnail(path: Path, max_size: int = 256) -> bytes | None:
     buffer = io.BytesIO()
     image.save(buffer, format='PNG', optimize=True)
     return buffer.getvalue()
+
+
+def _subsample(frame: np.ndarray, max_size: int) -> np.ndarray:
+    """Keep every n-th row and column so the frame is still at least twice max_size.
+
+    This runs before the float copies of windowing, so a 4096 x 4096 mammogram does not need several
+    128 MB arrays. The final resize to max_size smooths the result.
+    """
+    step = max(1, max(frame.shape[0], frame.shape[1]) // (2 * max_size))
+    return frame[::step, ::step] if step > 1 else frame
 
 
 def _to_image(frame: np.ndarray, header: Dataset) -> Image.Image:

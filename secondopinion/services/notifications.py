@@ -113,6 +113,16 @@ def _render_case_accepted(context: Mapping[str, str]) -> RenderedEmail:
         link, 'Follow the status of your examination')
 
 
+def _render_refund(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
+    return _compose(
+        'Your examination was cancelled and refunded', context['patient_name'],
+        [f'Examination {exam_id} was cancelled before a radiologist accepted it.',
+         f'We refunded {context["amount"]} to your original payment method.'],
+        link, 'View your examinations')
+
+
 def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
     practice = get_settings().practice_name
     # NOTE: the default sign-in path "/login" must match the route of the sign-in page.
@@ -128,6 +138,7 @@ TEMPLATES: dict[str, _Template] = {
     'report_ready': _Template(('patient_name', 'examination_id'), _render_report_ready),
     'payment_received': _Template(('patient_name', 'examination_id', 'amount'), _render_payment_received),
     'case_accepted': _Template(('patient_name', 'examination_id'), _render_case_accepted),
+    'refund': _Template(('patient_name', 'examination_id', 'amount'), _render_refund),
     'welcome': _Template(('patient_name',), _render_welcome),
 }
 

@@ -206,6 +206,12 @@ def refund_in_session(session: Session, exam: Examination) -> None:
     payment.status = PaymentStatus.REFUNDED
     session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.REFUND,
                        amount_cents=-payment.amount_cents, currency=payment.currency))
+    from .examinations import patient_email
+    from .notifications import enqueue_email
+    user_id, email, name = patient_email(session, exam)
+    enqueue_email(session, user_id=user_id, examination_id=exam.id, recipient=email, template='refund',
+                  context={'patient_name': name, 'examination_id': exam.id,
+                           'amount': format_money(payment.amount_cents, payment.currency)})
     audit.record(session, SYSTEM, 'payment.refunded', 'examination', exam.id, payment_id=payment.id,
                  refund_ref=refund_ref)
     logger.info('payment %s refunded for examination %s', payment.id, exam.id)

@@ -63,7 +63,7 @@ class BlobStorage(Protocol):
         ...
 
     def open(self, key: str) -> BinaryIO:
-        """Open the blob for binary reading; the caller closes it."""
+        """Open the blob for binary reading. The caller closes the file."""
         ...
 
     def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -71,7 +71,7 @@ class BlobStorage(Protocol):
         ...
 
     def delete(self, key: str) -> None:
-        """Delete the blob; deleting a missing key does nothing."""
+        """Delete the blob. Deleting a missing key does nothing."""
         ...
 
     def exists(self, key: str) -> bool:
@@ -82,7 +82,7 @@ class BlobStorage(Protocol):
         ...
 
     def check(self) -> None:
-        """Write, read back and delete a probe blob; raise OSError when any step fails."""
+        """Write, read back and delete a probe blob, and raise OSError when any step fails."""
         ...
 
 
@@ -94,7 +94,7 @@ def iter_file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes
 
 
 class LocalStorage:
-    """Blobs as files under a root folder; the key is the relative path."""
+    """Blob storage in a local folder, where each key is a relative file path."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings, get_settings
@@ -30,7 +31,7 @@ from ..models import Series, Study, StudyFile
 from . import access, audit
 from .actors import Actor
 from .dicom import DicomInfo, parse_dicom, render_thumbnail
-from .errors import NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,14 @@ DICOM_CONTENT_TYPE = 'application/dicom'
 
 MAX_ZIP_ENTRIES = 20_000
 # Entries larger than RATIO_CHECK_MIN_BYTES that expand more than MAX_COMPRESSION_RATIO times are
-# rejected as zip bombs. Uncompressed DICOM rarely compresses better than about 10:1.
+# rejected as zip bombs. zipfile never extracts more than an entry's declared size, so the declared
+# totals checked before extraction are the main protection and this ratio is a second one.
+# NOTE: an almost blank uncompressed image over 1 MiB could exceed 200:1 and get a genuine CD rejected.
 MAX_COMPRESSION_RATIO = 200
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
 MAX_PRIOR_REPORT_BYTES = 50 * 1024 * 1024
 MAX_PRIOR_REPORT_FILES = 10
-MAX_SKIPPED_NAMES = 50  # names listed in UploadSummary.skipped_names; skipped_count has the full count
+MAX_SKIPPED_NAMES = 50  # names listed in UploadSummary.skipped_names, while skipped_count has the full count
 MAX_NAMES_IN_MESSAGE = 30
 THUMBNAIL_ATTEMPTS_PER_SERIES = 3
 MAX_NAME_LENGTH = 255  # the length of StudyFile.original_name
@@ -68,7 +71,7 @@ ARCHIVE_REMEDY = 'Create the .zip again from the CD folder with standard setting
 
 @dataclass(frozen=True)
 class UploadSummary:
-    """Outcome of one add_files call; study_count and series_count cover the images this call added."""
+    """Outcome of one add_files call. study_count and series_count cover the images this call added."""
 
     accepted: int
     duplicates: int
@@ -107,7 +110,7 @@ class PriorReportFile:
 
 @dataclass(frozen=True)
 class ExamImages:
-    """The uploaded images of an examination and its prior report files; total_bytes counts DICOM files only."""
+    """The uploaded images of an examination and its prior report files. total_bytes counts DICOM files only."""
 
     studies: list[StudySummary]
     study_count: int
@@ -139,9 +142,16 @@ def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]
         for name, path in files:
             batch.add_upload(_display_name(name), Path(path))
         batch.raise_if_rejected()
-        with session_scope() as session:
-            summary, unused_keys = _insert_rows(session, actor, examination_id, batch)
+        try:
+            with session_scope() as session:
+                summary, unused_keys = _insert_rows(session, actor, examination_id, batch)
+        except IntegrityError as error:
+            # Two uploads created the same study or series at the same moment. The one that lost may retry.
+            logger.warning('examination %s: upload collided with a concurrent upload: %s', examination_id, error.orig)
+            raise ConflictError('Another upload to this examination was saved at the same moment. Upload the files '
+                                'again; images that are already stored are skipped.') from error
     except BaseException:
+        _delete_blobs(batch.storage, batch.written_keys, examination_id)
         raise
 
     _delete_blobs(batch.storage, unused_keys, examination_id)
@@ -154,7 +164,7 @@ def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]
 @dataclass(frozen=True)
 class _Rejection:
     name: str
-    message: str  # a full sentence that names the file and says what to do; unused when not_dicom is set
+    message: str  # full sentences with the file name and the remedy, empty when not_dicom is set
     not_dicom: bool = False
 
 
@@ -253,7 +263,7 @@ class _UploadBatch:
                 self.rejections.append(_Rejection(name, '', not_dicom=True))
             return
         if info.is_dicomdir:
-            self.skip(name)  # the index of a CD; the images it lists are uploaded as separate files
+            self.skip(name)  # the index of a CD, whose images arrive as separate files
             return
         self._add_dicom(name, path, info)
 
@@ -262,7 +272,7 @@ class _UploadBatch:
         entries = archive.infolist()
         problem = _check_archive_entries(entries, self.settings)
         if problem:
-            self.reject(name, f'{name} {problem}. {ARCHIVE_REMEDY}')
+            self.reject(name, f'{name} {problem}')
             return
 
         found_dicom = False
@@ -345,26 +355,28 @@ class _UploadBatch:
 
 
 def _check_archive_entries(entries: list[zipfile.ZipInfo], settings: Settings) -> str | None:
-    """Return why the archive is rejected, as a phrase that follows its name, or None when it is acceptable."""
+    """Return why the archive is rejected and what to do, as sentences that follow its name, or None."""
+    split_remedy = 'Upload the images in several smaller .zip files.'
     if len(entries) > MAX_ZIP_ENTRIES:
-        return f'contains {len(entries):,} entries, more than the limit of {MAX_ZIP_ENTRIES:,}'
+        return f'contains {len(entries):,} entries, more than the limit of {MAX_ZIP_ENTRIES:,}. {split_remedy}'
     total = 0
     for entry in entries:
         if _is_unsafe_entry_name(entry.filename):
-            return f'contains the entry "{entry.filename}", whose absolute path or ".." is not allowed'
+            return (f'contains the entry "{entry.filename}", whose absolute path or ".." is not allowed. '
+                    f'{ARCHIVE_REMEDY}')
         if entry.flag_bits & 0x1:
-            return 'is password-protected, so its entries cannot be read'
+            return f'is password-protected, so its entries cannot be read. {ARCHIVE_REMEDY}'
         if entry.file_size > settings.max_file_bytes:
             return (f'contains the entry "{entry.filename}" of {_format_bytes(entry.file_size)}, more than the '
-                    f'limit of {_format_bytes(settings.max_file_bytes)} per file')
+                    f'limit of {_format_bytes(settings.max_file_bytes)} per file. Remove it from the archive.')
         ratio = entry.file_size / max(entry.compress_size, 1)
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
             return (f'contains the entry "{entry.filename}" with a compression ratio of {ratio:,.0f}:1, above the '
-                    f'limit of {MAX_COMPRESSION_RATIO}:1 that protects against zip bombs')
+                    f'limit of {MAX_COMPRESSION_RATIO}:1 that protects against zip bombs. {ARCHIVE_REMEDY}')
         total += entry.file_size
     if total > settings.max_examination_bytes:
         return (f'expands to {_format_bytes(total)}, more than the limit of '
-                f'{_format_bytes(settings.max_examination_bytes)} per examination')
+                f'{_format_bytes(settings.max_examination_bytes)} per examination. Upload fewer images.')
     return None
 
 
@@ -376,7 +388,7 @@ def _is_unsafe_entry_name(name: str) -> bool:
 
 
 def _extract_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, target: Path) -> None:
-    """Copy one entry to the target file in chunks; zipfile checks the CRC and stops at the declared size."""
+    """Copy one entry to the target file in chunks. zipfile checks the CRC and stops at the declared size."""
     written = 0
     with archive.open(entry) as source, target.open('wb') as output:
         while chunk := source.read(CHUNK_SIZE):
@@ -559,7 +571,7 @@ def _check_prior_report_count(session: Session, examination_id: str) -> None:
 
 
 def remove_file(*, actor: Actor, examination_id: str, file_id: int) -> None:
-    """Remove a prior report file from a draft; DICOM images are removed together with clear_images."""
+    """Remove a prior report file from a draft. DICOM images are removed all together with clear_images."""
     with session_scope() as session:
         access.get_own_draft(session, actor, examination_id)
         row = session.scalar(select(StudyFile).where(StudyFile.id == file_id,
@@ -593,7 +605,7 @@ def clear_images(*, actor: Actor, examination_id: str) -> None:
 
 
 def _delete_blobs(storage: BlobStorage, keys: list[str], examination_id: str) -> None:
-    """Delete blobs one by one; a failure is logged and the rest are still deleted."""
+    """Delete blobs one by one. A failure is logged, and the remaining blobs are still deleted."""
     failures = 0
     for key in keys:
         try:
@@ -755,7 +767,10 @@ def _safe_name(text: str) -> str:
 
 
 def _unique_name(name: str, used: set[str], suffix: str = '') -> str:
-    """Return name + suffix, with `_2`, `_3`… before the suffix when taken; compared case-insensitively for Windows."""
+    """Return name + suffix, with `_2`, `_3`… before the suffix when taken.
+
+    Names compare case-insensitively, because Windows folders do.
+    """
     candidate = name + suffix
     counter = 1
     while candidate.lower() in used:
@@ -795,11 +810,12 @@ class _ZipSink:
 def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_ArchiveEntry]) -> Iterator[bytes]:
     sink = _ZipSink()
     # The sink cannot seek, so zipfile writes sizes and CRC after each entry in a data descriptor.
-    with zipfile.ZipFile(sink, mode='w', compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    archive = zipfile.ZipFile(sink, mode='w', compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
+    with archive:
         for entry in entries:
             info = zipfile.ZipInfo(entry.name, date_time=time.localtime()[:6])
             info.compress_type = zipfile.ZIP_STORED
-            info.file_size = entry.size  # lets zipfile choose Zip64 headers up front for files over 2 GiB
+            info.file_size = entry.size  # lets zipfile choose Zip64 headers up front for files near or over 2 GiB
             try:
                 with archive.open(info, mode='w') as target:
                     for chunk in storage.iter_chunks(entry.key):

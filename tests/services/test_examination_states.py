@@ -300,6 +300,7 @@ def test_cancel_pending_refunds(make_patient):
         refund = session.scalar(select(Income).where(Income.examination_id == exam_id, Income.kind == 'refund'))
         assert refund is not None
         assert refund.amount_cents == -15000
+    assert _count(Notification, examination_id=exam_id, template='refund') == 1
 
 
 def test_cancel_after_accept_rejected(make_patient, make_doctor, admin):
