@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 20:04:30.204557
+Create Date: 2026-12-04 20:23:47.058225
 """
 from alembic import op
 import sqlalchemy as sa
@@ -245,6 +245,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['examination_id'], ['examinations.id'], name=op.f('fk_study_files_examination_id_examinations')),
     sa.ForeignKeyConstraint(['series_id'], ['series.id'], name=op.f('fk_study_files_series_id_series')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_study_files')),
+    sa.UniqueConstraint('examination_id', 'sop_instance_uid', name=op.f('uq_study_files_examination_id')),
     sa.UniqueConstraint('storage_key', name=op.f('uq_study_files_storage_key'))
     )
     with op.batch_alter_table('study_files', schema=None) as batch_op:

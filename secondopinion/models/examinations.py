@@ -93,6 +93,8 @@ class StudyFile(Base):
     """One stored file: a DICOM instance (with a series) or the first radiologist's report (without)."""
 
     __tablename__ = 'study_files'
+    # Prior report rows have no SOP Instance UID; NULLs never collide in this constraint.
+    __table_args__ = (UniqueConstraint('examination_id', 'sop_instance_uid'),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), index=True)

@@ -19,7 +19,7 @@ from secondopinion.services.actors import Actor
 
 
 def pydicom_file(name: str) -> Path:
-    """Return the path of a file bundled with pydicom; only exact names, which never trigger a download."""
+    """Return the path of a file in pydicom's bundled test_files folder. Other names make pydicom try a download."""
     path = get_testdata_file(name)
     assert path is not None, f'pydicom test file {name} is missing'
     return Path(path)

@@ -252,6 +252,28 @@ def test_second_upload_extends_series(patient, exam_id, tmp_path):
     assert len([path for path in stored_blobs() if path.suffix == '.png']) == 1
 
 
+def test_concurrent_duplicate_skipped(patient, exam_id, tmp_path, monkeypatch):
+    ct = pydicom_file('CT_small.dcm')
+    original_check = studies._UploadBatch.raise_if_rejected
+    concurrent_done = []
+
+    def check_then_upload_concurrently(batch):
+        original_check(batch)
+        if not concurrent_done:
+            concurrent_done.append(True)
+            studies.add_files(actor=patient, examination_id=exam_id, files=[upload_copy(tmp_path, 'b.dcm', ct)])
+
+    monkeypatch.setattr(studies._UploadBatch, 'raise_if_rejected', check_then_upload_concurrently)
+
+    summary = studies.add_files(actor=patient, examination_id=exam_id, files=[upload_copy(tmp_path, 'a.dcm', ct)])
+
+    assert summary.accepted == 0
+    assert summary.duplicates == 1
+    assert row_counts(exam_id) == {'studies': 1, 'series': 1, 'files': 1}
+    assert len([path for path in stored_blobs() if path.suffix == '.dcm']) == 1
+    assert len([path for path in stored_blobs() if path.suffix == '.png']) == 1
+
+
 def test_file_over_size_limit_rejected(patient, exam_id, tmp_path, monkeypatch):
     monkeypatch.setenv('SECONDOPINION_MAX_FILE_BYTES', '10000')
     reset_settings()

@@ -1,0 +1,333 @@
+"""Fixtures and steps for tests in a real browser: `main.py` served in a subprocess, driven by headless Chromium.
+
+Playwright drives Debian's Chromium (`apt-get install chromium`) and never downloads a browser of its own.
+Every test here skips when /usr/bin/chromium or the `playwright` package is missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path('/usr/bin/chromium')
+# Headless without GPU or sandbox (the tests may run as root in a container), and nothing that makes
+# Chromium contact outside hosts: no updates, sync, first-run pages or QUIC probes, and no proxy.
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--disable-quic', '--no-proxy-server']
+
+ADMIN_EMAIL = 'admin@example.org'
+STARTUP_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+# How long Playwright waits for an element, a navigation or an expectation before it fails.
+ACTION_TIMEOUT_MS = 10_000
+
+# A phone as a patient holds it. The Android user agent makes Quasar treat the page as mobile
+# (it picks, for example, a dialog instead of a menu for selects), as it would on a real phone.
+PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 2,
+         'user_agent': 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) '
+                       'Chrome/126.0.0.0 Mobile Safari/537.36'}
+DESKTOP = {'viewport': {'width': 1280, 'height': 800}}
+
+EXAM_URL = re.compile(r'/exams/(?P<id>[^/?#]+)$')
+_email_numbers = itertools.count(1)
+
+
+def _missing_requirement() -> str | None:
+    if not CHROMIUM.exists():
+        return f'{CHROMIUM} is missing: install it with `apt-get install chromium`.'
+    if find_spec('playwright') is None:
+        return 'The playwright package is missing: install it with `pip install playwright`.'
+    return None
+
+
+MISSING_REQUIREMENT = _missing_requirement()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip every test in this folder, before any fixture starts, when the browser cannot run."""
+    if MISSING_REQUIREMENT:
+        pytest.skip(MISSING_REQUIREMENT)
+
+
+@pytest.fixture(autouse=True)
+def app_env() -> Iterator[None]:
+    """Replace the shared fixture of the same name: these tests use the server's own data folder, not one in-process."""
+    yield
+
+
+@dataclass
+class AppServer:
+    base_url: str
+    data_dir: Path
+    log_path: Path
+
+    def read_log(self, offset: int = 0) -> str:
+        with self.log_path.open(encoding='utf-8', errors='replace') as log:
+            log.seek(offset)
+            return log.read()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(data_dir: Path, port: int) -> dict[str, str]:
+    """Return this process's environment for `main.py`: loopback only, an empty data folder, no outside services."""
+    # NiceGUI does not serve when it finds PYTEST_CURRENT_TEST or its own test variables.
+    env = {name: value for name, value in os.environ.items()
+           if name != 'PYTEST_CURRENT_TEST' and not name.startswith(('NICEGUI_', 'SECONDOPINION_'))}
+    env.update({
+        'SECONDOPINION_ENVIRONMENT': 'development',
+        'SECONDOPINION_HOST': '127.0.0.1',
+        'SECONDOPINION_PORT': str(port),
+        'SECONDOPINION_PUBLIC_BASE_URL': f'http://127.0.0.1:{port}',
+        'SECONDOPINION_DATA_DIR': str(data_dir),
+        # Empty values win over a developer's .env: SQLite in the data folder, and emails as .eml files.
+        'SECONDOPINION_DATABASE_URL': '',
+        'SECONDOPINION_SMTP_HOST': '',
+        'SECONDOPINION_NOTIFICATION_INTERVAL_SECONDS': '0.5',
+        'PYTHONUNBUFFERED': '1',
+    })
+    return env
+
+
+def _wait_until_healthy(process: subprocess.Popen, server: AppServer) -> None:
+    # Bypass any proxy from the environment: the server listens on loopback only.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    last_error = 'no answer'
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f'main.py exited with code {process.returncode} before serving. '
+                               f'Its log:\n{server.read_log()[-4000:]}')
+        try:
+            with opener.open(f'{server.base_url}/healthz', timeout=2) as response:
+                if response.status == 200:
+                    return
+                last_error = f'status {response.status}'
+        except urllib.error.HTTPError as error:
+            last_error = f'status {error.code}'
+        except (urllib.error.URLError, OSError) as error:
+            last_error = str(error)
+        time.sleep(0.1)
+    raise TimeoutError(f'GET {server.base_url}/healthz did not return 200 within {STARTUP_TIMEOUT_SECONDS:.0f} s '
+                       f'(last result: {last_error}). Server log:\n{server.read_log()[-4000:]}')
+
+
+@pytest.fixture(scope='package')
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """Serve `main.py` on a free loopback port with an empty data folder and an admin account."""
+    folder = tmp_path_factory.mktemp('browser-app')
+    port = _free_port()
+    server = AppServer(base_url=f'http://127.0.0.1:{port}', data_dir=folder / 'data', log_path=folder / 'server.log')
+    env = _server_env(server.data_dir, port)
+    main = str(REPO_ROOT / 'main.py')
+
+    created = subprocess.run([sys.executable, main, 'create-admin', '--email', ADMIN_EMAIL, '--name', 'Ada Admin',
+                              '--password-stdin'], input=PASSWORD + '\n', env=env, cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert created.returncode == 0, f'create-admin failed:\n{created.stdout}\n{created.stderr}'
+
+    with server.log_path.open('wb') as log:
+        process = subprocess.Popen([sys.executable, main], env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_healthy(process, server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def app(app_server: AppServer) -> Iterator[AppServer]:
+    """Return the running server, and fail the test when the server logged an error or a traceback during it."""
+    offset = app_server.log_path.stat().st_size
+    yield app_server
+    new_lines = app_server.read_log(offset).splitlines()
+    problems = [line for line in new_lines if ' ERROR ' in line or line.startswith('Traceback')]
+    if problems:
+        pytest.fail('The server logged errors during the test:\n' + '\n'.join(problems[:20]), pytrace=False)
+
+
+@pytest.fixture(scope='package')
+def browser() -> Iterator[Browser]:
+    """Launch one headless Chromium for the package; each test opens its own contexts (separate cookies)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
+    # Playwright's launch() gives Chromium a new temporary --user-data-dir each time and removes it on close.
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser, app: AppServer) -> Iterator[Callable[..., Page]]:
+    """Return a function that opens a page in a new browser context (one person), e.g. `open_page(**PHONE)`.
+
+    The test fails when a page threw an uncaught JavaScript error.
+    """
+    contexts = []
+    page_errors: list[str] = []
+
+    def open_new(**options: Any) -> Page:
+        context = browser.new_context(base_url=app.base_url, **options)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on('pageerror', lambda error: page_errors.append(f'{page.url}: {error}'))
+        return page
+
+    yield open_new
+    for context in contexts:
+        context.close()
+    assert not page_errors, 'JavaScript errors in the pages:\n' + '\n'.join(page_errors)
+
+
+def unique_email(prefix: str) -> str:
+    """Return a new address for each call, because every test in the package shares one server and database."""
+    return f'{prefix}{next(_email_numbers)}@example.org'
+
+
+def save_screenshot(page: Page, name: str) -> None:
+    """Save a full-page PNG as NAME.png into $SECONDOPINION_SCREENSHOT_DIR; do nothing when it is unset."""
+    folder = os.environ.get('SECONDOPINION_SCREENSHOT_DIR')
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    # From the top, so the fixed header is drawn there and not over the middle of the full-page image,
+    # and after every image loaded. Disabled animations skip Quasar's fade-in of images and labels.
+    page.evaluate('window.scrollTo(0, 0)')
+    page.wait_for_function('[...document.images].every(image => image.complete)')
+    page.screenshot(path=str(Path(folder) / f'{name}.png'), full_page=True, animations='disabled')
+
+
+def horizontal_overflow(page: Page) -> dict[str, Any]:
+    """Return the page's scroll width, the window's inner width and the elements that stick out to the right."""
+    return page.evaluate('''() => {
+        const width = window.innerWidth;
+        const culprits = [];
+        for (const element of document.body.querySelectorAll('*')) {
+            const box = element.getBoundingClientRect();
+            if (box.width > 0 && box.right > width + 0.5 && culprits.length < 8) {
+                const text = (element.innerText || '').trim().slice(0, 40);
+                culprits.push(`${element.tagName.toLowerCase()}.${[...element.classList].join('.')} `
+                              + `right=${Math.round(box.right)} "${text}"`);
+            }
+        }
+        return {scrollWidth: document.documentElement.scrollWidth, innerWidth: width, culprits};
+    }''')
+
+
+def assert_no_horizontal_scroll(page: Page) -> None:
+    overflow = horizontal_overflow(page)
+    assert overflow['scrollWidth'] <= overflow['innerWidth'], (
+        f'{page.url} scrolls sideways: scrollWidth {overflow["scrollWidth"]} > innerWidth {overflow["innerWidth"]}. '
+        'Elements past the right edge:\n' + '\n'.join(overflow['culprits']))
+
+
+def exam_id_of(page: Page) -> str:
+    match = EXAM_URL.search(page.url)
+    assert match, f'{page.url} is not the page of an examination'
+    return match.group('id')
+
+
+def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    page.goto('/login')
+    page.get_by_label('Email').fill(email)
+    page.get_by_label('Password', exact=True).fill(password)
+    page.locator('.q-card').get_by_role('button', name='Sign in').click()
+    page.wait_for_url(lambda url: '/login' not in url)
+
+
+def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = '1980-05-17',
+                     phone: str = '+41 79 123 45 67') -> None:
+    """Fill and send the registration form on the current /register page, then wait for "My examinations"."""
+    page.get_by_label('Full name').fill(name)
+    page.get_by_label('Email').fill(email)
+    page.get_by_label('Mobile phone (optional)').fill(phone)
+    page.locator('input[type=date]').fill(date_of_birth)
+    page.get_by_label(re.compile(r'^Password \(at least')).fill(PASSWORD)
+    page.get_by_role('button', name='Create account').click()
+    page.wait_for_url('**/exams')
+
+
+def upload_images(page: Page, paths: list[Path]) -> None:
+    """Choose files in the image uploader of the examination form, as the file picker does."""
+    uploader = page.locator('.q-uploader', has_text='DICOM files or .zip')
+    uploader.locator('input[type=file]').set_input_files([str(path) for path in paths])
+
+
+def choose_modality(page: Page, label: str) -> None:
+    """Open the "Type of examination" select, click the option, and wait until its menu or phone dialog closed."""
+    from playwright.sync_api import expect
+
+    page.get_by_label('Type of examination').click()
+    option = page.get_by_role('option', name=label)
+    option.click()
+    expect(option).to_be_hidden()
+
+
+def create_doctor_in_admin_panel(page: Page, *, name: str, email: str) -> None:
+    """Sign in as the admin and create a doctor account with the shared test password."""
+    from playwright.sync_api import expect
+
+    sign_in(page, ADMIN_EMAIL)
+    expect(page.get_by_text('Admin panel').first).to_be_visible()
+    page.get_by_text('Create a doctor account').click()
+    page.get_by_label('Full name').fill(name)
+    page.get_by_label('Email').fill(email)
+    page.get_by_label('License number').fill(f'CH-RAD-{next(_email_numbers):04d}')
+    page.get_by_label(re.compile(r'^Initial password')).fill(PASSWORD)
+    page.get_by_role('button', name='Create doctor').click()
+    expect(page.get_by_text(f'{name} ({email})')).to_be_visible()
+
+
+def submit_paid_examination(page: Page, *, images: list[Path], modality: str, body_part: str,
+                            question: str) -> str:
+    """Create an examination as the signed-in patient, pay it at the test checkout and return its id."""
+    from playwright.sync_api import expect
+
+    page.goto('/exams/new')
+    page.wait_for_url('**/edit')
+    upload_images(page, images)
+    expect(page.get_by_text(f'{len(images)} DICOM image(s) added')).to_be_visible()
+    choose_modality(page, modality)
+    page.get_by_label('Body part').fill(body_part)
+    page.get_by_label('Your question for the radiologist').fill(question)
+    page.get_by_role('button', name='Submit and pay').click()
+    page.wait_for_url('**/checkout/test/**')
+    page.get_by_role('button', name='Pay (test)').click()
+    page.wait_for_url(EXAM_URL)
+    expect(page.get_by_text('Waiting for a radiologist')).to_be_visible()
+    return exam_id_of(page)
