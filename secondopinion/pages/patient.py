@@ -118,6 +118,7 @@ def edit_exam_page(examination_id: str) -> None:
                 else:
                     upload_status.text = describe_upload(summary)
                     upload_status.classes(replace='text-body2 text-positive')
+                    _suggest_modality(actor, examination_id, modality)
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
                     event.sender.reset()
@@ -317,6 +318,18 @@ def exam_page(examination_id: str) -> None:
                 ui.notify('The examination was cancelled.', type='positive')
                 ui.navigate.reload()
             ui.button('Cancel examination', on_click=cancel).props('flat color=negative').mark('cancel')
+
+
+def _suggest_modality(actor: Actor, examination_id: str, modality: ui.select) -> None:
+    """Preselect the examination type from the uploaded images when the patient has not chosen one."""
+    if modality.value:
+        return
+    summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
+    for study in summary.studies:
+        for series in study.series:
+            if series.modality in examinations.MODALITIES:
+                modality.value = series.modality
+                return
 
 
 def _status_explanation(exam: examinations.ExamView) -> None:

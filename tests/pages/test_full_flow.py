@@ -77,7 +77,7 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     await user.should_see('81 DICOM image(s) added, 10 file(s) that are not DICOM images skipped', retries=300)
     await user.should_see(marker='image-totals')
 
-    set_value(user, 'modality', 'CT')
+    assert user.find(marker='modality').elements.pop().value == 'CT'
     user.find(marker='body_part').type('Chest')
     user.find(marker='clinical_question').type('Is the nodule benign?')
     user.find(marker='history').type('Smoker')
