@@ -82,6 +82,6 @@ def migrate() -> None:
 
 
 def ping() -> None:
-    """Run a trivial query; raises when the database does not answer."""
+    """Run a trivial query, raising when the database is unreachable."""
     with get_engine().connect() as connection:
         connection.execute(text('SELECT 1'))

@@ -1,4 +1,4 @@
-"""Who may see which examination. Every page and route goes through these checks."""
+"""Access rules for examinations. Every page and route calls these checks."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def authenticate(*, email: str, password: str) -> Actor:
             user.password_hash = new_hash
         actor = load_actor(session, user.id)
         if actor is None:
-            logger.info('sign-in refused for deactivated user %s', user.id)
+            logger.info('sign-in rejected for deactivated user %s', user.id)
             raise ValidationError('This account is deactivated. Contact the practice.', field='email')
         user.last_login_at = utcnow()
         return actor

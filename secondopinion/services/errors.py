@@ -2,11 +2,11 @@
 
 
 class DomainError(Exception):
-    """A rule of the practice forbids the request; the message says which and what to do."""
+    """A rule of the practice forbids the request. The message names the rule and the next step."""
 
 
 class NotFoundError(DomainError):
-    """The object does not exist or the actor may not see it; both get the same answer."""
+    """The object does not exist or the actor may not see it. Both cases raise the same error."""
 
     def __init__(self, what: str = 'Item') -> None:
         super().__init__(f'{what} not found.')

@@ -52,7 +52,7 @@ MAX_LINKS = 10
 
 @dataclass(frozen=True)
 class ExamView:
-    """What pages show of an examination; plain values, safe to use after the session closed."""
+    """Examination data for pages, as plain values that stay valid after the session closed."""
 
     id: str
     status: str
@@ -225,7 +225,7 @@ def accept(*, actor: Actor, examination_id: str) -> None:
         if doctor is None or not doctor.is_active or not doctor.user.is_active:
             raise ConflictError('Your account is deactivated, so you cannot accept cases.')
         # Compare-and-set: the UPDATE only matches while the case is still pending, so when two doctors
-        # accept at once the database lets one row change and the other sees rowcount 0.
+        # accept at once the database changes the row for one of them and returns rowcount 0 to the other.
         result = session.execute(
             update(Examination)
             .where(Examination.id == examination_id, Examination.status == ExamStatus.PENDING)

@@ -160,7 +160,7 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
 
 
 def open_report_pdf(*, actor: Actor, examination_id: str) -> tuple[str, Iterator[bytes]]:
-    """Return the file name and content of the final report PDF for whoever may see the examination."""
+    """Return the file name and content of the final report PDF, for actors who may view the examination."""
     from .storage import get_storage
 
     with session_scope() as session:

@@ -1,4 +1,4 @@
-"""Access control by page and by URL: nobody sees what is not theirs."""
+"""Access control by page and by URL: each person reaches only their own data."""
 
 from __future__ import annotations
 

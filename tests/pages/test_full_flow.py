@@ -127,7 +127,7 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     outbox = Path(shutil.os.environ['SECONDOPINION_DATA_DIR']) / 'outbox'
     assert any(path.suffix == '.eml' for path in outbox.iterdir())
 
-    # The admin sees the examination and the incomes.
+    # The admin panel shows the incomes of the paid and reported examination.
     await admin.open('/admin')
     admin.find('Incomes').click()
     await admin.should_see(marker='totals-EUR')

@@ -81,7 +81,7 @@ class SmtpServer:
 
 @pytest.fixture
 def make_patient(make_patient):
-    """Create patients whose welcome email is already gone, so each test sees only the rows it queues."""
+    """Create patients whose welcome email is already gone, so each test finds only the rows it queues."""
     def make(*args, **kwargs):  # noqa: ANN002, ANN003
         actor = make_patient(*args, **kwargs)
         with db.session_scope() as session:
