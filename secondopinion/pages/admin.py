@@ -10,7 +10,7 @@ from ..services import admin as admin_service
 from ..services.actors import Actor
 from ..services.errors import DomainError
 from ..services.payments import format_money
-from .layout import format_time, frame, notify_error, require_actor
+from .layout import format_time, frame, notify_error, plural, require_actor
 
 
 def register() -> None:
@@ -86,13 +86,14 @@ def _doctors_panel(actor: Actor) -> None:
             with ui.card().classes('w-full').mark(f'doctor-{doctor.email}'):
                 with ui.row().classes('w-full items-center justify-between'):
                     with ui.column().classes('gap-0'):
-                        ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                        ui.label(f'License {doctor.license_number}, {doctor.specialty}, {doctor.cases} case(s)') \
-                            .classes('text-caption')
-                    if doctor.is_active:
-                        ui.badge('active', color='green-8')
-                    else:
-                        ui.badge('deactivated', color='grey-7')
+                        with ui.row().classes('items-center gap-2'):
+                            ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
+                            if doctor.is_active:
+                                ui.badge('active', color='green-8')
+                            else:
+                                ui.badge('deactivated', color='grey-7')
+                        ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
+                                 f'{plural(doctor.cases, "case")}').classes('text-caption')
 
                     def toggle(doctor_id: int = doctor.id, active: bool = not doctor.is_active) -> None:
                         try:
@@ -163,7 +164,8 @@ def _notifications_panel(actor: Actor) -> None:
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
                 ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
-                ui.label(f'{row.template} to {row.recipient}, {row.attempts} attempt(s)').classes('text-body2')
+                ui.label(f'{row.template} to {row.recipient}, {plural(row.attempts, "attempt")}') \
+                    .classes('text-body2')
                 if row.last_error:
                     ui.label(row.last_error[:120]).classes('text-caption text-negative')
                 if row.status == 'failed':

@@ -81,6 +81,11 @@ def status_badge(status: str, label: str) -> ui.badge:
     return ui.badge(label, color=STATUS_COLORS.get(status, 'grey-7')).classes('text-body2 q-px-sm')
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """Return the count with the noun in singular or plural form, e.g. "1 image", "3 images"."""
+    return f'{count} {singular if count == 1 else (plural_form or singular + "s")}'
+
+
 def format_time(value: datetime | None) -> str:
     if value is None:
         return '-'
