@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 
 from . import db
 from .config import get_settings
 from .services import accounts
 from .services.errors import DomainError
+
+
+USAGE = '''usage: main.py [create-admin --email EMAIL [--name NAME] [--password-stdin]]
+
+Without arguments, serve SecondOpinion with the settings from SECONDOPINION_* environment variables
+(see .env.example). With create-admin, create an admin account and exit.'''
 
 
 def create_admin_command(argv: list[str]) -> int:
@@ -43,7 +50,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     # APScheduler logs every job run at INFO; our own job logs what it delivered.
     logging.getLogger('apscheduler').setLevel(logging.WARNING)
-    if len(sys.argv) > 1 and sys.argv[1] == 'create-admin':
-        raise SystemExit(create_admin_command(sys.argv[2:]))
+    # NiceGUI's User fixture runs main.py inside pytest, with pytest's own arguments in sys.argv.
+    arguments = [] if os.environ.get('NICEGUI_USER_SIMULATION') else sys.argv[1:]
+    if arguments and arguments[0] == 'create-admin':
+        raise SystemExit(create_admin_command(arguments[1:]))
+    if arguments:
+        asked_for_help = arguments[0] in {'-h', '--help'}
+        print(USAGE, file=sys.stdout if asked_for_help else sys.stderr)
+        raise SystemExit(0 if asked_for_help else 2)
     from .server import run
     run()

@@ -34,7 +34,8 @@ def test_production_rejects_default_secret():
         Settings(_env_file=None, environment='production', database_url='postgresql+psycopg://db/x')
 
 
-def test_production_requires_database_url():
+def test_production_requires_database_url(monkeypatch):
+    monkeypatch.delenv('SECONDOPINION_DATABASE_URL', raising=False)
     with pytest.raises(ValidationError, match='DATABASE_URL'):
         Settings(_env_file=None, environment='production', storage_secret='x' * 40)
 

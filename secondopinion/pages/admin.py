@@ -13,6 +13,11 @@ from ..services.payments import format_money
 from .layout import format_time, frame, notify_error, plural, require_actor
 
 
+INCOME_KIND_LABELS = {'payment': 'Payment', 'doctor_earning': 'Doctor earning', 'refund': 'Refund'}
+TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
+                   'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome'}
+
+
 def register() -> None:
     ui.page('/admin')(admin_page)
 
@@ -73,9 +78,10 @@ def _doctors_panel(actor: Actor) -> None:
             except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                 notify_error(error)
                 return
-            ui.notify(f'Doctor account for {email.value} created.', type='positive')
+            ui.notify(f'Doctor account for {email.value} created.', type='positive', position='top')
             for field in (name, email, license_number, password):
                 field.value = ''
+            specialty.value = 'Radiology'
             doctor_list.refresh()
 
         ui.button('Create doctor', on_click=create).mark('create-doctor-button')
@@ -142,10 +148,12 @@ def _incomes_panel(actor: Actor) -> None:
                 with ui.card().classes('q-pa-sm'):
                     ui.label(label).classes('text-caption')
                     ui.label(format_money(cents, totals.currency)).classes('text-h6')
-    rows = [{'id': row.id, 'when': format_time(row.created_at), 'exam': row.examination_id[:8], 'kind': row.kind,
+    rows = [{'id': row.id, 'when': format_time(row.created_at), 'exam': row.examination_id[:8],
+             'kind': INCOME_KIND_LABELS.get(row.kind, row.kind),
              'amount': format_money(row.amount_cents, row.currency),
-             'fee': format_money(row.platform_fee_cents, row.currency),
-             'share': format_money(row.doctor_share_cents, row.currency), 'doctor': row.doctor_name}
+             'fee': format_money(row.platform_fee_cents, row.currency) if row.kind == 'payment' else '',
+             'share': format_money(row.doctor_share_cents, row.currency) if row.kind == 'payment' else '',
+             'doctor': row.doctor_name}
             for row in admin_service.list_incomes(actor=actor)]
     _table([('when', 'Time'), ('exam', 'Examination'), ('kind', 'Kind'), ('amount', 'Amount'),
             ('fee', 'Platform fee'), ('share', 'Doctor share'), ('doctor', 'Doctor')], rows, 'id', 'incomes-table')
@@ -164,7 +172,8 @@ def _notifications_panel(actor: Actor) -> None:
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
                 ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
-                ui.label(f'{row.template} to {row.recipient}, {plural(row.attempts, "attempt")}') \
+                ui.label(f'{TEMPLATE_LABELS.get(row.template, row.template)} to {row.recipient}, '
+                         f'{plural(row.attempts, "attempt")}') \
                     .classes('text-body2')
                 if row.last_error:
                     ui.label(row.last_error[:120]).classes('text-caption text-negative')

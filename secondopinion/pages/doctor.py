@@ -86,7 +86,7 @@ def board_page() -> None:
             try:
                 examinations.accept(actor=actor, examination_id=examination_id)
             except (ConflictError, NotFoundError) as error:
-                ui.notify(str(error), type='warning')
+                ui.notify(str(error), type='warning', position='top')
                 board.refresh()
                 return
             except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
@@ -106,7 +106,8 @@ def board_page() -> None:
 
     unsubscribe = events.subscribe(on_change)
     ui.timer(BOARD_POLL_SECONDS, refresh_if_changed)
-    ui.timer(60, board.refresh)  # keeps the waiting times current
+    # Keeps the waiting times current. Not at once: a refresh replaces the buttons a doctor may be clicking.
+    ui.timer(60, board.refresh, immediate=False)
     context.client.on_delete(unsubscribe)
 
 
@@ -206,16 +207,25 @@ def review_page(examination_id: str) -> None:
                 except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                     notify_error(error)
                     return
-                ui.notify('Draft saved.', type='positive')
+                ui.notify('Draft saved.', type='positive', position='top')
 
             def finalize() -> None:
+                confirm.close()
                 try:
                     reports.finalize(actor=actor, examination_id=examination_id, **values())
                 except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                     notify_error(error)
                     return
-                ui.notify('Report finalized and sent to the patient.', type='positive')
+                ui.notify('Report finalized and sent to the patient.', type='positive', position='top')
                 ui.navigate.reload()
+
+            with ui.dialog() as confirm, ui.card():
+                ui.label('Finalize and sign this report?').classes('text-h6')
+                ui.label('The PDF is signed with your name and license number and sent to the patient. '
+                         'It can no longer be changed afterwards.')
+                with ui.row().classes('w-full justify-end'):
+                    ui.button('Keep editing', on_click=confirm.close).props('flat')
+                    ui.button('Finalize and sign', icon='verified', on_click=finalize).mark('confirm-finalize')
 
             def release() -> None:
                 try:
@@ -223,10 +233,10 @@ def review_page(examination_id: str) -> None:
                 except Exception as error:  # noqa: BLE001
                     notify_error(error)
                     return
-                ui.notify('The case is back on the pending list.')
+                ui.notify('The case is back on the pending list.', position='top')
                 ui.navigate.to('/doctor')
 
             with ui.row().classes('w-full justify-end gap-2'):
                 ui.button('Release case', on_click=release).props('flat color=negative').mark('release')
                 ui.button('Save draft', on_click=save).props('outline').mark('save-report')
-                ui.button('Finalize report', icon='verified', on_click=finalize).mark('finalize')
+                ui.button('Finalize report', icon='verified', on_click=confirm.open).mark('finalize')

@@ -70,11 +70,11 @@ def show_not_found(what: str = 'Page') -> None:
 def notify_error(error: Exception) -> None:
     """Show a domain error's message, or log any other error and show a generic message."""
     if isinstance(error, DomainError):
-        ui.notify(str(error), type='negative', multi_line=True, timeout=8000)
+        ui.notify(str(error), type='negative', multi_line=True, timeout=8000, position='top')
         return
     logger.exception('unexpected error in a page handler')
-    ui.notify('Something went wrong. Please try again; if it happens again, contact the practice.',
-              type='negative')
+    ui.notify('Something went wrong. Please try again, and contact the practice if it happens again.',
+              type='negative', position='top')
 
 
 def status_badge(status: str, label: str) -> ui.badge:

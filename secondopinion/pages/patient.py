@@ -109,16 +109,17 @@ def edit_exam_page(examination_id: str) -> None:
                     summary = await run.io_bound(studies.add_files, actor=actor, examination_id=examination_id,
                                                  files=files)
                 except DomainError as error:
+                    # The message stays in the status line next to the upload; a toast would cover the page.
                     upload_status.text = str(error)
                     upload_status.classes(replace='text-body2 text-negative')
-                    notify_error(error)
                 except Exception as error:  # noqa: BLE001 (logged with traceback by notify_error)
                     upload_status.text = 'The upload failed. Please try again.'
                     notify_error(error)
                 else:
                     upload_status.text = describe_upload(summary)
                     upload_status.classes(replace='text-body2 text-positive')
-                    _suggest_modality(actor, examination_id, modality)
+                    if _suggest_modality(actor, examination_id, modality):
+                        save()
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
                     event.sender.reset()
@@ -130,7 +131,7 @@ def edit_exam_page(examination_id: str) -> None:
             image_list()
 
             with ui.row().classes('w-full items-end gap-2'):
-                link_url = ui.input('Link to images stored elsewhere', placeholder='https://...') \
+                link_url = ui.input('Link to images', placeholder='https://... (a portal or cloud share)') \
                     .classes('grow').mark('link-url')
 
                 def add_link() -> None:
@@ -172,7 +173,8 @@ def edit_exam_page(examination_id: str) -> None:
                 .classes('w-full').mark('body_part')
             question = ui.textarea('Your question for the radiologist', value=exam.clinical_question) \
                 .classes('w-full').mark('clinical_question')
-            history = ui.textarea('Relevant history (symptoms, surgery, earlier findings)', value=exam.history) \
+            history = ui.textarea('Relevant history', value=exam.history,
+                                  placeholder='Symptoms, operations, earlier findings') \
                 .classes('w-full').mark('history')
             urgency = ui.radio({'routine': 'Routine', 'urgent': 'Urgent (reviewed first, costs more)'},
                                value=exam.urgency).props('inline').mark('urgency')
@@ -191,7 +193,7 @@ def edit_exam_page(examination_id: str) -> None:
                     await event.file.save(path)
                     await run.io_bound(studies.add_prior_report_file, actor=actor, examination_id=examination_id,
                                        filename=event.file.name, path=path)
-                    ui.notify(f'{event.file.name} attached.', type='positive')
+                    ui.notify(f'{event.file.name} attached.', type='positive', position='top')
                 except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                     notify_error(error)
                 finally:
@@ -203,6 +205,7 @@ def edit_exam_page(examination_id: str) -> None:
                 .props('accept=".pdf,.png,.jpg,.jpeg"').classes('w-full').mark('prior-upload')
 
         def save() -> bool:
+            """Store the details of the draft; called on every change, so nothing typed is lost."""
             try:
                 examinations.update_details(
                     actor=actor, examination_id=examination_id, modality=modality.value or '',
@@ -216,7 +219,12 @@ def edit_exam_page(examination_id: str) -> None:
 
         def save_draft() -> None:
             if save():
-                ui.notify('Draft saved.', type='positive')
+                ui.notify('Draft saved.', type='positive', position='top')
+
+        for field in (body_part, question, history, prior_text):
+            field.on('blur', save)
+        for choice in (modality, urgency):
+            choice.on_value_change(save)
 
         def submit() -> None:
             if not save():
@@ -294,6 +302,7 @@ def exam_page(examination_id: str) -> None:
             _detail('Urgency', exam.urgency.capitalize())
             _detail('Question', exam.clinical_question)
             _detail('History', exam.history)
+            _detail('First report', exam.prior_report_text)
             _detail('Price', format_money(exam.price_cents, exam.currency))
             _detail('Submitted', format_time(exam.submitted_at))
             _detail('Paid', format_time(exam.paid_at))
@@ -315,21 +324,22 @@ def exam_page(examination_id: str) -> None:
                 except Exception as error:  # noqa: BLE001
                     notify_error(error)
                     return
-                ui.notify('The examination was cancelled.', type='positive')
+                ui.notify('The examination was cancelled.', type='positive', position='top')
                 ui.navigate.reload()
             ui.button('Cancel examination', on_click=cancel).props('flat color=negative').mark('cancel')
 
 
-def _suggest_modality(actor: Actor, examination_id: str, modality: ui.select) -> None:
+def _suggest_modality(actor: Actor, examination_id: str, modality: ui.select) -> bool:
     """Preselect the examination type from the uploaded images when the patient has not chosen one."""
     if modality.value:
-        return
+        return False
     summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
     for study in summary.studies:
         for series in study.series:
             if series.modality in examinations.MODALITIES:
                 modality.value = series.modality
-                return
+                return True
+    return False
 
 
 def _status_explanation(exam: examinations.ExamView) -> None:
@@ -382,7 +392,7 @@ def test_checkout_page(provider_ref: str) -> None:
                 except Exception as error:  # noqa: BLE001
                     notify_error(error)
                     return
-                ui.notify('Payment received. Thank you!', type='positive')
+                ui.notify('Payment received. Thank you!', type='positive', position='top')
                 ui.navigate.to(f'/exams/{examination_id}')
 
             def cancel() -> None:
@@ -391,7 +401,7 @@ def test_checkout_page(provider_ref: str) -> None:
                 except Exception as error:  # noqa: BLE001
                     notify_error(error)
                     return
-                ui.notify('Payment cancelled. You can pay later from your examination.')
+                ui.notify('Payment cancelled. You can pay later from your examination.', position='top')
                 ui.navigate.to(f'/exams/{examination_id}')
 
             with ui.row().classes('w-full gap-2'):

@@ -174,7 +174,7 @@ def submit(*, actor: Actor, examination_id: str) -> None:
         exam = get_own_draft(session, actor, examination_id)
         missing = []
         if not exam.modality:
-            missing.append('modality')
+            missing.append('type of examination')
         if not exam.body_part:
             missing.append('body part')
         if not exam.clinical_question:

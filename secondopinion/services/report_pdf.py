@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import TimeStamp
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -118,8 +120,27 @@ def _build(data: ReportPdfData, *, total_pages: int | None) -> tuple[bytes, int]
         pages_seen = document.page
         _draw_footer(canvas, data, page=document.page, total_pages=total_pages)
 
-    doc.build(_story(data), onFirstPage=draw_footer, onLaterPages=draw_footer)
+    def draw_first_page(canvas: Canvas, document: SimpleDocTemplate) -> None:
+        _stamp_signing_time(canvas, data.finalized_at)
+        draw_footer(canvas, document)
+
+    doc.build(_story(data), onFirstPage=draw_first_page, onLaterPages=draw_footer)
     return buffer.getvalue(), pages_seen
+
+
+def _stamp_signing_time(canvas: Canvas, finalized_at: datetime) -> None:
+    """Set the PDF's CreationDate and ModDate to the signing time instead of invariant mode's 2000-01-01.
+
+    Invariant mode keeps the bytes reproducible; the time stamp replaced here is the only value it
+    fixes to a made-up date. ReportLab 4 reads `_timeStamp` of the canvas's document when it writes
+    the info dictionary, after the pages are drawn.
+    """
+    seconds = finalized_at.astimezone(UTC).timestamp()
+    stamp = TimeStamp(invariant=1)
+    stamp.t = seconds
+    stamp.lt = time.gmtime(seconds)
+    stamp.YMDhms = tuple(stamp.lt)[:6]
+    canvas._doc._timeStamp = stamp  # noqa: SLF001 (ReportLab has no public setter for the creation date)
 
 
 def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages: int | None) -> None:

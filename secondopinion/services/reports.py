@@ -22,6 +22,8 @@ from .errors import ConflictError, NotFoundError, ValidationError
 logger = logging.getLogger(__name__)
 
 SECTION_LIMIT = 20000
+# Characters of the patient's first report that the PDF repeats; the full text stays in the app.
+FIRST_REPORT_LIMIT = 4000
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ def _study_summary(session, exam: Examination) -> str:  # noqa: ANN001
     return '; '.join(parts) or 'no images'
 
 
+def _first_report_note(prior_report_text: str) -> str:
+    if not prior_report_text:
+        return ''
+    return 'The patient provided this first report, which the radiologist read:\n' + prior_report_text[:FIRST_REPORT_LIMIT]
+
+
 def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str) -> None:
     """Freeze the report as a PDF, move the case to reported, record the earning and notify the patient."""
     from .notifications import enqueue_email
@@ -127,7 +135,7 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
             doctor_license=doctor.license_number, doctor_specialty=doctor.specialty,
             findings=report.findings, impression=report.impression, recommendations=report.recommendations,
             finalized_at=finalized_at,
-            original_report_note='The patient provided the first report.' if exam.prior_report_text else ''))
+            original_report_note=_first_report_note(exam.prior_report_text)))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-{digest[:12]}.pdf'
         # The PDF is stored before the rows commit, so a committed report always has its file.

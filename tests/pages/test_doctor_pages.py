@@ -67,6 +67,7 @@ async def test_finalize_without_impression_rejected(user: User, make_patient, ma
     await user.open(f'/doctor/cases/{exam_id}')
     user.find(marker='findings').type('Nodule of 6 mm.')
     user.find(marker='finalize').click()
+    user.find(marker='confirm-finalize').click()
     await user.should_see('Impression is missing')
     assert examinations.get_exam(actor=doctor, examination_id=exam_id).status == 'under_review'
 

@@ -113,6 +113,7 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     doctor1.find(marker='impression').type('Probably benign.')
     doctor1.find(marker='recommendations').type('Follow-up CT in 12 months.')
     doctor1.find(marker='finalize').click()
+    doctor1.find(marker='confirm-finalize').click()
     await doctor1.should_see(marker='finalized', retries=60)
 
     # The report email goes out through the outbox and the examination completes.

@@ -92,7 +92,7 @@ async def test_submit_incomplete_lists_missing(user: User, make_patient):
     user.find(marker='new-exam').click()
     await user.should_see(marker='submit')
     user.find(marker='submit').click()
-    await user.should_see('Cannot submit yet. Missing: modality, body part, clinical question')
+    await user.should_see('Cannot submit yet. Missing: type of examination, body part, clinical question')
     with db.session_scope() as session:
         statuses = session.scalars(select(Examination.status)).all()
     assert statuses == ['draft']
@@ -137,3 +137,28 @@ async def test_cancel_awaiting_payment(user: User, make_patient):
     await user.should_see('Awaiting payment')
     user.find(marker='cancel').click()
     await user.should_see('Cancelled', retries=40)
+
+
+async def test_suggested_type_is_saved(user: User, make_patient):
+    patient = make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='image-upload')
+    await upload(user, 'image-upload', [Path(get_testdata_file('MR_small.dcm'))])
+    await user.should_see('DICOM image')
+    with db.session_scope() as session:
+        exam = session.scalars(select(Examination).where(Examination.patient_id == patient.patient_id)).one()
+        assert exam.modality == 'MR'
+
+
+async def test_details_saved_on_blur(user: User, make_patient):
+    patient = make_patient(email='carol@example.org')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='body_part')
+    user.find(marker='body_part').type('Left knee').trigger('blur')
+    with db.session_scope() as session:
+        exam = session.scalars(select(Examination).where(Examination.patient_id == patient.patient_id)).one()
+        assert exam.body_part == 'Left knee'

@@ -38,7 +38,7 @@ def test_submit_incomplete_draft_rejected(make_patient):
     exam_id = examinations.create_draft(actor=patient)
     with pytest.raises(ValidationError) as error:
         examinations.submit(actor=patient, examination_id=exam_id)
-    assert 'modality' in str(error.value)
+    assert 'type of examination' in str(error.value)
     assert 'clinical question' in str(error.value)
     assert 'images' in str(error.value)
     assert _status(exam_id) == 'draft'

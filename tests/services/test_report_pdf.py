@@ -119,3 +119,9 @@ def test_different_patient_gives_different_bytes():
 def test_naive_finalized_time_is_rejected():
     with pytest.raises(ValueError, match='timezone-aware'):
         render_report_pdf(sample(finalized_at=datetime(2024, 1, 19, 14, 3)))
+
+
+def test_creation_date_is_signing_time():
+    pdf = render_report_pdf(sample(finalized_at=datetime(2026, 3, 9, 7, 45, 12, tzinfo=UTC)))
+    assert b"/CreationDate (D:20260309074512+00'00')" in pdf
+    assert b"/ModDate (D:20260309074512+00'00')" in pdf

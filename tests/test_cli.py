@@ -1,0 +1,54 @@
+"""The command line: creating the first admin and asking for help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from secondopinion.services import accounts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*arguments: str, stdin: str = '') -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != 'PYTEST_CURRENT_TEST'}
+    return subprocess.run([sys.executable, 'main.py', *arguments], cwd=ROOT, env=environment, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_create_admin_then_sign_in():
+    result = _run('create-admin', '--email', 'Root@Example.org', '--name', 'Ada Admin', '--password-stdin',
+                  stdin='a long admin password\n')
+    assert result.returncode == 0, result.stderr
+    assert 'Admin account root@example.org created.' in result.stdout
+    actor = accounts.authenticate(email='root@example.org', password='a long admin password')
+    assert actor.role == 'admin'
+
+
+def test_create_admin_short_password_rejected():
+    result = _run('create-admin', '--email', 'root@example.org', '--password-stdin', stdin='short\n')
+    assert result.returncode == 1
+    assert 'Password must have at least 12 characters.' in result.stderr
+    assert accounts.get_actor(1) is None
+
+
+def test_create_admin_twice_rejected():
+    first = _run('create-admin', '--email', 'root@example.org', '--password-stdin', stdin='a long admin password\n')
+    second = _run('create-admin', '--email', 'root@example.org', '--password-stdin', stdin='another long password\n')
+    assert first.returncode == 0
+    assert second.returncode == 1
+    assert 'already exists' in second.stderr
+
+
+def test_help_prints_usage():
+    result = _run('--help')
+    assert result.returncode == 0
+    assert 'create-admin' in result.stdout
+
+
+def test_unknown_argument_rejected():
+    result = _run('serve-everything')
+    assert result.returncode == 2
+    assert 'usage:' in result.stderr
