@@ -14,7 +14,7 @@ from ..services import events, examinations, reports
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, notify_error, plural, require_actor, show_not_found, status_badge
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ def board_page() -> None:
                                 ui.label(f'{exam.modality} {exam.body_part}').classes(
                                     'text-subtitle1 text-weight-medium')
                             ui.label(exam.clinical_question[:200]).classes('text-body2 text-grey-8')
-                            ui.label(f'{exam.image_count} images, waiting {format_waiting(exam.paid_at, now)}') \
+                            ui.label(f'{plural(exam.image_count, "image")}, '
+                                     f'waiting {format_waiting(exam.paid_at, now)}') \
                                 .classes('text-caption')
                         ui.button('Accept', icon='assignment_ind',
                                   on_click=lambda exam_id=exam.id: accept(exam_id)).mark(f'accept-{exam.id}')

@@ -9,7 +9,7 @@ from nicegui import ui
 
 from ..services import studies
 from ..services.actors import Actor
-from .layout import notify_error
+from .layout import notify_error, plural
 
 
 def format_size(size: int) -> str:
@@ -45,8 +45,8 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
     if summary.image_count == 0 and not summary.prior_reports:
         ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
     if summary.image_count:
-        ui.label(f'{summary.study_count} study(ies), {summary.series_count} series, {summary.image_count} images, '
-                 f'{format_size(summary.total_bytes)}').classes('text-body2 text-weight-medium').mark('image-totals')
+        ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
+                 f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}').classes('text-body2 text-weight-medium').mark('image-totals')
     for study in summary.studies:
         with ui.column().classes('w-full gap-1').mark('study'):
             ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '
@@ -63,7 +63,7 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                         with ui.card_section().classes('q-pa-xs'):
                             ui.label(f'#{series.number if series.number is not None else "-"} '
                                      f'{series.description or series.modality}').classes('text-caption ellipsis')
-                            ui.label(f'{series.image_count} images').classes('text-caption text-grey-7')
+                            ui.label(plural(series.image_count, 'image')).classes('text-caption text-grey-7')
     for report_file in summary.prior_reports:
         with ui.row().classes('items-center gap-2').mark('prior-report-file'):
             ui.icon('description')
