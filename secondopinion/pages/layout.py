@@ -24,10 +24,19 @@ STATUS_COLORS = {
 }
 
 NAV_BY_ROLE = {
-    Role.PATIENT: [('My examinations', '/exams'), ('New examination', '/exams/new')],
-    Role.DOCTOR: [('Pending examinations', '/doctor'), ('My cases', '/doctor/cases')],
-    Role.ADMIN: [('Admin panel', '/admin')],
+    Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle')],
+    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'assignment_ind')],
+    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings')],
 }
+
+
+NAV_CSS = '''
+.nav-narrow { display: none !important; }
+@media (max-width: 599.98px) {
+    .nav-wide { display: none !important; }
+    .nav-narrow { display: inline-flex !important; }
+}
+'''
 
 
 def current_actor() -> Actor | None:
@@ -96,6 +105,7 @@ def apply_theme() -> None:
     ui.colors(primary='#0f766e', secondary='#155e75', accent='#7c3aed', positive='#15803d')
     ui.add_head_html('<meta name="theme-color" content="#0f766e">')
     ui.query('body').style('background-color: #f5f7f8')
+    ui.add_css(NAV_CSS)
 
 
 @contextmanager
@@ -108,12 +118,21 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
                 'row items-center no-wrap text-white no-underline'):
             ui.image('/assets/logo.png').classes('w-8 h-8 rounded')
             ui.label('SecondOpinion').classes('text-h6 q-ml-sm')
-        with ui.row().classes('items-center gap-1'):
+        with ui.row().classes('items-center gap-1 no-wrap'):
             if actor:
-                for label, target in NAV_BY_ROLE.get(actor.role, []):
-                    ui.button(label, on_click=lambda t=target: ui.navigate.to(t)).props('flat color=white dense')
+                entries = NAV_BY_ROLE.get(actor.role, [])
+                # Wide screens get labelled buttons; phones (below 600 px) get icons with accessible
+                # names, so the header stays one row high.
+                for label, target, icon in entries:
+                    ui.button(label, on_click=lambda t=target: ui.navigate.to(t)) \
+                        .props('flat color=white dense').classes('nav-wide')
+                    ui.button(icon=icon, on_click=lambda t=target: ui.navigate.to(t)) \
+                        .props(f'flat round color=white aria-label="{label}"').classes('nav-narrow') \
+                        .tooltip(label)
                 ui.button('Sign out', on_click=_sign_out_clicked).props('flat color=white dense icon=logout') \
-                    .mark('sign-out')
+                    .classes('nav-wide').mark('sign-out')
+                ui.button(icon='logout', on_click=_sign_out_clicked) \
+                    .props('flat round color=white aria-label="Sign out"').classes('nav-narrow').tooltip('Sign out')
             else:
                 ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
                 ui.button('Register', on_click=lambda: ui.navigate.to('/register')).props('flat color=white dense')
