@@ -15,6 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -26,7 +28,7 @@ import pytest
 from tests.conftest import PASSWORD
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocket
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path('/usr/bin/chromium')
@@ -40,16 +42,21 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 # How long Playwright waits for an element, a navigation or an expectation before it fails.
 ACTION_TIMEOUT_MS = 10_000
+# How long `click_until_visible` waits for the result of one click before it clicks again.
+CLICK_RESULT_TIMEOUT_MS = 3_000
 
-# A phone as a patient holds it. The Android user agent makes Quasar treat the page as mobile
-# (it picks, for example, a dialog instead of a menu for selects), as it would on a real phone.
+# A phone-sized touch screen. The Android user agent makes Quasar treat the page as mobile
+# (it shows, for example, a dialog instead of a menu for selects), as it does on a real phone.
 PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 2,
          'user_agent': 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) '
                        'Chrome/126.0.0.0 Mobile Safari/537.36'}
 DESKTOP = {'viewport': {'width': 1280, 'height': 800}}
 
+# The fixed header wraps to several rows when its buttons do not fit, and then covers much of a phone screen.
+HEADER_MAX_HEIGHT_PX = 100
+
 EXAM_URL = re.compile(r'/exams/(?P<id>[^/?#]+)$')
-_email_numbers = itertools.count(1)
+_serial_numbers = itertools.count(1)
 
 
 def _missing_requirement() -> str | None:
@@ -67,6 +74,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip every test in this folder, before any fixture starts, when the browser cannot run."""
     if MISSING_REQUIREMENT:
         pytest.skip(MISSING_REQUIREMENT)
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """Remember a failed test body, so `open_page` can show the pages and their log as they were then."""
+    report = yield
+    if report.when == 'call' and report.failed:
+        item.stash[CALL_FAILED] = True
+    return report
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +190,8 @@ def app(app_server: AppServer) -> Iterator[AppServer]:
     offset = app_server.log_path.stat().st_size
     yield app_server
     new_lines = app_server.read_log(offset).splitlines()
-    problems = [line for line in new_lines if ' ERROR ' in line or line.startswith('Traceback')]
+    # The app's records read "... ERROR name: message" and uvicorn's read "ERROR:    message".
+    problems = [line for line in new_lines if ' ERROR ' in line or line.startswith(('ERROR:', 'Traceback'))]
     if problems:
         pytest.fail('The server logged errors during the test:\n' + '\n'.join(problems[:20]), pytrace=False)
 
@@ -191,14 +211,40 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+class PageLog:
+    """Console messages and websocket frames of a test's pages, printed when the test failed.
+
+    The frames show whether a click reached the server as a NiceGUI event and what the server sent back.
+    """
+
+    def __init__(self, max_lines: int = 2000) -> None:
+        self.lines: deque[str] = deque(maxlen=max_lines)
+
+    def add(self, page_number: int, text: str) -> None:
+        self.lines.append(f'{time.strftime("%H:%M:%S")} page {page_number} {text[:300]}')
+
+    def watch(self, page: Page, page_number: int) -> None:
+        page.on('console', lambda message: self.add(page_number, f'console {message.type}: {message.text}'))
+        page.on('websocket', lambda socket: self._watch_socket(socket, page_number))
+
+    def _watch_socket(self, socket: WebSocket, page_number: int) -> None:
+        self.add(page_number, f'websocket opened: {socket.url}')
+        socket.on('framesent', lambda payload: self.add(page_number, f'sent {payload}'))
+        socket.on('framereceived', lambda payload: self.add(page_number, f'received {payload}'))
+        socket.on('close', lambda _socket: self.add(page_number, 'websocket closed'))
+
+
 @pytest.fixture
-def open_page(browser: Browser, app: AppServer) -> Iterator[Callable[..., Page]]:
+def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
     """Return a function that opens a page in a new browser context (one person), e.g. `open_page(**PHONE)`.
 
-    The test fails when a page threw an uncaught JavaScript error.
+    The test fails when a page threw an uncaught JavaScript error. When the test failed, its output shows
+    the console and websocket log of its pages, and each page is saved as `failed-TEST-N.png` into
+    $SECONDOPINION_SCREENSHOT_DIR when that is set.
     """
-    contexts = []
+    contexts: list[BrowserContext] = []
     page_errors: list[str] = []
+    log = PageLog()
 
     def open_new(**options: Any) -> Page:
         context = browser.new_context(base_url=app.base_url, **options)
@@ -206,9 +252,17 @@ def open_page(browser: Browser, app: AppServer) -> Iterator[Callable[..., Page]]
         contexts.append(context)
         page = context.new_page()
         page.on('pageerror', lambda error: page_errors.append(f'{page.url}: {error}'))
+        log.watch(page, len(contexts))
         return page
 
     yield open_new
+
+    if request.node.stash.get(CALL_FAILED, False):
+        for number, context in enumerate(contexts, start=1):
+            for page in context.pages:
+                print(f'page {number} was at {page.url}')
+                save_screenshot(page, f'failed-{request.node.name}-{number}')
+        print('Console and websocket log of the pages:', *log.lines, sep='\n')
     for context in contexts:
         context.close()
     assert not page_errors, 'JavaScript errors in the pages:\n' + '\n'.join(page_errors)
@@ -216,7 +270,7 @@ def open_page(browser: Browser, app: AppServer) -> Iterator[Callable[..., Page]]
 
 def unique_email(prefix: str) -> str:
     """Return a new address for each call, because every test in the package shares one server and database."""
-    return f'{prefix}{next(_email_numbers)}@example.org'
+    return f'{prefix}{next(_serial_numbers)}@example.org'
 
 
 def save_screenshot(page: Page, name: str) -> None:
@@ -225,8 +279,8 @@ def save_screenshot(page: Page, name: str) -> None:
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    # From the top, so the fixed header is drawn there and not over the middle of the full-page image,
-    # and after every image loaded. Disabled animations skip Quasar's fade-in of images and labels.
+    # Scroll to the top first, because a full-page capture draws the fixed header at the current scroll
+    # position. Disabled animations skip Quasar's fade-in of images and floating labels.
     page.evaluate('window.scrollTo(0, 0)')
     page.wait_for_function('[...document.images].every(image => image.complete)')
     page.screenshot(path=str(Path(folder) / f'{name}.png'), full_page=True, animations='disabled')
@@ -256,6 +310,12 @@ def assert_no_horizontal_scroll(page: Page) -> None:
         'Elements past the right edge:\n' + '\n'.join(overflow['culprits']))
 
 
+def assert_header_one_row(page: Page) -> None:
+    """Check that the fixed header did not wrap: one row is about 74 px high on a phone, two rows about 120 px."""
+    height = page.locator('.q-header').bounding_box()['height']
+    assert height <= HEADER_MAX_HEIGHT_PX, f'the header of {page.url} is {height:.0f} px high, so it wrapped'
+
+
 def exam_id_of(page: Page) -> str:
     match = EXAM_URL.search(page.url)
     assert match, f'{page.url} is not the page of an examination'
@@ -272,7 +332,7 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
 
 def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = '1980-05-17',
                      phone: str = '+41 79 123 45 67') -> None:
-    """Fill and send the registration form on the current /register page, then wait for "My examinations"."""
+    """Fill and send the registration form on the current /register page, then wait for the page /exams."""
     page.get_by_label('Full name').fill(name)
     page.get_by_label('Email').fill(email)
     page.get_by_label('Mobile phone (optional)').fill(phone)
@@ -298,6 +358,27 @@ def choose_modality(page: Page, label: str) -> None:
     expect(option).to_be_hidden()
 
 
+def click_until_visible(button: Locator, result: Locator, attempts: int = 3) -> None:
+    """Click `button` until `result` is visible, and click again when a click had no effect.
+
+    NOTE: a click on "Create doctor" soon after the admin panel loaded was lost in 4 of about 45 runs of
+    this suite: the websocket frames show that the browser sent no event for it. The cause is not known.
+    """
+    from playwright.sync_api import expect
+
+    for attempt in range(attempts):
+        if attempt and result.is_visible():
+            return
+        button.click()
+        try:
+            expect(result).to_be_visible(timeout=CLICK_RESULT_TIMEOUT_MS)
+            return
+        except AssertionError:
+            warnings.warn(f'{result} was not visible {CLICK_RESULT_TIMEOUT_MS} ms after a click on {button}; '
+                          'clicking again', stacklevel=2)
+    expect(result).to_be_visible()
+
+
 def create_doctor_in_admin_panel(page: Page, *, name: str, email: str) -> None:
     """Sign in as the admin and create a doctor account with the shared test password."""
     from playwright.sync_api import expect
@@ -307,10 +388,9 @@ def create_doctor_in_admin_panel(page: Page, *, name: str, email: str) -> None:
     page.get_by_text('Create a doctor account').click()
     page.get_by_label('Full name').fill(name)
     page.get_by_label('Email').fill(email)
-    page.get_by_label('License number').fill(f'CH-RAD-{next(_email_numbers):04d}')
+    page.get_by_label('License number').fill(f'CH-RAD-{next(_serial_numbers):04d}')
     page.get_by_label(re.compile(r'^Initial password')).fill(PASSWORD)
-    page.get_by_role('button', name='Create doctor').click()
-    expect(page.get_by_text(f'{name} ({email})')).to_be_visible()
+    click_until_visible(page.get_by_role('button', name='Create doctor'), page.get_by_text(f'{name} ({email})'))
 
 
 def submit_paid_examination(page: Page, *, images: list[Path], modality: str, body_part: str,

@@ -23,7 +23,7 @@ from .conftest import (
 sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is missing')
 expect = sync_api.expect
 
-# The board checks for changes every 0.3 s; a few seconds leave room for a slow CI machine.
+# The board checks for changes every 0.3 s, and the rest of the time leaves room for a slow CI machine.
 LIVE_UPDATE_TIMEOUT_MS = 5_000
 
 
