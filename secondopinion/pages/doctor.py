@@ -137,6 +137,22 @@ def my_cases_page() -> None:
             ui.label(f'{month}: {format_money(cents, currency)}').mark(f'earning-{month}')
 
 
+def _show_final_report(examination_id: str, report: reports.ReportView | None) -> None:
+    if report is None or not report.is_final:
+        ui.label('No report was written for this case.')
+        return
+    for title, text in (('Findings', report.findings), ('Impression', report.impression),
+                        ('Recommendations', report.recommendations)):
+        if text:
+            ui.label(title).classes('text-subtitle1 text-weight-medium q-mt-sm')
+            ui.label(text).classes('whitespace-pre-wrap').mark(f'final-{title.lower()}')
+    ui.label(f'Finalized {format_time(report.finalized_at)}. SHA-256 of the PDF: {report.pdf_sha256}') \
+        .classes('text-caption break-all').mark('finalized')
+    ui.button('Download PDF report', icon='picture_as_pdf',
+              on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf', new_tab=True)) \
+        .props('outline')
+
+
 def review_page(examination_id: str) -> None:
     actor = require_actor(Role.DOCTOR)
     if actor is None:
@@ -180,35 +196,35 @@ def review_page(examination_id: str) -> None:
         editable = exam.status == ExamStatus.UNDER_REVIEW
         with ui.card().classes('w-full'):
             ui.label('Report').classes('text-h6')
+            if not editable:
+                _show_final_report(examination_id, report)
+                return
             findings = ui.textarea('Findings', value=report.findings if report else '').classes('w-full') \
                 .props('autogrow').mark('findings')
             impression = ui.textarea('Impression', value=report.impression if report else '').classes('w-full') \
                 .props('autogrow').mark('impression')
             recommendations = ui.textarea('Recommendations', value=report.recommendations if report else '') \
                 .classes('w-full').props('autogrow').mark('recommendations')
-            for field in (findings, impression, recommendations):
-                field.set_enabled(editable)
-
-            if not editable:
-                if report and report.is_final:
-                    ui.label(f'Finalized {format_time(report.finalized_at)}. SHA-256 of the PDF: '
-                             f'{report.pdf_sha256}').classes('text-caption break-all').mark('finalized')
-                    ui.button('Download PDF report', icon='picture_as_pdf',
-                              on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf',
-                                                              new_tab=True)).props('outline')
-                return
 
             def values() -> dict[str, str]:
                 return {'findings': findings.value or '', 'impression': impression.value or '',
                         'recommendations': recommendations.value or ''}
 
-            def save() -> None:
+            def save_quietly() -> bool:
                 try:
                     reports.save_draft(actor=actor, examination_id=examination_id, **values())
                 except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                     notify_error(error)
-                    return
-                ui.notify('Draft saved.', type='positive', position='top')
+                    return False
+                return True
+
+            def save() -> None:
+                if save_quietly():
+                    ui.notify('Draft saved.', type='positive', position='top')
+
+            # Each section is saved when it loses focus, so a lost connection costs at most one section's edit.
+            for field in (findings, impression, recommendations):
+                field.on('blur', save_quietly)
 
             def finalize() -> None:
                 confirm.close()

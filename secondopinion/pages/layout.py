@@ -25,7 +25,7 @@ STATUS_COLORS = {
 
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle')],
-    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'assignment_ind')],
+    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history')],
     Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings')],
 }
 
@@ -64,7 +64,8 @@ def require_actor(*roles: str) -> Actor | None:
         ui.navigate.to('/login')
         return None
     if roles and actor.role not in roles:
-        show_not_found()
+        with frame('Not found', actor):
+            show_not_found()
         return None
     return actor
 

@@ -62,7 +62,7 @@ PRIOR_REPORT_TYPES = (
     (b'\x89PNG\r\n\x1a\n', 'image/png', '.png'),
     (b'\xff\xd8\xff', 'image/jpeg', '.jpg'),
 )
-NOT_DICOM_REMEDY = 'upload only DICOM images or a .zip of the CD.'
+NOT_DICOM_REMEDY = 'Choose only DICOM images or a .zip of the CD and upload again.'
 ARCHIVE_REMEDY = 'Create the .zip again from the CD folder with standard settings and no password, and upload it.'
 
 
@@ -498,10 +498,10 @@ def _rejection_message(rejections: list[_Rejection]) -> str:
     parts: list[str] = []
     not_dicom = [rejection.name for rejection in rejections if rejection.not_dicom]
     if len(not_dicom) == 1:
-        parts.append(f'{not_dicom[0]} is not a DICOM file. Remove it and {NOT_DICOM_REMEDY}')
+        parts.append(f'{not_dicom[0]} is not a DICOM file. {NOT_DICOM_REMEDY}')
     elif not_dicom:
         parts.append(f'{len(not_dicom)} files are not DICOM files: {_name_list(not_dicom)}. '
-                     f'Remove them and {NOT_DICOM_REMEDY}')
+                     f'{NOT_DICOM_REMEDY}')
     parts.extend(rejection.message for rejection in rejections if not rejection.not_dicom)
     parts.append('Nothing from this upload was saved.')
     return ' '.join(parts)

@@ -142,7 +142,7 @@ def test_text_file_renamed_dcm_rejected(patient, exam_id, tmp_path):
         studies.add_files(actor=patient, examination_id=exam_id, files=[upload])
 
     assert 'notes.dcm is not a DICOM file' in str(caught.value)
-    assert 'Remove it' in str(caught.value)
+    assert 'Choose only DICOM images' in str(caught.value)
     assert_nothing_stored(exam_id)
 
 
