@@ -64,9 +64,12 @@ def new_exam_page() -> None:
 
 
 def _load(actor: Actor, examination_id: str) -> examinations.ExamView | None:
+    """Return the examination, or show the framed not-found page and return None."""
     try:
         return examinations.get_exam(actor=actor, examination_id=examination_id)
     except NotFoundError:
+        with frame('Not found', actor):
+            show_not_found('Examination')
         return None
 
 
@@ -76,8 +79,6 @@ def edit_exam_page(examination_id: str) -> None:
         return
     exam = _load(actor, examination_id)
     if exam is None:
-        with frame('Not found', actor):
-            show_not_found('Examination')
         return
     if exam.status != ExamStatus.DRAFT:
         ui.navigate.to(f'/exams/{examination_id}')
@@ -257,8 +258,6 @@ def exam_page(examination_id: str) -> None:
         return
     exam = _load(actor, examination_id)
     if exam is None:
-        with frame('Not found', actor):
-            show_not_found('Examination')
         return
     if exam.status == ExamStatus.DRAFT and actor.role == Role.PATIENT:
         ui.navigate.to(f'/exams/{examination_id}/edit')
