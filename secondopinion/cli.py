@@ -55,8 +55,8 @@ def main() -> None:
     if arguments and arguments[0] == 'create-admin':
         raise SystemExit(create_admin_command(arguments[1:]))
     if arguments:
-        asked_for_help = arguments[0] in {'-h', '--help'}
-        print(USAGE, file=sys.stdout if asked_for_help else sys.stderr)
-        raise SystemExit(0 if asked_for_help else 2)
+        help_requested = arguments[0] in {'-h', '--help'}
+        print(USAGE, file=sys.stdout if help_requested else sys.stderr)
+        raise SystemExit(0 if help_requested else 2)
     from .server import run
     run()

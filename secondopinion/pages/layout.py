@@ -70,10 +70,10 @@ def require_actor(*roles: str) -> Actor | None:
     return actor
 
 
-def show_not_found(what: str = 'Page') -> None:
+def show_not_found(subject: str = 'Page') -> None:
     with ui.column().classes('w-full items-center q-pa-xl'):
         ui.icon('search_off', size='3rem').classes('text-grey-6')
-        ui.label(f'{what} not found.').classes('text-h6').mark('not-found')
+        ui.label(f'{subject} not found.').classes('text-h6').mark('not-found')
         ui.link('Back to the start page', '/')
 
 

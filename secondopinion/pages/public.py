@@ -119,7 +119,9 @@ def register_page() -> None:
                 except ValidationError as exc:
                     error.text = str(exc)
                     if exc.field in fields:
-                        fields[exc.field].props(f'error error-message="{exc}"')
+                        # Item assignment, not the props string, because messages contain quotes.
+                        fields[exc.field].props['error'] = True
+                        fields[exc.field].props['error-message'] = str(exc)
                     return
                 except DomainError as exc:
                     error.text = str(exc)

@@ -47,6 +47,9 @@ async def test_register_short_password_rejected(user: User):
 async def test_register_bad_phone_rejected(user: User):
     await _register(user, phone='12345')
     await user.should_see('Phone number "12345" is invalid')
+    phone = user.find(marker='phone').elements.pop()
+    assert phone.props['error'] is True
+    assert phone.props['error-message'].startswith('Phone number "12345" is invalid')
     assert _count(UserRow) == 0
 
 
