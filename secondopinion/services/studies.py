@@ -710,6 +710,11 @@ class _ArchiveEntry:
     name: str
     key: str
     size: int
+    sha256: str
+
+
+class StoredFileCorruptError(Exception):
+    """A stored file no longer matches the SHA-256 recorded at upload."""
 
 
 def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterator[bytes]]:
@@ -722,7 +727,8 @@ def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterat
         _require_image_access(session, actor, examination_id)
         rows = session.execute(
             select(Study.id, Study.study_date, Study.description, Series.id, Series.number, Series.description,
-                   StudyFile.id, StudyFile.instance_number, StudyFile.storage_key, StudyFile.size_bytes)
+                   StudyFile.id, StudyFile.instance_number, StudyFile.storage_key, StudyFile.size_bytes,
+                   StudyFile.sha256)
             .join(Series, StudyFile.series_id == Series.id)
             .join(Study, Series.study_id == Study.id)
             .where(StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)).all()
@@ -744,7 +750,7 @@ def _archive_entries(rows: list) -> list[_ArchiveEntry]:
     entries = []
     index_in_series: Counter[int] = Counter()
     for study_id, study_date, study_description, series_id, number, series_description, _file_id, \
-            instance_number, key, size in rows:
+            instance_number, key, size, sha256 in rows:
         if study_id not in study_folders:
             label = f'{study_date or "undated"}_{_safe_name(study_description) or "study"}'
             study_folders[study_id] = _unique_name(label, used)
@@ -755,7 +761,7 @@ def _archive_entries(rows: list) -> list[_ArchiveEntry]:
         index_in_series[series_id] += 1
         stem = f'{instance_number:04d}' if instance_number is not None else f'{index_in_series[series_id]:04d}'
         name = _unique_name(f'{series_folders[series_id]}/{stem}', used, suffix='.dcm')
-        entries.append(_ArchiveEntry(name=name, key=key, size=size))
+        entries.append(_ArchiveEntry(name=name, key=key, size=size, sha256=sha256))
     return entries
 
 
@@ -816,15 +822,23 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
             info = zipfile.ZipInfo(entry.name, date_time=time.localtime()[:6])
             info.compress_type = zipfile.ZIP_STORED
             info.file_size = entry.size  # lets zipfile choose Zip64 headers up front for files near or over 2 GiB
+            digest = hashlib.sha256()
             try:
                 with archive.open(info, mode='w') as target:
                     for chunk in storage.iter_chunks(entry.key):
+                        digest.update(chunk)
                         target.write(chunk)
                         yield from sink.drain()
             except FileNotFoundError:
                 logger.error('examination %s: blob %s is missing, so the zip download stops', examination_id,
                              entry.key)
                 raise
+            # The check can only end the stream after the entry was sent; the client then gets an
+            # incomplete zip, which browsers report as a failed download, instead of a corrupt image.
+            if digest.hexdigest() != entry.sha256:
+                logger.error('examination %s: blob %s does not match its SHA-256 from upload, so the zip '
+                             'download stops', examination_id, entry.key)
+                raise StoredFileCorruptError(f'Stored file {entry.name} is damaged.')
             yield from sink.drain()
     yield from sink.drain()
     logger.info('examination %s: zip of %d images sent', examination_id, len(entries))

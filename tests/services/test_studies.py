@@ -20,6 +20,7 @@ from secondopinion.models import AuditEvent, ExamStatus, StudyFile
 from secondopinion.services import studies
 from secondopinion.services.dicom import parse_dicom, render_thumbnail
 from secondopinion.services.errors import ConflictError, NotFoundError, ValidationError
+from secondopinion.services.storage import get_storage
 
 from .dicom_files import (
     create_draft, dicomdir_folder, jpeg_bytes, make_zip, mark_first_entry_encrypted, row_counts, set_status,
@@ -865,3 +866,18 @@ def test_thumbnail_none_when_undecodable(caplog):
 
     assert result is None
     assert 'no thumbnail' in caplog.text
+
+
+def test_zip_stream_stops_on_damaged_blob(patient, exam_id, tmp_path, caplog):
+    ct = pydicom_file('CT_small.dcm')
+    studies.add_files(actor=patient, examination_id=exam_id, files=[upload_copy(tmp_path, ct.name, ct)])
+    with db.session_scope() as session:
+        key = session.scalars(select(StudyFile.storage_key).where(StudyFile.examination_id == exam_id)).one()
+    damaged = bytearray(b''.join(get_storage().iter_chunks(key)))
+    damaged[-1] ^= 0xFF
+    get_storage().save(key, [bytes(damaged)])
+
+    _, chunks = studies.stream_images_zip(actor=patient, examination_id=exam_id)
+    with pytest.raises(studies.StoredFileCorruptError):
+        b''.join(chunks)
+    assert 'does not match its SHA-256' in caplog.text
