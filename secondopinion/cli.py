@@ -1,23 +1,28 @@
-"""Command line: serve the app (default) or create the first admin account."""
+"""Command line: serve the app (default), create the first admin account or inspect a study without storing it."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from . import db
 from .config import get_settings
-from .services import accounts
+from .services import accounts, intake
 from .services.errors import DomainError
 
 
 USAGE = '''usage: main.py [create-admin --email EMAIL [--name NAME] [--password-stdin]]
+       main.py inspect-study PATH [PATH ...]
 
 Without arguments, serve SecondOpinion with the settings from SECONDOPINION_* environment variables
-(see .env.example). With create-admin, create an admin account and exit.'''
+(see .env.example). With create-admin, create an admin account and exit. With inspect-study, run the
+upload checks on DICOM files, CD folders or .zip files, print what an upload would store as JSON,
+and store nothing.'''
 
 
 def create_admin_command(argv: list[str]) -> int:
@@ -45,6 +50,27 @@ def create_admin_command(argv: list[str]) -> int:
     return 0
 
 
+def inspect_study_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog='main.py inspect-study',
+        description='Run the upload checks on DICOM files, CD folders or .zip files and print the studies, '
+                    'series and rejected files as JSON. Nothing is stored and no database is needed. '
+                    'Exit status: 0 when an upload would be accepted, 1 when a file is rejected or no '
+                    'DICOM image was found, 2 for a usage error.')
+    parser.add_argument('paths', nargs='+', metavar='PATH', type=Path,
+                        help='a DICOM file, a folder (read recursively, with its DICOMDIR when present) or a .zip')
+    args = parser.parse_args(argv)
+    missing = [path for path in args.paths if not path.exists()]
+    for path in missing:
+        print(f'main.py inspect-study: {path} not found. Pass existing files or folders.', file=sys.stderr)
+    if missing:
+        return 2
+    inspection = intake.inspect_paths(args.paths, get_settings())
+    json.dump(inspection.to_json(), sys.stdout, indent=2)
+    sys.stdout.write('\n')
+    return 0 if inspection.usable else 1
+
+
 def main() -> None:
     """Entry point of the `secondopinion` console script."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -54,6 +80,8 @@ def main() -> None:
     arguments = [] if os.environ.get('NICEGUI_USER_SIMULATION') else sys.argv[1:]
     if arguments and arguments[0] == 'create-admin':
         raise SystemExit(create_admin_command(arguments[1:]))
+    if arguments and arguments[0] == 'inspect-study':
+        raise SystemExit(inspect_study_command(arguments[1:]))
     if arguments:
         help_requested = arguments[0] in {'-h', '--help'}
         print(USAGE, file=sys.stdout if help_requested else sys.stderr)

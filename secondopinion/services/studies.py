@@ -6,6 +6,7 @@ transaction, and any rejection or error deletes the blobs this call wrote.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -228,81 +229,19 @@ class _UploadBatch:
 
     def add_upload(self, name: str, path: Path) -> None:
         """Add one uploaded file: a zip archive (recognized by its magic bytes, whatever its name) or a DICOM file."""
-        with path.open('rb') as file:
-            magic = file.read(8)
-        if magic.startswith(ZIP_MAGICS):
-            try:
-                archive = zipfile.ZipFile(path)
-            except (zipfile.BadZipFile, OSError):
-                # A damaged archive, or a DICOM file whose free-form preamble starts like a zip.
-                if parse_dicom(path) is None:
-                    self.reject(name, f'{name} is a damaged .zip archive. {ARCHIVE_REMEDY}')
-                    return
-            else:
-                with archive:
-                    self._add_archive(name, archive)
-                return
-        for archive_magic, archive_format in OTHER_ARCHIVE_MAGICS.items():
-            if magic.startswith(archive_magic):
-                self.reject(name, f'{name} is a {archive_format} archive, and only .zip archives can be read. '
-                                  f'Create a .zip of the CD folder and upload it.')
-                return
-        self._add_loose_file(name, path)
+        # closing() removes a zip's temporary folder at once when storing an entry raises.
+        with contextlib.closing(classify_upload(name, path, self.settings)) as items:
+            for item in items:
+                self._add_item(item)
 
-    def _add_loose_file(self, name: str, path: Path) -> None:
-        size = path.stat().st_size
-        if size > self.settings.max_file_bytes:
-            self.reject(name, f'{name} is {_format_bytes(size)}, more than the limit of '
-                              f'{_format_bytes(self.settings.max_file_bytes)} per file. Remove it from the upload.')
-            return
-        info = parse_dicom(path)
-        if info is None:
-            if name.lower().endswith('.zip'):
-                self.reject(name, f'{name} is not a valid .zip archive. {ARCHIVE_REMEDY}')
-            else:
-                self.rejections.append(_Rejection(name, '', not_dicom=True))
-            return
-        if info.is_dicomdir:
-            self.skip(name)  # the index of a CD, whose images arrive as separate files
-            return
-        self._add_dicom(name, path, info)
-
-    def _add_archive(self, name: str, archive: zipfile.ZipFile) -> None:
-        """Extract the entries one at a time to a temporary file, add the DICOM ones and skip the rest."""
-        entries = archive.infolist()
-        problem = _check_archive_entries(entries, self.settings)
-        if problem:
-            self.reject(name, f'{name} {problem}')
-            return
-
-        found_dicom = False
-        with tempfile.TemporaryDirectory(prefix='secondopinion-zip-') as folder:
-            entry_path = Path(folder) / 'entry'
-            for position, entry in enumerate(entries):
-                if entry.is_dir() or entry.filename.startswith('__MACOSX/'):
-                    continue  # folders, and the resource forks macOS adds to archives
-                entry_name = f'{name}/{entry.filename}'
-                try:
-                    _extract_entry(archive, entry, entry_path)
-                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
-                    logger.info('examination %s: zip entry %d of an upload could not be extracted: %s',
-                                self.examination_id, position, error)
-                    self.reject(name, f'{name} is damaged or uses an unsupported compression method '
-                                      f'(entry "{entry.filename}"). {ARCHIVE_REMEDY}')
-                    return
-                try:
-                    info = parse_dicom(entry_path)
-                    if info is None or info.is_dicomdir:
-                        self.skip(entry_name)
-                        continue
-                    found_dicom = True
-                    self._add_dicom(entry_name, entry_path, info)
-                finally:
-                    entry_path.unlink(missing_ok=True)
-
-        if not found_dicom:
-            self.reject(name, f'{name} contains no DICOM images. Upload a .zip of the whole CD or DVD, '
-                              f'or the DICOM files themselves.')
+    def _add_item(self, item: IntakeItem) -> None:
+        if item.outcome == DICOM_OUTCOME and item.path is not None and item.info is not None:
+            self._add_dicom(item.name, item.path, item.info)
+        elif item.outcome == SKIPPED_OUTCOME:
+            self.skip(item.name)
+        else:
+            self.rejections.append(_Rejection(item.name, '' if item.not_dicom else item.reason,
+                                              not_dicom=item.not_dicom))
 
     def _add_dicom(self, name: str, path: Path, info: DicomInfo) -> None:
         sop_uid = info.sop_instance_uid
@@ -352,6 +291,123 @@ class _UploadBatch:
         if not self.staged and not self.duplicates:
             raise ValidationError('No DICOM images were found in this upload (a DICOMDIR file is only the index '
                                   'of a CD). Upload the image files or a .zip of the whole CD.', field='files')
+
+
+# --- Classification of uploaded files, shared by the upload and `main.py inspect-study` -----------------------
+
+DICOM_OUTCOME = 'dicom'
+SKIPPED_OUTCOME = 'skipped'
+REJECTED_OUTCOME = 'rejected'
+DICOMDIR_SKIP_REASON = 'DICOMDIR, the index of a CD, whose images are read as separate files'
+NOT_DICOM_SKIP_REASON = 'not a DICOM file'
+
+
+@dataclass(frozen=True)
+class IntakeItem:
+    """The outcome for one uploaded file or zip entry: a DICOM image, a skipped file or a rejection.
+
+    For a DICOM item, `path` is the file to read. For a zip entry it is a temporary file that is
+    deleted when the generator that yielded the item resumes. `reason` says why a file was skipped,
+    or is the full rejection message with the file name and the remedy. When `not_dicom` is set the
+    upload names the file in one shared sentence instead of using `reason`. `scanned` is False for
+    the rejection of an archive that contains no DICOM images, which is not a file of its own.
+    """
+
+    name: str
+    outcome: str  # DICOM_OUTCOME, SKIPPED_OUTCOME or REJECTED_OUTCOME
+    info: DicomInfo | None = None
+    path: Path | None = None
+    reason: str = ''
+    not_dicom: bool = False
+    scanned: bool = True
+
+
+def _rejected(name: str, reason: str, *, not_dicom: bool = False, scanned: bool = True) -> IntakeItem:
+    return IntakeItem(name=name, outcome=REJECTED_OUTCOME, reason=reason, not_dicom=not_dicom, scanned=scanned)
+
+
+def classify_member(name: str, path: Path) -> IntakeItem:
+    """Classify a file from a zip archive or a CD folder: a DICOM image, or skipped when it is a DICOMDIR or not DICOM."""
+    info = parse_dicom(path)
+    if info is None:
+        return IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
+    if info.is_dicomdir:
+        return IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=DICOMDIR_SKIP_REASON)
+    return IntakeItem(name=name, outcome=DICOM_OUTCOME, info=info, path=path)
+
+
+def classify_upload(name: str, path: Path, settings: Settings) -> Iterator[IntakeItem]:
+    """Classify one uploaded file: a zip archive (recognized by its magic bytes, whatever its name) or a DICOM file.
+
+    Yields one item for a loose file and one per entry of a zip, plus a rejection when the zip has
+    no DICOM image. Nothing is stored, so the upload and `main.py inspect-study` both use this.
+    """
+    with path.open('rb') as file:
+        magic = file.read(8)
+    if magic.startswith(ZIP_MAGICS):
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError):
+            # A damaged archive, or a DICOM file whose free-form preamble starts like a zip.
+            if parse_dicom(path) is None:
+                yield _rejected(name, f'{name} is a damaged .zip archive. {ARCHIVE_REMEDY}')
+                return
+        else:
+            with archive:
+                yield from _classify_archive(name, archive, settings)
+            return
+    for archive_magic, archive_format in OTHER_ARCHIVE_MAGICS.items():
+        if magic.startswith(archive_magic):
+            yield _rejected(name, f'{name} is a {archive_format} archive, and only .zip archives can be read. '
+                                  f'Create a .zip of the CD folder and upload it.')
+            return
+    yield _classify_loose_file(name, path, settings)
+
+
+def _classify_loose_file(name: str, path: Path, settings: Settings) -> IntakeItem:
+    size = path.stat().st_size
+    if size > settings.max_file_bytes:
+        return _rejected(name, f'{name} is {_format_bytes(size)}, more than the limit of '
+                               f'{_format_bytes(settings.max_file_bytes)} per file. Remove it from the upload.')
+    item = classify_member(name, path)
+    if item.outcome == SKIPPED_OUTCOME and item.reason == NOT_DICOM_SKIP_REASON:
+        if name.lower().endswith('.zip'):
+            return _rejected(name, f'{name} is not a valid .zip archive. {ARCHIVE_REMEDY}')
+        return _rejected(name, f'{name} is not a DICOM file. {NOT_DICOM_REMEDY}', not_dicom=True)
+    return item
+
+
+def _classify_archive(name: str, archive: zipfile.ZipFile, settings: Settings) -> Iterator[IntakeItem]:
+    """Extract the entries one at a time to a temporary file and classify each one."""
+    entries = archive.infolist()
+    problem = _check_archive_entries(entries, settings)
+    if problem:
+        yield _rejected(name, f'{name} {problem}')
+        return
+
+    found_dicom = False
+    with tempfile.TemporaryDirectory(prefix='secondopinion-zip-') as folder:
+        entry_path = Path(folder) / 'entry'
+        for position, entry in enumerate(entries):
+            if entry.is_dir() or entry.filename.startswith('__MACOSX/'):
+                continue  # folders, and the resource forks macOS adds to archives
+            try:
+                _extract_entry(archive, entry, entry_path)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
+                logger.info('zip entry %d of an upload could not be extracted: %s', position, error)
+                yield _rejected(name, f'{name} is damaged or uses an unsupported compression method '
+                                      f'(entry "{entry.filename}"). {ARCHIVE_REMEDY}')
+                return
+            try:
+                item = classify_member(f'{name}/{entry.filename}', entry_path)
+                found_dicom = found_dicom or item.outcome == DICOM_OUTCOME
+                yield item
+            finally:
+                entry_path.unlink(missing_ok=True)
+
+    if not found_dicom:
+        yield _rejected(name, f'{name} contains no DICOM images. Upload a .zip of the whole CD or DVD, '
+                              f'or the DICOM files themselves.', scanned=False)
 
 
 def _check_archive_entries(entries: list[zipfile.ZipInfo], settings: Settings) -> str | None:
