@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     mail_from: str = 'no-reply@secondopinion.local'
 
+    # Blob storage: Azure Blob Storage when the connection string is set, else the folder data_dir/blobs.
+    azure_storage_connection_string: SecretStr | None = Field(
+        None, description='Azure Storage connection string. When set, files are stored in Azure, not data_dir/blobs')
+    azure_storage_container: str = Field(
+        'secondopinion', min_length=3, max_length=63, pattern=r'^[a-z0-9]+(-[a-z0-9]+)*$',
+        description='Azure container, created when missing: lowercase letters, digits and single hyphens')
+
     notification_interval_seconds: float = 5.0
     notification_max_attempts: int = 8
 

@@ -1,7 +1,7 @@
 """Blob storage for uploaded files, thumbnails and reports, addressed by keys like `exams/<id>/files/<uuid>.dcm`.
 
-`LocalStorage` keeps blobs in a folder. A cloud implementation (Azure Blob Storage) is meant to
-implement the same `BlobStorage` protocol, so callers only ever see keys, never paths.
+`LocalStorage` keeps blobs in a folder, and `storage_azure.AzureBlobStorage` in an Azure Blob Storage
+container. Both implement the `BlobStorage` protocol, so callers only ever see keys, never paths.
 """
 
 from __future__ import annotations
@@ -161,9 +161,24 @@ def _local_storage(root: Path) -> LocalStorage:
     return LocalStorage(root)
 
 
+@lru_cache(maxsize=8)
+def _azure_storage(connection_string: str, container: str) -> BlobStorage:
+    from .storage_azure import AzureBlobStorage  # imported here so the local backend never loads the Azure SDK
+
+    storage = AzureBlobStorage(connection_string, container)
+    logger.info('Azure blob storage in account %s, container %s', storage.account_name, container)
+    return storage
+
+
 def get_storage() -> BlobStorage:
     """Return the storage configured by the current settings.
 
-    Instances are cached per folder, so tests that change the data folder get a new one.
+    That is Azure Blob Storage when `azure_storage_connection_string` is set and not empty, else the
+    local folder. Instances are cached per connection string and container, or per folder, so tests
+    that change the settings get a new one.
     """
-    return _local_storage(get_settings().blob_dir.resolve())
+    settings = get_settings()
+    connection_string = settings.azure_storage_connection_string
+    if connection_string is not None and connection_string.get_secret_value():
+        return _azure_storage(connection_string.get_secret_value(), settings.azure_storage_container)
+    return _local_storage(settings.blob_dir.resolve())
