@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from nicegui import app
 
 from ..db import ping
-from ..services import accounts, reports, studies
+from ..services import accounts, reports, studies, viewer
 from ..services.actors import Actor
-from ..services.errors import NotFoundError
+from ..services.errors import NotFoundError, ValidationError
 from ..services.storage import get_storage
 
 logger = logging.getLogger(__name__)
@@ -83,3 +83,18 @@ def register_routes() -> None:
         except NotFoundError:
             raise HTTPException(status_code=404, detail='Not found') from None
         return StreamingResponse(chunks, media_type=content_type, headers=_attachment(name))
+
+    @app.get('/api/exams/{examination_id}/series/{series_id}/slices/{index}.png', include_in_schema=False)
+    def slice_png(examination_id: str, series_id: int, index: int, wc: float | None = None, ww: float | None = None,
+                  preset: str | None = None) -> Response:
+        actor = _actor()
+        try:
+            data = viewer.render_slice(actor=actor, examination_id=examination_id, series_id=series_id, index=index,
+                                       window_center=wc, window_width=ww, preset=preset or None)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        except ValidationError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
+        except viewer.PreviewUnavailableError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        return Response(data, media_type='image/png', headers={'Cache-Control': 'private, no-store'})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import admin, doctor, patient, public
+    from . import admin, doctor, patient, public, viewer
 
     public.register()
     patient.register()
     doctor.register()
     admin.register()
+    viewer.register()

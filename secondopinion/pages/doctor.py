@@ -184,6 +184,9 @@ def review_page(examination_id: str) -> None:
             with ui.row().classes('w-full items-center justify-between'):
                 ui.label('Images').classes('text-h6')
                 if exam.image_count:
+                    ui.button('Open viewer', icon='visibility',
+                              on_click=lambda: ui.navigate.to(f'/doctor/cases/{examination_id}/viewer')) \
+                        .mark('open-viewer')
                     ui.button('Download all images (.zip)', icon='download',
                               on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/images.zip',
                                                               new_tab=True)).props('outline').mark('download-zip')

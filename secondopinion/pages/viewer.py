@@ -1,0 +1,245 @@
+"""The doctor's image viewer: series list, one large slice rendered by the slice route, scrolling and windowing.
+
+The browser loads each slice as a PNG from `/api/exams/.../slices/{index}.png`, so pixels never go
+through the websocket. The page only changes the image URL.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from nicegui import events, ui
+
+from ..models import Role
+from ..services import examinations, viewer
+from ..services.errors import NotFoundError
+from .layout import frame, plural, require_actor, show_not_found
+
+ZOOM_LEVELS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+PAGE_STEP = 10  # slices moved by PageUp and PageDown
+VIEWER_CSS = '''
+.viewer-stage { height: min(70vh, 100vw); background: #000; overflow: auto; display: flex; }
+.viewer-stage img { margin: auto; flex-shrink: 0; object-fit: contain; max-width: none; }
+.viewer-stage img.viewer-failed { visibility: hidden; }
+'''
+# The arrow, PageUp/PageDown, Home and End keys move through the slices, so they must not also scroll
+# the page. Inputs and the slider keep their own handling of these keys.
+SCROLL_KEYS_SCRIPT = '''
+<script>
+document.addEventListener('keydown', (event) => {
+  const keys = ['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'PageUp', 'PageDown', 'Home', 'End'];
+  const focus = document.activeElement;
+  if (!keys.includes(event.key) || (focus && focus.closest('input, textarea, select, [role="slider"]'))) return;
+  event.preventDefault();
+});
+</script>
+'''
+
+
+def register() -> None:
+    ui.page('/doctor/cases/{examination_id}/viewer')(viewer_page)
+
+
+def slice_url(examination_id: str, series_id: int, index: int, *, center: float | None = None,
+              width: float | None = None, preset: str | None = None) -> str:
+    """Return the URL of the rendered slice. An explicit window takes precedence over a preset."""
+    query: dict[str, str] = {}
+    if center is not None and width is not None:
+        query = {'wc': f'{center:g}', 'ww': f'{width:g}'}
+    elif preset:
+        query = {'preset': preset}
+    url = f'/api/exams/{examination_id}/series/{series_id}/slices/{index}.png'
+    return f'{url}?{urlencode(query)}' if query else url
+
+
+def viewer_page(examination_id: str) -> None:
+    actor = require_actor(Role.DOCTOR)
+    if actor is None:
+        return
+    try:
+        exam = examinations.get_exam(actor=actor, examination_id=examination_id)
+        series = viewer.list_viewer_series(actor=actor, examination_id=examination_id)
+    except NotFoundError:
+        with frame('Not found', actor):
+            show_not_found('Examination')
+        return
+
+    # The accepting doctor goes back to the review page, and a doctor previewing a pending case to the board.
+    back = f'/doctor/cases/{examination_id}' if exam.doctor_id == actor.doctor_id else '/doctor'
+    with frame('Image viewer', actor):
+        ui.add_css(VIEWER_CSS)
+        ui.add_body_html(SCROLL_KEYS_SCRIPT)
+        with ui.row().classes('w-full items-center justify-between'):
+            ui.label(f'{exam.modality} {exam.body_part}: images').classes('text-h5')
+            ui.button('Back to the case', icon='arrow_back', on_click=lambda: ui.navigate.to(back)) \
+                .props('flat').mark('viewer-back')
+        if not any(item.frame_count for item in series):
+            ui.label('This examination has no uploaded images to show.').classes('text-grey-7').mark('viewer-empty')
+            return
+        SliceViewer(examination_id, series).build()
+
+
+class SliceViewer:
+    """The state of one open viewer (series, slice, window and zoom) and the elements that show it."""
+
+    def __init__(self, examination_id: str, series: list[viewer.ViewerSeries]) -> None:
+        self.examination_id = examination_id
+        self.series = [item for item in series if item.frame_count]
+        self.current = self.series[0]
+        self.index = 0
+        self.preset: str | None = None
+        self.zoom = 1.0
+        self.slider_has_focus = False  # the slider then moves on arrow keys by itself
+
+    # --- Layout ---------------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        with ui.element('div').classes('w-full flex flex-col md:flex-row md:flex-nowrap gap-4'):
+            with ui.column().classes('w-full md:w-56 shrink-0 gap-1').mark('series-list'):
+                self._series_list()
+            with ui.column().classes('grow min-w-0 gap-2'):
+                self._window_toolbar()
+                self._stage()
+                self._slice_controls()
+        ui.keyboard(on_key=self._on_key)
+        self.slider.set_enabled(self.current.frame_count > 1)
+        self._show()
+
+    @ui.refreshable_method
+    def _series_list(self) -> None:
+        ui.label('Series').classes('text-subtitle2')
+        with ui.row().classes('w-full md:flex-col gap-1'):
+            for item in self.series:
+                number = item.number if item.number is not None else '-'
+                selected = item.id == self.current.id
+                with ui.button(on_click=lambda chosen=item: self._select_series(chosen)) \
+                        .props(f'no-caps align=left {"unelevated" if selected else "outline"}') \
+                        .classes('md:w-full').mark(f'series-{item.id}'):
+                    with ui.column().classes('items-start gap-0'):
+                        ui.label(f'#{number} {item.description or item.modality or "Series"}').classes('ellipsis')
+                        ui.label(f'{item.modality}, {plural(item.frame_count, "slice")}').classes('text-caption')
+
+    def _window_toolbar(self) -> None:
+        with ui.row().classes('w-full items-center gap-2'):
+            ui.button('File window', on_click=lambda: self._set_preset(None)).props('outline dense no-caps') \
+                .mark('preset-default')
+            for preset, label in viewer.PRESET_LABELS.items():
+                ui.button(label, on_click=lambda chosen=preset: self._set_preset(chosen)) \
+                    .props('outline dense no-caps').mark(f'preset-{preset}')
+            self.center_input = ui.number('Center', format='%g', on_change=self._show).props('dense') \
+                .classes('w-24').mark('window-center')
+            self.width_input = ui.number('Width', format='%g', min=1, on_change=self._show).props('dense') \
+                .classes('w-24').mark('window-width')
+            ui.space()
+            with ui.row().classes('items-center no-wrap gap-1'):
+                ui.button(icon='zoom_out', on_click=lambda: self._step_zoom(-1)) \
+                    .props('flat round dense aria-label="Zoom out"').mark('zoom-out')
+                self.zoom_label = ui.label().classes('text-caption w-10 text-center').mark('zoom-level')
+                ui.button(icon='zoom_in', on_click=lambda: self._step_zoom(1)) \
+                    .props('flat round dense aria-label="Zoom in"').mark('zoom-in')
+
+    def _stage(self) -> None:
+        self.stage = ui.element('div').classes('viewer-stage w-full rounded-borders relative') \
+            .on('wheel.prevent', self._on_wheel, ['deltaY'], throttle=0.05)
+        with self.stage:
+            self.image = ui.image().props('tag=img alt="Selected slice"').mark('slice-image')
+            # A hidden image still loads the next URL, so the next slice that renders replaces the message.
+            self.image.on('error', lambda: self._show_unavailable(True))
+            self.image.on('load', lambda: self._show_unavailable(False))
+            self.unavailable = ui.label('Preview not available for this slice. Download the images to view it '
+                                        'in a DICOM viewer.') \
+                .classes('absolute-center text-white text-center q-pa-md').mark('preview-unavailable')
+            self.unavailable.set_visibility(False)
+
+    def _show_unavailable(self, unavailable: bool) -> None:
+        """Show the message in place of the image when the slice route returned an error."""
+        self.unavailable.set_visibility(unavailable)
+        if unavailable:
+            self.image.classes(add='viewer-failed')
+        else:
+            self.image.classes(remove='viewer-failed')
+
+    def _slice_controls(self) -> None:
+        with ui.row().classes('w-full items-center no-wrap gap-3'):
+            ui.button(icon='chevron_left', on_click=lambda: self._move(-1)) \
+                .props('flat round dense aria-label="Previous slice"')
+            self.slider = ui.slider(min=0, max=max(1, self.current.frame_count - 1), value=0,
+                                    on_change=lambda event: self._go_to(int(event.value or 0))) \
+                .classes('grow').mark('slice-slider')
+            self.slider.on('focus', lambda: setattr(self, 'slider_has_focus', True))
+            self.slider.on('blur', lambda: setattr(self, 'slider_has_focus', False))
+            ui.button(icon='chevron_right', on_click=lambda: self._move(1)) \
+                .props('flat round dense aria-label="Next slice"')
+            self.position_label = ui.label().classes('text-caption text-no-wrap').mark('slice-position')
+        ui.label('Scroll with the mouse wheel over the image, the arrow keys, or PageUp and PageDown.') \
+            .classes('text-caption text-grey-7')
+
+    # --- State changes --------------------------------------------------------------------------------------
+
+    def _select_series(self, series: viewer.ViewerSeries) -> None:
+        self.current = series
+        self.index = 0
+        self.slider.props['max'] = max(1, series.frame_count - 1)
+        self.slider.set_enabled(series.frame_count > 1)
+        self.slider.value = 0  # calls _go_to when the value changes
+        self._series_list.refresh()
+        self._show()
+
+    def _go_to(self, index: int) -> None:
+        self.index = min(max(index, 0), self.current.frame_count - 1)
+        if self.slider.value != self.index:
+            self.slider.value = self.index  # the slider's on_change calls _go_to again, which shows the slice
+            return
+        self._show()
+
+    def _move(self, step: int) -> None:
+        self._go_to(self.index + step)
+
+    def _set_preset(self, preset: str | None) -> None:
+        self.preset = preset
+        # A preset replaces a typed window, so the inputs are emptied. Each change shows the slice again.
+        self.center_input.set_value(None)
+        self.width_input.set_value(None)
+        self._show()
+
+    def _step_zoom(self, step: int) -> None:
+        position = ZOOM_LEVELS.index(self.zoom) + step
+        self.zoom = ZOOM_LEVELS[min(max(position, 0), len(ZOOM_LEVELS) - 1)]
+        self._show()
+        # Scroll the stage to the middle of the zoomed image once the browser has laid out its new size.
+        ui.run_javascript(f'''
+            requestAnimationFrame(() => requestAnimationFrame(() => {{
+                const stage = getHtmlElement({self.stage.id});
+                stage.scrollLeft = (stage.scrollWidth - stage.clientWidth) / 2;
+                stage.scrollTop = (stage.scrollHeight - stage.clientHeight) / 2;
+            }}));
+        ''')
+
+    def _on_wheel(self, event: events.GenericEventArguments) -> None:
+        delta = float(event.args.get('deltaY', 0) or 0)
+        if delta:
+            self._move(1 if delta > 0 else -1)
+
+    def _on_key(self, event: events.KeyEventArguments) -> None:
+        if not event.action.keydown or self.slider_has_focus:
+            return
+        steps = {'ArrowDown': 1, 'ArrowRight': 1, 'ArrowUp': -1, 'ArrowLeft': -1,
+                 'PageDown': PAGE_STEP, 'PageUp': -PAGE_STEP}
+        if event.key.name in steps:
+            self._move(steps[event.key.name])
+        elif event.key.name == 'Home':
+            self._go_to(0)
+        elif event.key.name == 'End':
+            self._go_to(self.current.frame_count - 1)
+
+    def _show(self) -> None:
+        """Point the image at the slice URL for the current state and update the labels."""
+        center, width = self.center_input.value, self.width_input.value
+        has_window = center is not None and width is not None and width > 0
+        self.image.set_source(slice_url(self.examination_id, self.current.id, self.index,
+                                        center=center if has_window else None,
+                                        width=width if has_window else None, preset=self.preset))
+        size = f'{self.zoom * 100:g}%'
+        self.image.style(f'width: {size}; height: {size}')
+        self.zoom_label.set_text(size)
+        self.position_label.set_text(f'Slice {self.index + 1} of {self.current.frame_count}')

@@ -1,0 +1,380 @@
+"""The image viewer: the series of an examination and one rendered slice at a time as PNG.
+
+A slice is one frame of one instance. The slices of a series are the frames of its instances in
+instance-number order, so a series of single-frame CT files and a multi-frame file both scroll
+by index. Decoded frames are cached so that scrolling back and changing the window does not read
+and decode the blob again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db import session_scope
+from ..models import Series, Study, StudyFile
+from . import access
+from .actors import Actor
+from .dicom import DEFER_SIZE
+from .errors import DomainError, NotFoundError, ValidationError
+from .storage import get_storage
+
+logger = logging.getLogger(__name__)
+
+DICOM_KIND = 'dicom'
+
+# Window presets as (center, width) in Hounsfield units, the usual values for CT reading.
+PRESETS: dict[str, tuple[float, float]] = {
+    'soft_tissue': (40.0, 400.0),
+    'lung': (-600.0, 1500.0),
+    'bone': (400.0, 1800.0),
+    'brain': (40.0, 80.0),
+}
+PRESET_LABELS = {'soft_tissue': 'Soft tissue', 'lung': 'Lung', 'bone': 'Bone', 'brain': 'Brain'}
+
+# Bound of the decoded-frame cache in bytes of arrays, so the cache uses at most about 256 MB per
+# server process. A frame larger than the bound is rendered but not cached.
+CACHE_MAX_BYTES = 256 * 1024 * 1024
+# Frame counts per stored file (blob keys never change content), at most this many entries.
+FRAME_COUNT_CACHE_ENTRIES = 100_000
+MAX_RENDER_SIZE = 4096
+
+
+class PreviewUnavailableError(DomainError):
+    """The slice exists but its pixel data cannot be decoded, so no preview can be shown."""
+
+
+class SliceNotFoundError(NotFoundError):
+    """The slice index is outside the series. Pages and routes treat it like any NotFoundError."""
+
+    def __init__(self, index: int, count: int) -> None:
+        DomainError.__init__(self, f'Slice {index} not found: the series has {count} slices, '
+                                   f'numbered 0 to {count - 1}.')
+        self.index = index
+        self.count = count
+
+
+@dataclass(frozen=True)
+class ViewerSeries:
+    id: int
+    number: int | None
+    modality: str
+    description: str
+    frame_count: int  # the sum of the frames of its instances
+
+
+@dataclass(frozen=True)
+class _DecodedFrame:
+    """One frame after the modality LUT (grayscale, float32) or as RGB (colour), with the header that renders it."""
+
+    values: np.ndarray
+    header: Dataset
+    is_color: bool
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+
+class _FrameCache:
+    """A thread-safe LRU cache of decoded frames, bounded by the total bytes of their arrays."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, int], _DecodedFrame] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> _DecodedFrame | None:
+        with self._lock:
+            frame = self._entries.get(key)
+            if frame is not None:
+                self._entries.move_to_end(key)
+            return frame
+
+    def put(self, key: tuple[str, int], frame: _DecodedFrame) -> None:
+        if frame.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous.nbytes
+            self._entries[key] = frame
+            self._bytes += frame.nbytes
+            while self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+
+_frames = _FrameCache(CACHE_MAX_BYTES)
+_frame_counts: OrderedDict[str, int] = OrderedDict()
+_frame_counts_lock = threading.Lock()
+
+
+def clear_caches() -> None:
+    """Empty the decoded-frame and frame-count caches, for benchmarks that measure a cold render."""
+    _frames.clear()
+    with _frame_counts_lock:
+        _frame_counts.clear()
+
+
+# --- Series and slices ------------------------------------------------------------------------------------------
+
+
+def list_viewer_series(*, actor: Actor, examination_id: str) -> list[ViewerSeries]:
+    """Return the image series of the examination in series-number order, with their frame counts.
+
+    Raises NotFoundError when the examination is missing or the actor may not see its images.
+    """
+    with session_scope() as session:
+        _require_image_access(session, actor, examination_id)
+        rows = session.execute(
+            select(Series.id, Series.number, Series.modality, Series.description)
+            .join(Study, Series.study_id == Study.id)
+            .where(Study.examination_id == examination_id)).all()
+        keys_by_series = {series_id: _instance_keys(session, examination_id, series_id)
+                          for series_id, *_ in rows}
+
+    result = [ViewerSeries(id=series_id, number=number, modality=modality or '', description=description or '',
+                           frame_count=sum(_frame_count(key) for key in keys_by_series[series_id]))
+              for series_id, number, modality, description in rows]
+    result.sort(key=lambda series: (series.number is None, series.number or 0, series.id))
+    return result
+
+
+def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: int,
+                 window_center: float | None = None, window_width: float | None = None,
+                 preset: str | None = None, max_size: int = 1024) -> bytes:
+    """Render one slice of a series as PNG bytes at most max_size pixels wide and high.
+
+    Grayscale slices are shown with, in order of precedence: the explicit window center and width,
+    the preset, the file's VOI LUT or first window, or the pixel min/max. MONOCHROME1 is inverted
+    and colour images keep their colours. Raises NotFoundError for a missing or forbidden
+    examination or series, SliceNotFoundError for an index outside the series, ValidationError
+    for an invalid window, preset or size, and PreviewUnavailableError when the pixel data
+    cannot be decoded.
+    """
+    with session_scope() as session:
+        _require_image_access(session, actor, examination_id)
+        keys = _instance_keys(session, examination_id, series_id)
+    if not keys:
+        raise NotFoundError('Series')
+    window = _requested_window(window_center, window_width, preset)
+    if not 1 <= max_size <= MAX_RENDER_SIZE:
+        raise ValidationError(f'The image size {max_size} is invalid: choose 1 to {MAX_RENDER_SIZE} pixels.',
+                              field='max_size')
+
+    key, frame_index = _locate(keys, index)
+    frame = _decoded_frame(key, frame_index, examination_id)
+    image = _to_image(frame, window)
+    if max(image.size) > max_size:
+        image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+def _require_image_access(session: Session, actor: Actor, examination_id: str) -> None:
+    exam = access.get_visible_exam(session, actor, examination_id)
+    if not access.can_view_images(actor, exam):
+        raise NotFoundError('Examination')
+
+
+def _instance_keys(session: Session, examination_id: str, series_id: int) -> list[str]:
+    """Return the storage keys of the series' DICOM files in instance-number order, files without a number last."""
+    return list(session.scalars(
+        select(StudyFile.storage_key)
+        .join(Series, StudyFile.series_id == Series.id)
+        .join(Study, Series.study_id == Study.id)
+        .where(Series.id == series_id, Study.examination_id == examination_id,
+               StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)
+        .order_by(StudyFile.instance_number.is_(None), StudyFile.instance_number, StudyFile.id)))
+
+
+def _requested_window(center: float | None, width: float | None, preset: str | None) -> tuple[float, float] | None:
+    """Return the explicit window, else the preset's, else None for the file's own."""
+    if (center is None) != (width is None):
+        raise ValidationError('Give both the window center and the window width, or neither.', field='window')
+    if center is not None and width is not None:
+        if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+            raise ValidationError(f'The window width must be a positive number, not {width}.', field='window')
+        return float(center), float(width)
+    if preset:
+        if preset not in PRESETS:
+            raise ValidationError(f'Unknown window preset "{preset}". Choose one of: {", ".join(PRESETS)}.',
+                                  field='preset')
+        return PRESETS[preset]
+    return None
+
+
+def _locate(keys: list[str], index: int) -> tuple[str, int]:
+    """Return the storage key and the frame number within that file of the series' slice at index."""
+    total = 0
+    for key in keys:
+        count = _frame_count(key)
+        if 0 <= index < total + count:
+            return key, index - total
+        total += count
+    raise SliceNotFoundError(index, total)
+
+
+def _frame_count(key: str) -> int:
+    """Return the number of frames of a stored file: NumberOfFrames, 1 when missing, 0 without an image."""
+    with _frame_counts_lock:
+        if key in _frame_counts:
+            _frame_counts.move_to_end(key)
+            return _frame_counts[key]
+    count = 0
+    try:
+        with get_storage().open(key) as file:
+            header = pydicom.dcmread(file, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
+        if 'Rows' in header:
+            count = max(1, int(header.get('NumberOfFrames') or 1))
+    except FileNotFoundError:
+        logger.error('blob %s of a series is missing, so the viewer counts it as no slices', key)
+        return 0
+    except (ValueError, TypeError, OSError) as error:
+        # A header that parse_dicom accepted at upload but whose NumberOfFrames is not a number.
+        logger.warning('blob %s has an unreadable frame count, so the viewer shows one frame: %s', key, error)
+        count = 1
+    with _frame_counts_lock:
+        _frame_counts[key] = count
+        while len(_frame_counts) > FRAME_COUNT_CACHE_ENTRIES:
+            _frame_counts.popitem(last=False)
+    return count
+
+
+# --- Decoding and rendering ------------------------------------------------------------------------------------
+
+
+def _decoded_frame(key: str, frame_index: int, examination_id: str) -> _DecodedFrame:
+    """Return the decoded frame from the cache, or read and decode it from storage."""
+    cached = _frames.get((key, frame_index))
+    if cached is not None:
+        return cached
+
+    header = Dataset()
+    try:
+        with get_storage().open(key) as file:
+            # pixel_array decodes only the requested frame and fills `header` with the other elements.
+            pixels = pixel_array(file, index=frame_index, ds_out=header)
+    except FileNotFoundError:
+        logger.error('examination %s: blob %s is missing, so its slice cannot be shown', examination_id, key)
+        raise NotFoundError('Slice') from None
+    except Exception as error:  # noqa: BLE001 - decoders raise many types: missing plugin, truncated or corrupt data
+        logger.warning('examination %s: frame %d of blob %s could not be decoded (%s: %s)',
+                       examination_id, frame_index, key, type(error).__name__, error)
+        raise PreviewUnavailableError('Preview not available: the pixel data of this image could not be decoded. '
+                                      'Download the images to view them in a DICOM viewer.') from error
+
+    frame = _prepare(pixels, header)
+    _frames.put((key, frame_index), frame)
+    return frame
+
+
+def _photometric(header: Dataset) -> str:
+    return str(header.get('PhotometricInterpretation', 'MONOCHROME2')).strip().upper()
+
+
+def _prepare(pixels: np.ndarray, header: Dataset) -> _DecodedFrame:
+    """Turn decoded pixels into what the cache stores: RGB for colour, modality values for grayscale."""
+    photometric = _photometric(header)
+    if photometric == 'PALETTE COLOR':
+        rgb = apply_color_lut(pixels, header)
+        bits = int(header.RedPaletteColorLookupTableDescriptor[2])
+        return _DecodedFrame(_scale_to_uint8(rgb, 0, 2 ** bits - 1), header, is_color=True)
+    if pixels.ndim == 3:
+        # pixel_array converts YBR colour spaces to RGB, so a three-sample frame is RGB here.
+        rgb = pixels[..., :3]
+        if rgb.dtype != np.uint8:
+            bits = int(header.get('BitsStored') or 8)
+            rgb = _scale_to_uint8(rgb, 0, 2 ** bits - 1)
+        return _DecodedFrame(np.ascontiguousarray(rgb), header, is_color=True)
+    # NOTE: rescale values inside functional group sequences (enhanced multi-frame objects) are not
+    # applied, because apply_modality_lut reads only the top-level Rescale and Modality LUT elements.
+    values = apply_modality_lut(pixels, header).astype(np.float32)
+    return _DecodedFrame(values, header, is_color=False)
+
+
+def _to_image(frame: _DecodedFrame, window: tuple[float, float] | None) -> Image.Image:
+    if frame.is_color:
+        return Image.fromarray(frame.values)
+    header = frame.header
+    if window is not None:
+        gray = _apply_window(frame.values, *window)
+    elif 'VOILUTSequence' in header:
+        gray = _apply_file_voi_lut(frame.values, header)
+    else:
+        file_window = _file_window(header)
+        if file_window is not None:
+            gray = _apply_window(frame.values, *file_window)
+        else:
+            gray = _scale_to_uint8(frame.values, float(frame.values.min()), float(frame.values.max()))
+    if _photometric(header) == 'MONOCHROME1':
+        gray = 255 - gray
+    return Image.fromarray(gray)
+
+
+def _apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map values to 0-255 with the DICOM LINEAR window function (PS3.3 C.11.2.1.2.1), as apply_windowing does."""
+    if width <= 1:
+        return np.where(values > center - 0.5, 255, 0).astype(np.uint8)
+    scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
+
+
+def _apply_file_voi_lut(values: np.ndarray, header: Dataset) -> np.ndarray:
+    """Apply the file's first VOI LUT and scale its output range, 0 to 2**bits - 1, to 0-255."""
+    lut = header.VOILUTSequence[0]
+    bits = int(lut.LUTDescriptor[2]) if 'LUTDescriptor' in lut else 16
+    output = apply_voi_lut(values, header, index=0, prefer_lut=True)
+    return _scale_to_uint8(output, 0, 2 ** bits - 1)
+
+
+def _file_window(header: Dataset) -> tuple[float, float] | None:
+    center = _first_number(header.get('WindowCenter'))
+    width = _first_number(header.get('WindowWidth'))
+    if center is None or width is None or width <= 0:
+        return None
+    return center, width
+
+
+def _first_number(value: object) -> float | None:
+    if value is None or value == '':
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values.astype(np.float32) - low) * (255.0 / (high - low))
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
