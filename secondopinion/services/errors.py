@@ -8,8 +8,8 @@ class DomainError(Exception):
 class NotFoundError(DomainError):
     """The object does not exist or the actor may not see it. Both cases raise the same error."""
 
-    def __init__(self, what: str = 'Item') -> None:
-        super().__init__(f'{what} not found.')
+    def __init__(self, subject: str = 'Item') -> None:
+        super().__init__(f'{subject} not found.')
 
 
 class ValidationError(DomainError):

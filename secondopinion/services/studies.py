@@ -307,7 +307,7 @@ class IntakeItem:
     """The outcome for one uploaded file or zip entry: a DICOM image, a skipped file or a rejection.
 
     For a DICOM item, `path` is the file to read. For a zip entry it is a temporary file that is
-    deleted when the generator that yielded the item resumes. `reason` says why a file was skipped,
+    deleted when the generator that yielded the item resumes. `reason` gives why a file was skipped,
     or is the full rejection message with the file name and the remedy. When `not_dicom` is set the
     upload names the file in one shared sentence instead of using `reason`. `scanned` is False for
     the rejection of an archive that contains no DICOM images, which is not a file of its own.
@@ -889,7 +889,7 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
                 logger.error('examination %s: blob %s is missing, so the zip download stops', examination_id,
                              entry.key)
                 raise
-            # The check can only end the stream after the entry was sent; the client then gets an
+            # The check can only end the stream after the entry was sent. The client then gets an
             # incomplete zip, which browsers report as a failed download, instead of a corrupt image.
             if digest.hexdigest() != entry.sha256:
                 logger.error('examination %s: blob %s does not match its SHA-256 from upload, so the zip '
