@@ -161,8 +161,7 @@ def render_thumbnail(path: Path, max_size: int = 256) -> bytes | None:
     """
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
-        # pixel_array with a path and an index decodes one frame and does not load the whole file.
-        frame = pixel_array(path, index=0, transfer_syntax_uid=_transfer_syntax(header))
+        frame = _first_frame(path, header)
         image = _to_image(_subsample(frame, max_size), header)
     except Exception as error:  # noqa: BLE001 - decoders raise many types: missing plugin, truncated or corrupt data
         logger.warning('no thumbnail for %s: pixel data could not be decoded (%s: %s)',
@@ -173,6 +172,29 @@ def render_thumbnail(path: Path, max_size: int = 256) -> bytes | None:
     buffer = io.BytesIO()
     image.save(buffer, format='PNG', optimize=True)
     return buffer.getvalue()
+
+
+# Files up to this size may be read whole when the frame-wise decoder fails on them.
+WHOLE_FILE_DECODE_LIMIT = 64 * 1024 * 1024
+
+
+def _first_frame(path: Path, header: Dataset) -> np.ndarray:
+    """Decode the first frame, reading the whole dataset only when the frame-wise decoder fails.
+
+    pixel_array with a path and an index decodes one frame without loading the whole file. In
+    pydicom 3.0.2 it fails on deflated datasets and on files whose meta header names another VR
+    encoding than the dataset uses; Dataset.pixel_array handles both, at the cost of reading the
+    file, so it is tried for files up to WHOLE_FILE_DECODE_LIMIT.
+    """
+    try:
+        return pixel_array(path, index=0, transfer_syntax_uid=_transfer_syntax(header))
+    except Exception:
+        if path.stat().st_size > WHOLE_FILE_DECODE_LIMIT:
+            raise
+        frames = pydicom.dcmread(path, force=True).pixel_array
+        if int(header.get('NumberOfFrames') or 1) > 1:
+            return frames[0]
+        return frames
 
 
 def _subsample(frame: np.ndarray, max_size: int) -> np.ndarray:
