@@ -16,6 +16,9 @@ import time
 import unicodedata
 import uuid
 import zipfile
+
+# Registers Deflate64 (method 9) with zipfile, because Windows Explorer writes it in some zips it makes.
+import zipfile_deflate64  # noqa: F401
 import zlib
 from collections import Counter
 from collections.abc import Iterator

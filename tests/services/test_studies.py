@@ -3,6 +3,7 @@ import io
 import logging
 import re
 import shutil
+import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
@@ -881,3 +882,20 @@ def test_zip_stream_stops_on_damaged_blob(patient, exam_id, tmp_path, caplog):
     with pytest.raises(studies.StoredFileCorruptError):
         b''.join(chunks)
     assert 'does not match its SHA-256' in caplog.text
+
+
+@pytest.mark.skipif(shutil.which('7z') is None, reason='7-Zip (Debian package p7zip-full) makes the Deflate64 zip')
+def test_deflate64_zip_accepted(patient, exam_id, tmp_path):
+    source = tmp_path / 'source'
+    source.mkdir()
+    for name in ('CT_small.dcm', 'MR_small.dcm'):
+        shutil.copy(pydicom_file(name), source / name)
+    archive = tmp_path / 'windows.zip'
+    subprocess.run(['7z', 'a', '-tzip', '-mm=Deflate64', str(archive), 'CT_small.dcm', 'MR_small.dcm'],
+                   cwd=source, check=True, capture_output=True, timeout=60)
+    with zipfile.ZipFile(archive) as made:
+        assert {entry.compress_type for entry in made.infolist()} == {9}
+
+    summary = studies.add_files(actor=patient, examination_id=exam_id, files=[('windows.zip', archive)])
+    assert summary.accepted == 2
+    assert summary.study_count == 2
