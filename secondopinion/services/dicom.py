@@ -213,18 +213,18 @@ def _to_image(frame: np.ndarray, header: Dataset) -> Image.Image:
     if photometric == 'PALETTE COLOR':
         rgb = apply_color_lut(frame, header)
         bits = int(header.RedPaletteColorLookupTableDescriptor[2])
-        return Image.fromarray(_scale_to_uint8(rgb, 0, 2 ** bits - 1))
+        return Image.fromarray(scale_to_uint8(rgb, 0, 2 ** bits - 1))
 
     if frame.ndim == 3:
         # pixel_array converts YBR color spaces to RGB, so a three-sample frame is RGB here.
         rgb = frame[..., :3]
         if rgb.dtype != np.uint8:
-            rgb = _scale_to_uint8(rgb, float(rgb.min()), float(rgb.max()))
+            rgb = scale_to_uint8(rgb, float(rgb.min()), float(rgb.max()))
         return Image.fromarray(np.ascontiguousarray(rgb))
 
     values = apply_modality_lut(frame, header).astype(np.float64)
     low, high = _window(values, header)
-    gray = _scale_to_uint8(values, low, high)
+    gray = scale_to_uint8(values, low, high)
     if photometric == 'MONOCHROME1':
         gray = 255 - gray
     return Image.fromarray(gray)
@@ -232,14 +232,15 @@ def _to_image(frame: np.ndarray, header: Dataset) -> Image.Image:
 
 def _window(values: np.ndarray, header: Dataset) -> tuple[float, float]:
     """Return the value range shown from black to white: the file's first window, else the pixel min/max."""
-    center = _first_number(header.get('WindowCenter'))
-    width = _first_number(header.get('WindowWidth'))
+    center = first_number(header.get('WindowCenter'))
+    width = first_number(header.get('WindowWidth'))
     if center is not None and width is not None and width > 0:
         return center - width / 2, center + width / 2
     return float(values.min()), float(values.max())
 
 
-def _first_number(value: object) -> float | None:
+def first_number(value: object) -> float | None:
+    """Return the first value of a DICOM number element (single or multi-valued) as float, or None."""
     if value is None or value == '':
         return None
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -252,8 +253,9 @@ def _first_number(value: object) -> float | None:
         return None
 
 
-def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+def scale_to_uint8(values: np.ndarray, low: float, high: float, dtype: type = np.float64) -> np.ndarray:
+    """Map low..high linearly to 0..255, clipping outside; `dtype` is the precision of the arithmetic."""
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
-    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    scaled = (values.astype(dtype) - low) * (255.0 / (high - low))
     return np.clip(scaled, 0, 255).round().astype(np.uint8)

@@ -12,7 +12,6 @@ import io
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +26,7 @@ from ..db import session_scope
 from ..models import Series, Study, StudyFile
 from . import access
 from .actors import Actor
-from .dicom import DEFER_SIZE
+from .dicom import DEFER_SIZE, first_number, scale_to_uint8
 from .errors import DomainError, NotFoundError, ValidationError
 from .storage import get_storage
 
@@ -303,13 +302,13 @@ def _prepare(pixels: np.ndarray, header: Dataset) -> _DecodedFrame:
     if photometric == 'PALETTE COLOR':
         rgb = apply_color_lut(pixels, header)
         bits = int(header.RedPaletteColorLookupTableDescriptor[2])
-        return _DecodedFrame(_scale_to_uint8(rgb, 0, 2 ** bits - 1), header, is_color=True)
+        return _DecodedFrame(scale_to_uint8(rgb, 0, 2 ** bits - 1, dtype=np.float32), header, is_color=True)
     if pixels.ndim == 3:
         # pixel_array converts YBR colour spaces to RGB, so a three-sample frame is RGB here.
         rgb = pixels[..., :3]
         if rgb.dtype != np.uint8:
             bits = int(header.get('BitsStored') or 8)
-            rgb = _scale_to_uint8(rgb, 0, 2 ** bits - 1)
+            rgb = scale_to_uint8(rgb, 0, 2 ** bits - 1, dtype=np.float32)
         return _DecodedFrame(np.ascontiguousarray(rgb), header, is_color=True)
     # NOTE: rescale values inside functional group sequences (enhanced multi-frame objects) are not
     # applied, because apply_modality_lut reads only the top-level Rescale and Modality LUT elements.
@@ -330,7 +329,8 @@ def _to_image(frame: _DecodedFrame, window: tuple[float, float] | None) -> Image
         if file_window is not None:
             gray = _apply_window(frame.values, *file_window)
         else:
-            gray = _scale_to_uint8(frame.values, float(frame.values.min()), float(frame.values.max()))
+            low, high = float(frame.values.min()), float(frame.values.max())
+            gray = scale_to_uint8(frame.values, low, high, dtype=np.float32)
     if _photometric(header) == 'MONOCHROME1':
         gray = 255 - gray
     return Image.fromarray(gray)
@@ -349,32 +349,14 @@ def _apply_file_voi_lut(values: np.ndarray, header: Dataset) -> np.ndarray:
     lut = header.VOILUTSequence[0]
     bits = int(lut.LUTDescriptor[2]) if 'LUTDescriptor' in lut else 16
     output = apply_voi_lut(values, header, index=0, prefer_lut=True)
-    return _scale_to_uint8(output, 0, 2 ** bits - 1)
+    return scale_to_uint8(output, 0, 2 ** bits - 1, dtype=np.float32)
 
 
 def _file_window(header: Dataset) -> tuple[float, float] | None:
-    center = _first_number(header.get('WindowCenter'))
-    width = _first_number(header.get('WindowWidth'))
+    center = first_number(header.get('WindowCenter'))
+    width = first_number(header.get('WindowWidth'))
     if center is None or width is None or width <= 0:
         return None
     return center, width
 
 
-def _first_number(value: object) -> float | None:
-    if value is None or value == '':
-        return None
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) == 0:
-            return None
-        value = value[0]
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    scaled = (values.astype(np.float32) - low) * (255.0 / (high - low))
-    return np.clip(scaled, 0, 255).round().astype(np.uint8)
