@@ -2,9 +2,9 @@
 
 Run with `.venv/bin/python bench/render_slice.py [--size N] [--repeat R]`. It writes one CT file of
 N x N pixels built from pydicom's CT_small.dcm, and uploads and pays for it as a patient. Then it
-times three things: (a) Pillow encoding the windowed 8-bit array of that slice as PNG, the baseline,
-(b) render_slice with empty caches, which reads the blob, decodes and windows the frame, and
-(c) render_slice with the decoded frame cached. Each time is the median of R runs. It prints the
+times three things. The baseline (a) is Pillow encoding the windowed 8-bit array of that slice
+as PNG. Then (b) is render_slice with empty caches, which reads the blob, decodes and windows the
+frame, and (c) is render_slice with the decoded frame cached. Each time is the median of R runs. It prints the
 times and their ratios to the baseline, and the ratios are the numbers to compare between changes.
 """
 

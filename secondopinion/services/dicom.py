@@ -183,8 +183,8 @@ def _first_frame(path: Path, header: Dataset) -> np.ndarray:
 
     pixel_array with a path and an index decodes one frame without loading the whole file. In
     pydicom 3.0.2 it fails on deflated datasets and on files whose meta header names another VR
-    encoding than the dataset uses; Dataset.pixel_array handles both, at the cost of reading the
-    file, so it is tried for files up to WHOLE_FILE_DECODE_LIMIT.
+    encoding than the dataset uses. Dataset.pixel_array handles both but reads the whole file, so
+    it is tried only for files up to WHOLE_FILE_DECODE_LIMIT.
     """
     try:
         return pixel_array(path, index=0, transfer_syntax_uid=_transfer_syntax(header))

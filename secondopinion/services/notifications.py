@@ -191,7 +191,7 @@ def enqueue_email(session: Session, *, user_id: int | None, examination_id: str 
 
 @dataclass(frozen=True)
 class _Candidate:
-    """A due row as seen by the selecting query; the claim succeeds only if it is still unchanged."""
+    """Snapshot of a due row from the selecting query. The claim succeeds only while the row is unchanged."""
 
     id: int
     status: str

@@ -1,8 +1,8 @@
 """Payments through a checkout gateway, applied exactly once, and the incomes they create.
 
 With no payment provider configured, the built-in test gateway is used. Its checkout page is part
-of this app and labelled as test mode. Paying there calls `apply_payment_succeeded`, the function
-a provider's webhook handler is to call as well.
+of this app and labelled as test mode. Paying there calls `apply_payment_succeeded`, which records a
+payment once per event id.
 """
 
 from __future__ import annotations

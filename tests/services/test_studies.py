@@ -807,11 +807,11 @@ def test_thumbnail_inverts_monochrome1():
     raw = pixel_array(path)
 
     image = Image.open(io.BytesIO(render_thumbnail(path)))
-    shown = np.asarray(image)
+    rendered = np.asarray(image)
 
     assert pydicom.dcmread(path).PhotometricInterpretation == 'MONOCHROME1'
-    assert shown.shape == raw.shape
-    assert shown[np.unravel_index(raw.argmax(), raw.shape)] < shown[np.unravel_index(raw.argmin(), raw.shape)]
+    assert rendered.shape == raw.shape
+    assert rendered[np.unravel_index(raw.argmax(), raw.shape)] < rendered[np.unravel_index(raw.argmin(), raw.shape)]
 
 
 def test_thumbnail_applies_window():
