@@ -18,11 +18,13 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.routes import register_routes
+    from .api.uploads import register_upload_routes
     from .pages import register_pages
 
     app.add_static_files('/assets', ASSETS_DIR)
     register_pages()
     register_routes()
+    register_upload_routes()
     app.on_startup(_startup)
     app.on_shutdown(_shutdown)
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Upload limits in bytes.
     max_file_bytes: int = 1024 * 1024 * 1024
     max_examination_bytes: int = 4 * 1024 * 1024 * 1024
+    max_files_per_upload: int = Field(5000, description='Files one upload may announce; a CT series has up to ~2,000')
+    upload_concurrency: int = Field(3, ge=1, le=8, description='Files the browser sends at the same time')
 
     # Email: with no smtp_host, messages are written as .eml files into data_dir/outbox.
     smtp_host: str | None = None

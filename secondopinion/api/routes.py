@@ -18,7 +18,7 @@ from ..services.storage import get_storage
 logger = logging.getLogger(__name__)
 
 
-def _actor() -> Actor:
+def current_actor() -> Actor:
     """Return the signed-in actor of this request; anyone else gets the same 404 as for a missing object."""
     actor = accounts.get_actor(app.storage.user.get('user_id'))
     if actor is None:
@@ -48,7 +48,7 @@ def register_routes() -> None:
 
     @app.get('/api/exams/{examination_id}/images.zip', include_in_schema=False)
     def download_images(examination_id: str) -> StreamingResponse:
-        actor = _actor()
+        actor = current_actor()
         try:
             name, chunks = studies.stream_images_zip(actor=actor, examination_id=examination_id)
         except NotFoundError:
@@ -58,7 +58,7 @@ def register_routes() -> None:
 
     @app.get('/api/exams/{examination_id}/report.pdf', include_in_schema=False)
     def download_report(examination_id: str) -> StreamingResponse:
-        actor = _actor()
+        actor = current_actor()
         try:
             name, chunks = reports.open_report_pdf(actor=actor, examination_id=examination_id)
         except NotFoundError:
@@ -67,7 +67,7 @@ def register_routes() -> None:
 
     @app.get('/api/exams/{examination_id}/series/{series_id}/thumbnail.png', include_in_schema=False)
     def thumbnail(examination_id: str, series_id: int) -> Response:
-        actor = _actor()
+        actor = current_actor()
         try:
             data = studies.get_thumbnail(actor=actor, examination_id=examination_id, series_id=series_id)
         except NotFoundError:
@@ -76,7 +76,7 @@ def register_routes() -> None:
 
     @app.get('/api/exams/{examination_id}/prior-report/{file_id}', include_in_schema=False)
     def prior_report(examination_id: str, file_id: int) -> StreamingResponse:
-        actor = _actor()
+        actor = current_actor()
         try:
             name, content_type, chunks = studies.open_prior_report(actor=actor, examination_id=examination_id,
                                                                    file_id=file_id)
@@ -87,7 +87,7 @@ def register_routes() -> None:
     @app.get('/api/exams/{examination_id}/series/{series_id}/slices/{index}.png', include_in_schema=False)
     def slice_png(examination_id: str, series_id: int, index: int, wc: float | None = None, ww: float | None = None,
                   preset: str | None = None) -> Response:
-        actor = _actor()
+        actor = current_actor()
         try:
             data = viewer.render_slice(actor=actor, examination_id=examination_id, series_id=series_id, index=index,
                                        window_center=wc, window_width=ww, preset=preset or None)

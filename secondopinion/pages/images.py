@@ -20,12 +20,13 @@ def format_size(size: int) -> str:
     return f'{size} bytes'
 
 
-def describe_upload(summary: studies.UploadSummary) -> str:
-    text = f'{summary.accepted} DICOM image(s) added'
-    if summary.duplicates:
-        text += f', {summary.duplicates} already uploaded'
-    if summary.skipped_count:
-        text += f', {summary.skipped_count} file(s) that are not DICOM images skipped'
+def describe_upload(summary: dict) -> str:
+    """Describe the commit result of an upload, as the upload route returns it."""
+    text = f'{plural(int(summary.get("accepted", 0)), "DICOM image")} added'
+    if duplicates := int(summary.get('duplicates', 0)):
+        text += f', {duplicates} already uploaded'
+    if skipped := int(summary.get('skipped', 0)):
+        text += f', {plural(skipped, "other file")} skipped (not DICOM images)'
     return text + '.'
 
 

@@ -14,8 +14,10 @@ from ..services import examinations, payments, reports, studies
 from ..services.actors import Actor
 from ..services.errors import DomainError, NotFoundError
 from ..services.payments import format_money
+from ..config import get_settings
 from .images import describe_upload, images_summary
 from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .study_uploader import StudyUploader
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +91,8 @@ def edit_exam_page(examination_id: str) -> None:
 
         with ui.card().classes('w-full'):
             ui.label('1. Images').classes('text-h6')
-            ui.label('Upload the DICOM files of your study: several files at once, or one .zip of the CD. '
-                     'You can also give a link to images stored elsewhere.').classes('text-body2')
+            ui.label('Upload the DICOM files of your study: the files, the whole folder of the CD, or one .zip '
+                     'of it. You can also give a link to images stored elsewhere.').classes('text-body2')
 
             @ui.refreshable
             def image_list() -> None:
@@ -98,37 +100,20 @@ def edit_exam_page(examination_id: str) -> None:
 
             upload_status = ui.label('').classes('text-body2').mark('upload-status')
 
-            async def handle_upload(event: events.MultiUploadEventArguments) -> None:
-                folder = Path(tempfile.mkdtemp(prefix='upload-'))
-                try:
-                    files = []
-                    for index, file in enumerate(event.files):
-                        path = folder / f'{index:05d}'
-                        await file.save(path)
-                        files.append((file.name, path))
-                    upload_status.text = f'Checking {len(files)} file(s)...'
-                    summary = await run.io_bound(studies.add_files, actor=actor, examination_id=examination_id,
-                                                 files=files)
-                except DomainError as error:
-                    # The message stays in the status line next to the upload; a toast would cover the page.
-                    upload_status.text = str(error)
-                    upload_status.classes(replace='text-body2 text-negative')
-                except Exception as error:  # noqa: BLE001 (logged with traceback by notify_error)
-                    upload_status.text = 'The upload failed. Please try again.'
-                    notify_error(error)
-                else:
-                    upload_status.text = describe_upload(summary)
-                    upload_status.classes(replace='text-body2 text-positive')
-                    if _suggest_modality(actor, examination_id, modality):
-                        save()
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    event.sender.reset()
+            def uploaded(summary: dict) -> None:
+                upload_status.text = describe_upload(summary)
+                upload_status.classes(replace='text-body2 text-positive')
+                if _suggest_modality(actor, examination_id, modality):
+                    save()
                 image_list.refresh()
 
-            ui.upload(label='DICOM files or .zip', multiple=True, auto_upload=True,
-                      on_multi_upload=handle_upload).props('accept=".dcm,.zip,application/dicom,application/zip,*"') \
-                .classes('w-full').mark('image-upload')
+            def upload_failed(message: str) -> None:
+                # The message stays in the status line next to the upload; a toast would cover the page.
+                upload_status.text = message
+                upload_status.classes(replace='text-body2 text-negative')
+
+            StudyUploader(examination_id, concurrency=get_settings().upload_concurrency,
+                          on_uploaded=uploaded, on_failed=upload_failed).classes('w-full').mark('image-upload')
             image_list()
 
             with ui.row().classes('w-full items-end gap-2'):

@@ -25,7 +25,7 @@ from .studies import (
     DICOM_OUTCOME,
     SKIPPED_OUTCOME,
     IntakeItem,
-    _format_bytes,
+    format_bytes,
     classify_member,
     classify_upload,
 )
@@ -128,8 +128,8 @@ class Inspection:
             if size > self.settings.max_file_bytes:
                 self.files_scanned += 1
                 self.rejected.append({'file': name, 'reason': (
-                    f'{name} is {_format_bytes(size)}, more than the limit of '
-                    f'{_format_bytes(self.settings.max_file_bytes)} per file. Remove it from the folder.')})
+                    f'{name} is {format_bytes(size)}, more than the limit of '
+                    f'{format_bytes(self.settings.max_file_bytes)} per file. Remove it from the folder.')})
                 continue
             item = classify_member(name, path)
             found_dicom = found_dicom or item.outcome == DICOM_OUTCOME
@@ -145,8 +145,8 @@ class Inspection:
         limit = self.settings.max_examination_bytes
         if self.dicom_bytes > limit:
             self.rejected.append({'file': '', 'reason': (
-                f'These paths have {_format_bytes(self.dicom_bytes)} of images, more than the limit of '
-                f'{_format_bytes(limit)} per examination. Upload fewer images.')})
+                f'These paths have {format_bytes(self.dicom_bytes)} of images, more than the limit of '
+                f'{format_bytes(limit)} per examination. Upload fewer images.')})
 
     @property
     def usable(self) -> bool:

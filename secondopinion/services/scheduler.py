@@ -1,4 +1,4 @@
-"""Background delivery of the notification outbox with APScheduler 3."""
+"""Background jobs with APScheduler 3: delivery of the notification outbox and removal of abandoned uploads."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import get_settings
-from . import notifications
+from . import notifications, uploads
 
 logger = logging.getLogger(__name__)
 
 DELIVERY_JOB_ID = 'deliver-notifications'
+UPLOAD_SWEEP_JOB_ID = 'sweep-stale-uploads'
+UPLOAD_SWEEP_INTERVAL_SECONDS = 10 * 60
 # Seconds a run may start late and still run. Later runs are dropped, which loses nothing because
 # the next run delivers every row that is due by then.
 MISFIRE_GRACE_SECONDS = 60
@@ -23,7 +25,10 @@ _scheduler: BackgroundScheduler | None = None
 
 
 def start_scheduler() -> None:
-    """Start delivering due notifications every `notification_interval_seconds`. A second call does nothing."""
+    """Start delivering due notifications every `notification_interval_seconds` and sweeping stale uploads.
+
+    A second call does nothing.
+    """
     global _scheduler
     with _lock:
         if _scheduler is not None:
@@ -36,9 +41,14 @@ def start_scheduler() -> None:
             _deliver_job, 'interval', seconds=interval, id=DELIVERY_JOB_ID, max_instances=1, coalesce=True,
             misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=datetime.now(UTC),
         )
+        # The first sweep runs at start, which removes uploads a previous process left behind.
+        scheduler.add_job(
+            _sweep_uploads_job, 'interval', seconds=UPLOAD_SWEEP_INTERVAL_SECONDS, id=UPLOAD_SWEEP_JOB_ID,
+            max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=datetime.now(UTC),
+        )
         scheduler.start()
         _scheduler = scheduler
-    logger.info('notification scheduler started: delivery every %s s', interval)
+    logger.info('scheduler started: notification delivery every %s s', interval)
 
 
 def stop_scheduler() -> None:
@@ -53,7 +63,7 @@ def stop_scheduler() -> None:
     if scheduler is None:
         return
     scheduler.shutdown(wait=True)
-    logger.info('notification scheduler stopped')
+    logger.info('scheduler stopped')
 
 
 def _deliver_job() -> None:
@@ -65,3 +75,13 @@ def _deliver_job() -> None:
         return
     if sent:
         logger.info('notification delivery run sent %s message(s)', sent)
+
+
+def _sweep_uploads_job() -> None:
+    try:
+        removed = uploads.sweep_stale_uploads()
+    except Exception:
+        logger.exception('sweep of stale uploads failed')
+        return
+    if removed:
+        logger.info('sweep removed %s stale upload(s)', removed)

@@ -127,19 +127,22 @@ class ExamImages:
 # --- Upload of DICOM files and zip archives ---------------------------------------------------------------------
 
 
-def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]]) -> UploadSummary:
+def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]],
+              folder: bool = False) -> UploadSummary:
     """Store DICOM files and zipped CDs in the acting patient's draft examination.
 
     Each item is the file name as the browser sent it and the path of a local temporary file.
     Raises ValidationError naming every rejected file when any file is rejected, and then stores
     nothing. An image whose SOP Instance UID the examination already has is counted as a duplicate.
+    With `folder`, the files are the contents of a chosen folder, such as a CD copied to disk, and
+    files that are not DICOM are skipped as they are in a zip, rather than refused.
     """
     if not files:
         raise ValidationError('No files were uploaded. Choose DICOM files or a .zip of the CD.', field='files')
     settings = get_settings()
     with session_scope() as session:
         access.get_own_draft(session, actor, examination_id)
-        batch = _UploadBatch(examination_id, get_storage(), settings)
+        batch = _UploadBatch(examination_id, get_storage(), settings, folder=folder)
         batch.load_existing(session)
 
     try:
@@ -190,6 +193,7 @@ class _UploadBatch:
     examination_id: str
     storage: BlobStorage
     settings: Settings
+    folder: bool = False
     existing_sop_uids: set[str] = field(default_factory=set)
     existing_bytes: int = 0
     series_with_thumbnail: set[tuple[str, str]] = field(default_factory=set)
@@ -210,7 +214,7 @@ class _UploadBatch:
         self.existing_sop_uids = set(session.scalars(
             select(StudyFile.sop_instance_uid).where(StudyFile.examination_id == self.examination_id,
                                                      StudyFile.kind == DICOM_KIND)))
-        self.existing_bytes = _dicom_bytes(session, self.examination_id)
+        self.existing_bytes = dicom_bytes(session, self.examination_id)
         rows = session.execute(
             select(Study.study_instance_uid, Series.series_instance_uid)
             .join(Series, Series.study_id == Study.id)
@@ -233,7 +237,7 @@ class _UploadBatch:
     def add_upload(self, name: str, path: Path) -> None:
         """Add one uploaded file: a zip archive (recognized by its magic bytes, whatever its name) or a DICOM file."""
         # closing() removes a zip's temporary folder at once when storing an entry raises.
-        with contextlib.closing(classify_upload(name, path, self.settings)) as items:
+        with contextlib.closing(classify_upload(name, path, self.settings, folder=self.folder)) as items:
             for item in items:
                 self._add_item(item)
 
@@ -284,9 +288,9 @@ class _UploadBatch:
         """Raise one ValidationError that lists every rejected file, or when the call found no image at all."""
         limit = self.settings.max_examination_bytes
         if self.existing_bytes + self.new_bytes > limit:
-            self.reject('', f'This upload has {_format_bytes(self.new_bytes)} of images and the examination '
-                            f'already has {_format_bytes(self.existing_bytes)}, more than the limit of '
-                            f'{_format_bytes(limit)} per examination. Upload fewer images.')
+            self.reject('', f'This upload has {format_bytes(self.new_bytes)} of images and the examination '
+                            f'already has {format_bytes(self.existing_bytes)}, more than the limit of '
+                            f'{format_bytes(limit)} per examination. Upload fewer images.')
         if self.rejections:
             logger.info('examination %s: upload rejected, %d files rejected', self.examination_id,
                         len(self.rejections))
@@ -339,11 +343,12 @@ def classify_member(name: str, path: Path) -> IntakeItem:
     return IntakeItem(name=name, outcome=DICOM_OUTCOME, info=info, path=path)
 
 
-def classify_upload(name: str, path: Path, settings: Settings) -> Iterator[IntakeItem]:
+def classify_upload(name: str, path: Path, settings: Settings, *, folder: bool = False) -> Iterator[IntakeItem]:
     """Classify one uploaded file: a zip archive (recognized by its magic bytes, whatever its name) or a DICOM file.
 
     Yields one item for a loose file and one per entry of a zip, plus a rejection when the zip has
     no DICOM image. Nothing is stored, so the upload and `main.py inspect-study` both use this.
+    With `folder`, the file comes from a chosen folder and is skipped, not rejected, when it is not DICOM.
     """
     with path.open('rb') as file:
         magic = file.read(8)
@@ -360,20 +365,23 @@ def classify_upload(name: str, path: Path, settings: Settings) -> Iterator[Intak
                 yield from _classify_archive(name, archive, settings)
             return
     for archive_magic, archive_format in OTHER_ARCHIVE_MAGICS.items():
+        if magic.startswith(archive_magic) and folder:
+            yield IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
+            return
         if magic.startswith(archive_magic):
             yield _rejected(name, f'{name} is a {archive_format} archive, and only .zip archives can be read. '
                                   f'Create a .zip of the CD folder and upload it.')
             return
-    yield _classify_loose_file(name, path, settings)
+    yield _classify_loose_file(name, path, settings, folder=folder)
 
 
-def _classify_loose_file(name: str, path: Path, settings: Settings) -> IntakeItem:
+def _classify_loose_file(name: str, path: Path, settings: Settings, *, folder: bool) -> IntakeItem:
     size = path.stat().st_size
     if size > settings.max_file_bytes:
-        return _rejected(name, f'{name} is {_format_bytes(size)}, more than the limit of '
-                               f'{_format_bytes(settings.max_file_bytes)} per file. Remove it from the upload.')
+        return _rejected(name, f'{name} is {format_bytes(size)}, more than the limit of '
+                               f'{format_bytes(settings.max_file_bytes)} per file. Remove it from the upload.')
     item = classify_member(name, path)
-    if item.outcome == SKIPPED_OUTCOME and item.reason == NOT_DICOM_SKIP_REASON:
+    if item.outcome == SKIPPED_OUTCOME and item.reason == NOT_DICOM_SKIP_REASON and not folder:
         if name.lower().endswith('.zip'):
             return _rejected(name, f'{name} is not a valid .zip archive. {ARCHIVE_REMEDY}')
         return _rejected(name, f'{name} is not a DICOM file. {NOT_DICOM_REMEDY}', not_dicom=True)
@@ -426,16 +434,16 @@ def _check_archive_entries(entries: list[zipfile.ZipInfo], settings: Settings) -
         if entry.flag_bits & 0x1:
             return f'is password-protected, so its entries cannot be read. {ARCHIVE_REMEDY}'
         if entry.file_size > settings.max_file_bytes:
-            return (f'contains the entry "{entry.filename}" of {_format_bytes(entry.file_size)}, more than the '
-                    f'limit of {_format_bytes(settings.max_file_bytes)} per file. Remove it from the archive.')
+            return (f'contains the entry "{entry.filename}" of {format_bytes(entry.file_size)}, more than the '
+                    f'limit of {format_bytes(settings.max_file_bytes)} per file. Remove it from the archive.')
         ratio = entry.file_size / max(entry.compress_size, 1)
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
             return (f'contains the entry "{entry.filename}" with a compression ratio of {ratio:,.0f}:1, above the '
                     f'limit of {MAX_COMPRESSION_RATIO}:1 that protects against zip bombs. {ARCHIVE_REMEDY}')
         total += entry.file_size
     if total > settings.max_examination_bytes:
-        return (f'expands to {_format_bytes(total)}, more than the limit of '
-                f'{_format_bytes(settings.max_examination_bytes)} per examination. Upload fewer images.')
+        return (f'expands to {format_bytes(total)}, more than the limit of '
+                f'{format_bytes(settings.max_examination_bytes)} per examination. Upload fewer images.')
     return None
 
 
@@ -474,7 +482,7 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
     existing_uids = set(session.scalars(
         select(StudyFile.sop_instance_uid).where(StudyFile.examination_id == examination_id,
                                                  StudyFile.kind == DICOM_KIND)))
-    existing_bytes = _dicom_bytes(session, examination_id)
+    existing_bytes = dicom_bytes(session, examination_id)
     studies = {study.study_instance_uid: study for study in session.scalars(
         select(Study).where(Study.examination_id == examination_id))}
     series_by_uid: dict[tuple[str, str], Series] = {}
@@ -533,8 +541,8 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
 
     limit = batch.settings.max_examination_bytes
     if existing_bytes + added_bytes > limit:
-        raise ValidationError(f'This upload has {_format_bytes(added_bytes)} of images and the examination already '
-                              f'has {_format_bytes(existing_bytes)}, more than the limit of {_format_bytes(limit)} '
+        raise ValidationError(f'This upload has {format_bytes(added_bytes)} of images and the examination already '
+                              f'has {format_bytes(existing_bytes)}, more than the limit of {format_bytes(limit)} '
                               f'per examination. Upload fewer images.', field='files')
 
     accepted = len(batch.staged) - late_duplicates
@@ -559,14 +567,14 @@ def _rejection_message(rejections: list[_Rejection]) -> str:
     if len(not_dicom) == 1:
         parts.append(f'{not_dicom[0]} is not a DICOM file. {NOT_DICOM_REMEDY}')
     elif not_dicom:
-        parts.append(f'{len(not_dicom)} files are not DICOM files: {_name_list(not_dicom)}. '
+        parts.append(f'{len(not_dicom)} files are not DICOM files: {name_list(not_dicom)}. '
                      f'{NOT_DICOM_REMEDY}')
     parts.extend(rejection.message for rejection in rejections if not rejection.not_dicom)
     parts.append('Nothing from this upload was saved.')
     return ' '.join(parts)
 
 
-def _name_list(names: list[str]) -> str:
+def name_list(names: list[str]) -> str:
     listed = ', '.join(names[:MAX_NAMES_IN_MESSAGE])
     if len(names) > MAX_NAMES_IN_MESSAGE:
         listed += f' and {len(names) - MAX_NAMES_IN_MESSAGE} more'
@@ -584,8 +592,8 @@ def add_prior_report_file(*, actor: Actor, examination_id: str, filename: str, p
     if size == 0:
         raise ValidationError(f'{name} is empty. Choose the report file again.', field='prior_report')
     if size > MAX_PRIOR_REPORT_BYTES:
-        raise ValidationError(f'{name} is {_format_bytes(size)}, more than the limit of '
-                              f'{_format_bytes(MAX_PRIOR_REPORT_BYTES)} for a report. Upload a smaller PDF or photo.',
+        raise ValidationError(f'{name} is {format_bytes(size)}, more than the limit of '
+                              f'{format_bytes(MAX_PRIOR_REPORT_BYTES)} for a report. Upload a smaller PDF or photo.',
                               field='prior_report')
     with path.open('rb') as file:
         magic = file.read(8)
@@ -906,7 +914,7 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
 # --- Small helpers ----------------------------------------------------------------------------------------------
 
 
-def _dicom_bytes(session: Session, examination_id: str) -> int:
+def dicom_bytes(session: Session, examination_id: str) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(StudyFile.size_bytes), 0)).where(
         StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)) or 0)
 
@@ -923,7 +931,7 @@ def _fit_name(name: str) -> str:
     return name if len(name) <= MAX_NAME_LENGTH else '…' + name[-(MAX_NAME_LENGTH - 1):]
 
 
-def _format_bytes(size: int) -> str:
+def format_bytes(size: int) -> str:
     """Format a size with binary units labeled KB, MB and GB, as file managers on Windows show them."""
     for unit, factor in (('GB', 1024 ** 3), ('MB', 1024 ** 2), ('KB', 1024)):
         if size >= factor:

@@ -344,8 +344,12 @@ def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = 
 
 def upload_images(page: Page, paths: list[Path]) -> None:
     """Choose files in the image uploader of the examination form, as the file picker does."""
-    uploader = page.locator('.q-uploader', has_text='DICOM files or .zip')
-    uploader.locator('input[type=file]').set_input_files([str(path) for path in paths])
+    page.locator('.study-uploader input[type=file]:not([webkitdirectory])').set_input_files([str(path) for path in paths])
+
+
+def upload_folder(page: Page, folder: Path) -> None:
+    """Choose a folder in the image uploader, as the folder picker does."""
+    page.locator('.study-uploader input[type=file][webkitdirectory]').set_input_files(str(folder))
 
 
 def choose_modality(page: Page, label: str) -> None:
@@ -401,7 +405,7 @@ def submit_paid_examination(page: Page, *, images: list[Path], modality: str, bo
     page.goto('/exams/new')
     page.wait_for_url('**/edit')
     upload_images(page, images)
-    expect(page.get_by_text(f'{len(images)} DICOM image(s) added')).to_be_visible()
+    expect(page.get_by_text(f'{len(images)} DICOM image{"" if len(images) == 1 else "s"} added')).to_be_visible()
     choose_modality(page, modality)
     page.get_by_label('Body part').fill(body_part)
     page.get_by_label('Your question for the radiologist').fill(question)

@@ -58,7 +58,7 @@ def test_patient_phone_request_and_payment(open_page: Callable[..., sync_api.Pag
     ct = Path(get_testdata_file('CT_small.dcm'))
     mr = Path(get_testdata_file('MR_small.dcm'))
     upload_images(page, [ct, mr])
-    expect(page.get_by_text('2 DICOM image(s) added.')).to_be_visible()
+    expect(page.get_by_text('2 DICOM images added.')).to_be_visible()
     expect(page.get_by_text('2 studies, 2 series, 2 images', exact=False)).to_be_visible()
     _check_fits_phone(page)
 

@@ -8,6 +8,7 @@ from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
+from secondopinion.pages.study_uploader import StudyUploader
 from tests.conftest import PASSWORD
 
 
@@ -18,12 +19,38 @@ async def sign_in(user: User, email: str, password: str = PASSWORD) -> None:
     user.find(marker='sign-in').click()
 
 
-async def upload(user: User, marker: str, paths: list[Path]) -> None:
+async def upload(user: User, marker: str, paths: list[Path], *, names: list[str] | None = None,
+                 folder: bool = False) -> None:
+    """Upload files as the browser would: through ui.upload, or through the study uploader's HTTP routes.
+
+    For the study uploader this does what study_uploader.js does: announce the files, send each
+    one, commit, and then emit "uploaded" or "failed" on the element, so the page reacts as it
+    does in a browser. `names` replaces the file names (relative paths for a folder).
+    """
     element = user.find(marker=marker).elements.pop()
-    assert isinstance(element, ui.upload)
-    files = [SmallFileUpload(name=path.name, content_type='application/octet-stream', _data=path.read_bytes())
-             for path in paths]
-    await element.handle_uploads(files)
+    if isinstance(element, ui.upload):
+        files = [SmallFileUpload(name=path.name, content_type='application/octet-stream', _data=path.read_bytes())
+                 for path in paths]
+        await element.handle_uploads(files)
+        return
+    assert isinstance(element, StudyUploader)
+    names = names or [path.name for path in paths]
+    client = user.http_client
+    response = await client.post(element.props['url'], json={
+        'folder': folder, 'files': [{'name': name, 'size': path.stat().st_size} for name, path in zip(names, paths)]})
+    if response.status_code == 201:
+        upload_id = response.json()['upload_id']
+        for index, path in enumerate(paths):
+            response = await client.put(f'/api/uploads/{upload_id}/files/{index}', content=path.read_bytes())
+            if response.status_code != 204:
+                await client.delete(f'/api/uploads/{upload_id}')
+                break
+        else:
+            response = await client.post(f'/api/uploads/{upload_id}/commit')
+    if response.status_code == 200:
+        user.find(marker=marker).trigger('uploaded', response.json())
+    else:
+        user.find(marker=marker).trigger('failed', {'message': response.json()['detail']})
 
 
 def set_value(user: User, marker: str, value: object) -> None:

@@ -72,9 +72,9 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
 
     ct, mr = Path(get_testdata_file('CT_small.dcm')), Path(get_testdata_file('MR_small.dcm'))
     await upload(user, 'image-upload', [ct, mr])
-    await user.should_see('2 DICOM image(s) added', retries=100)
+    await user.should_see('2 DICOM images added', retries=100)
     await upload(user, 'image-upload', [_dicomdir_zip(tmp_path)])
-    await user.should_see('81 DICOM image(s) added, 10 file(s) that are not DICOM images skipped', retries=300)
+    await user.should_see('81 DICOM images added, 10 other files skipped (not DICOM images)', retries=300)
     await user.should_see(marker='image-totals')
 
     assert user.find(marker='modality').elements.pop().value == 'CT'

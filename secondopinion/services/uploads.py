@@ -1,0 +1,265 @@
+"""Chunked uploads of large studies: files staged one request at a time, then ingested together.
+
+The browser announces the files of an upload (names and sizes), sends each file in its own
+request, a few at a time, and finally asks for the commit, which hands every staged file to
+`studies.add_files` in one all-or-nothing call. Until then nothing is in the database or the blob
+storage: the files wait in `data_dir/uploads/<upload id>/`, which the commit, a cancel or the
+stale-upload sweep removes. The server checks both size limits itself, when the upload starts and
+again while each file arrives, because the browser's own checks can be bypassed.
+
+NOTE: the staging folder is local to the app instance, so with several instances the upload
+requests of one browser must reach the same instance (session affinity).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import get_settings
+from ..db import session_scope
+from . import access, studies
+from .actors import Actor
+from .errors import NotFoundError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = 'manifest.json'
+COMMITTING_SUFFIX = '.committing'
+# A staged upload with no file written for this long is abandoned (a closed tab, a lost connection).
+STALE_AFTER_SECONDS = 2 * 60 * 60
+MAX_NAME_CHARACTERS = 1000
+WRITE_BUFFER_BYTES = 1024 * 1024
+# Free space kept on the staging disk beyond the announced bytes, for the database and other uploads.
+DISK_RESERVE_BYTES = 512 * 1024 * 1024
+UPLOAD_NOT_FOUND = 'Upload'
+
+
+class FileTooLargeError(ValidationError):
+    """A file's body is larger than the size announced for it."""
+
+
+@dataclass(frozen=True)
+class AnnouncedFile:
+    """A file the browser is about to send: its name (a relative path for a folder) and its size in bytes."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileSlot:
+    """Where one announced file of an upload is written, and how many bytes it must have."""
+
+    upload_id: str
+    index: int
+    name: str
+    size: int
+    partial_path: Path
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    examination_id: str
+    user_id: int
+    folder: bool
+    files: list[AnnouncedFile]
+
+
+def staging_root() -> Path:
+    return get_settings().data_dir / 'uploads'
+
+
+def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile], folder: bool = False) -> str:
+    """Check the announced files against the limits and open a staging folder; return the upload id.
+
+    `folder` marks the files of a chosen folder (a CD copied to disk): at the commit, files in it
+    that are not DICOM are skipped rather than refused, as in a zip of the CD.
+    """
+    settings = get_settings()
+    if not files:
+        raise ValidationError('No files were chosen. Choose DICOM files, a folder of the CD or a .zip of it.',
+                              field='files')
+    if len(files) > settings.max_files_per_upload:
+        raise ValidationError(f'{len(files):,} files were chosen, more than the {settings.max_files_per_upload:,} '
+                              f'that one upload can take. Upload the study in parts, or as a .zip of the CD.',
+                              field='files')
+    too_large = [file for file in files if file.size > settings.max_file_bytes]
+    if too_large:
+        names = ', '.join(file.name for file in too_large[:studies.MAX_NAMES_IN_MESSAGE])
+        raise ValidationError(f'Larger than the limit of {studies.format_bytes(settings.max_file_bytes)} per file: '
+                              f'{names}. Remove these files and upload again.', field='files')
+    announced = sum(file.size for file in files)
+    with session_scope() as session:
+        access.get_own_draft(session, actor, examination_id)
+        stored = studies.dicom_bytes(session, examination_id)
+    if stored + announced > settings.max_examination_bytes:
+        raise ValidationError(f'These files have {studies.format_bytes(announced)} and the examination already '
+                              f'has {studies.format_bytes(stored)} of images, more than the limit of '
+                              f'{studies.format_bytes(settings.max_examination_bytes)} per examination. '
+                              f'Upload fewer images.', field='files')
+
+    root = staging_root()
+    root.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(root).free < announced + DISK_RESERVE_BYTES:
+        logger.error('no disk space to stage %d bytes for examination %s', announced, examination_id)
+        raise ValidationError('The server has no room for these files at the moment. Please try again later; '
+                              'the practice has been told.', field='files')
+
+    upload_id = uuid.uuid4().hex
+    folder_path = root / upload_id
+    folder_path.mkdir()
+    manifest = {'examination_id': examination_id, 'user_id': actor.user_id, 'folder': folder,
+                'files': [[file.name[-MAX_NAME_CHARACTERS:], file.size] for file in files]}
+    (folder_path / MANIFEST_NAME).write_text(json.dumps(manifest), encoding='utf-8')
+    logger.info('upload %s started by user %s for examination %s: %d files, %d bytes%s', upload_id,
+                actor.user_id, examination_id, len(files), announced, ' (folder)' if folder else '')
+    return upload_id
+
+
+def open_file_slot(*, actor: Actor, upload_id: str, index: int) -> FileSlot:
+    """Return where file `index` of the actor's upload goes. Sending the same index again replaces the file."""
+    folder_path = _upload_folder(upload_id)
+    manifest = _read_manifest(folder_path, actor)
+    if not 0 <= index < len(manifest.files):
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    announced = manifest.files[index]
+    return FileSlot(upload_id=upload_id, index=index, name=announced.name, size=announced.size,
+                    partial_path=folder_path / f'{index:06d}.part', path=folder_path / f'{index:06d}')
+
+
+def check_declared_length(slot: FileSlot, length: int) -> None:
+    """Refuse a request whose declared body length differs from the size announced for the file."""
+    if length > slot.size:
+        raise FileTooLargeError(_too_large_message(slot), field='files')
+    if length < slot.size:
+        raise ValidationError(f'{slot.name} has {length:,} bytes, not the {slot.size:,} announced. '
+                              f'Choose the files again and upload.', field='files')
+
+
+def _too_large_message(slot: FileSlot) -> str:
+    return (f'{slot.name} is larger than the {studies.format_bytes(slot.size)} announced for it. '
+            f'Choose the files again and upload.')
+
+
+async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
+    """Write the request body of one file to its slot, checking it has exactly the announced size.
+
+    The file gets its final name only when complete, so an interrupted request leaves no partial
+    file behind: any error, a dropped connection included, deletes what was written.
+    """
+    written = 0
+    buffer = bytearray()
+    try:
+        with slot.partial_path.open('wb') as output:
+            async for chunk in chunks:
+                written += len(chunk)
+                if written > slot.size:
+                    raise FileTooLargeError(_too_large_message(slot), field='files')
+                buffer += chunk
+                if len(buffer) >= WRITE_BUFFER_BYTES:
+                    output.write(buffer)
+                    buffer.clear()
+            output.write(buffer)
+        if written != slot.size:
+            raise ValidationError(f'{slot.name} arrived incomplete ({written:,} of {slot.size:,} bytes). '
+                                  f'Upload it again.', field='files')
+        os.replace(slot.partial_path, slot.path)
+    except BaseException as error:
+        slot.partial_path.unlink(missing_ok=True)
+        logger.info('upload %s: file %d not stored after %d bytes: %s', slot.upload_id, slot.index, written,
+                    type(error).__name__)
+        raise
+
+
+def commit_upload(*, actor: Actor, upload_id: str) -> studies.UploadSummary:
+    """Ingest every file of the upload into the examination, all or nothing, and remove the staging folder.
+
+    Raises ValidationError naming the files that never arrived, or those that `add_files` refused.
+    A second commit of the same upload finds nothing and raises NotFoundError.
+    """
+    folder_path = _upload_folder(upload_id)
+    manifest = _read_manifest(folder_path, actor)
+    claimed = folder_path.with_name(upload_id + COMMITTING_SUFFIX)
+    try:
+        folder_path.rename(claimed)  # atomic, so a repeated commit request cannot ingest the files twice
+    except FileNotFoundError:
+        raise NotFoundError(UPLOAD_NOT_FOUND) from None
+    started = time.monotonic()
+    try:
+        files = [(announced.name, claimed / f'{index:06d}') for index, announced in enumerate(manifest.files)]
+        missing = [name for name, path in files if not path.is_file()]
+        if missing:
+            raise ValidationError(f'{len(missing):,} of the {len(files):,} files did not arrive: '
+                                  f'{studies.name_list(missing)}. Choose the files again and upload.', field='files')
+        summary = studies.add_files(actor=actor, examination_id=manifest.examination_id, files=files,
+                                    folder=manifest.folder)
+    except Exception as error:
+        logger.info('upload %s for examination %s not committed: %s', upload_id, manifest.examination_id,
+                    type(error).__name__)
+        raise
+    finally:
+        shutil.rmtree(claimed, ignore_errors=True)
+    logger.info('upload %s committed to examination %s in %.1f s', upload_id, manifest.examination_id,
+                time.monotonic() - started)
+    return summary
+
+
+def cancel_upload(*, actor: Actor, upload_id: str) -> None:
+    """Delete the staged files of the actor's upload. A missing or finished upload is not an error."""
+    try:
+        folder_path = _upload_folder(upload_id)
+        _read_manifest(folder_path, actor)
+    except NotFoundError:
+        return
+    shutil.rmtree(folder_path, ignore_errors=True)
+    logger.info('upload %s cancelled by user %s', upload_id, actor.user_id)
+
+
+def sweep_stale_uploads(*, older_than_seconds: float = STALE_AFTER_SECONDS) -> int:
+    """Delete staging folders in which nothing was written for `older_than_seconds`; return how many."""
+    root = staging_root()
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for folder_path in root.iterdir():
+        if folder_path.name.endswith(COMMITTING_SUFFIX) and older_than_seconds > 0:
+            continue  # a commit in progress removes its own folder
+        try:
+            last_write = max((entry.stat().st_mtime for entry in folder_path.iterdir()),
+                             default=folder_path.stat().st_mtime)
+        except OSError:
+            continue  # removed by its commit or cancel meanwhile
+        if last_write < cutoff:
+            shutil.rmtree(folder_path, ignore_errors=True)
+            removed += 1
+            logger.info('stale upload %s removed', folder_path.name)
+    return removed
+
+
+def _upload_folder(upload_id: str) -> Path:
+    if len(upload_id) != 32 or not all(character in '0123456789abcdef' for character in upload_id):
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    return staging_root() / upload_id
+
+
+def _read_manifest(folder_path: Path, actor: Actor) -> _Manifest:
+    """Read the manifest of the actor's own upload. Someone else's upload is reported as not found."""
+    try:
+        data = json.loads((folder_path / MANIFEST_NAME).read_text(encoding='utf-8'))
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFoundError(UPLOAD_NOT_FOUND) from None
+    if data['user_id'] != actor.user_id:
+        logger.warning('user %s asked for upload %s of another user', actor.user_id, folder_path.name)
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    return _Manifest(examination_id=data['examination_id'], user_id=data['user_id'], folder=data['folder'],
+                     files=[AnnouncedFile(name, size) for name, size in data['files']])
