@@ -4,24 +4,37 @@ POST /api/exams/{id}/uploads announces the files, PUT /api/uploads/{upload}/file
 file as the raw request body, POST /api/uploads/{upload}/commit ingests them all, and DELETE
 /api/uploads/{upload} drops an unfinished upload. Errors answer with JSON `{"detail": message}`,
 where the message is written for the patient.
+
+The PUT requests carry the bytes, so they are served by `FileRequests` in front of NiceGUI's
+middleware stack: each of those middlewares handled every received body chunk, which halved the
+throughput (bench/upload.py). Starlette's own SessionMiddleware still reads the signed session
+cookie there, and only the browser session that started an upload may send its files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Callable
 
-from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from nicegui import app
 from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..config import get_settings
 from ..services import uploads
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from .routes import current_actor
 
 logger = logging.getLogger(__name__)
+
+FILE_PATH = re.compile(r'/api/uploads/(?P<upload_id>[^/]+)/files/(?P<index>\d{1,6})')
+# The key under which NiceGUI keeps its browser id in the session cookie (app.storage.browser['id']).
+BROWSER_ID_KEY = 'id'
 
 
 class AnnouncedFileIn(BaseModel):
@@ -35,7 +48,9 @@ class StartUploadIn(BaseModel):
 
 
 def _error(error: DomainError) -> JSONResponse:
-    if isinstance(error, NotFoundError):
+    if isinstance(error, uploads.FileTooLargeError):
+        status = 413
+    elif isinstance(error, NotFoundError):
         status = 404
     elif isinstance(error, ConflictError):
         status = 409
@@ -51,29 +66,10 @@ def register_upload_routes() -> None:
         files = [uploads.AnnouncedFile(file.name, file.size) for file in body.files]
         try:
             upload_id = uploads.start_upload(actor=actor, examination_id=examination_id, files=files,
-                                             folder=body.folder)
+                                             session_id=app.storage.browser[BROWSER_ID_KEY], folder=body.folder)
         except DomainError as error:
             return _error(error)
         return JSONResponse({'upload_id': upload_id}, status_code=201)
-
-    @app.put('/api/uploads/{upload_id}/files/{index}', include_in_schema=False)
-    async def put_file(upload_id: str, index: int, request: Request) -> Response:
-        actor = await asyncio.to_thread(current_actor)
-        try:
-            slot = uploads.open_file_slot(actor=actor, upload_id=upload_id, index=index)
-            declared = request.headers.get('content-length')
-            if declared is not None and declared.isdigit():
-                # Checked before a byte is read, so a wrong or oversized body costs no disk or time.
-                uploads.check_declared_length(slot, int(declared))
-            await uploads.receive_file(slot, request.stream())
-        except ClientDisconnect:
-            logger.info('upload %s: browser disconnected while sending file %d', upload_id, index)
-            return Response(status_code=400)
-        except uploads.FileTooLargeError as error:
-            return JSONResponse({'detail': str(error)}, status_code=413)
-        except DomainError as error:
-            return _error(error)
-        return Response(status_code=204)
 
     @app.post('/api/uploads/{upload_id}/commit', include_in_schema=False)
     def commit(upload_id: str) -> JSONResponse:
@@ -91,3 +87,51 @@ def register_upload_routes() -> None:
         actor = current_actor()
         uploads.cancel_upload(actor=actor, upload_id=upload_id)
         return Response(status_code=204)
+
+    # Starlette builds the middleware stack on the first request; wrap whatever it builds, once.
+    if not getattr(app, '_serves_upload_files', False):
+        build_stack: Callable[[], ASGIApp] = app.build_middleware_stack
+        app.build_middleware_stack = lambda: FileRequests(build_stack())  # type: ignore[method-assign]
+        app._serves_upload_files = True  # type: ignore[attr-defined]
+
+
+class FileRequests:
+    """ASGI wrapper that serves `PUT /api/uploads/{upload}/files/{index}` itself and passes on everything else."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+        self.put_file = SessionMiddleware(_put_file, secret_key=get_settings().storage_secret.get_secret_value())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope['type'] == 'http' and scope['method'] == 'PUT' and FILE_PATH.fullmatch(scope['path']):
+            await self.put_file(scope, receive, send)
+        else:
+            await self.inner(scope, receive, send)
+
+
+async def _put_file(scope: Scope, receive: Receive, send: Send) -> None:
+    match = FILE_PATH.fullmatch(scope['path'])
+    assert match is not None
+    upload_id, index = match['upload_id'], int(match['index'])
+    request = Request(scope, receive)
+    try:
+        actor = await asyncio.to_thread(uploads.session_actor, upload_id=upload_id,
+                                        session_id=scope['session'].get(BROWSER_ID_KEY))
+        slot = uploads.open_file_slot(actor=actor, upload_id=upload_id, index=index)
+        declared = request.headers.get('content-length')
+        if declared is not None and declared.isdigit():
+            # Checked before a byte is read, so a wrong or oversized body costs no disk or time.
+            uploads.check_declared_length(slot, int(declared))
+        await uploads.receive_file(slot, request.stream())
+    except ClientDisconnect:
+        logger.info('upload %s: browser disconnected while sending file %d', upload_id, index)
+        response: Response = Response(status_code=400)
+    except DomainError as error:
+        response = _error(error)
+    except Exception:
+        logger.exception('upload %s: file %d failed', upload_id, index)
+        response = JSONResponse({'detail': 'The server could not store this file. Please try again.'},
+                                status_code=500)
+    else:
+        response = Response(status_code=204, headers={'Cache-Control': 'no-store'})
+    await response(scope, receive, send)

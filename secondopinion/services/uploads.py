@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config import get_settings
 from ..db import session_scope
-from . import access, studies
+from . import access, accounts, studies
 from .actors import Actor
 from .errors import NotFoundError, ValidationError
 
@@ -36,7 +36,6 @@ COMMITTING_SUFFIX = '.committing'
 # A staged upload with no file written for this long is abandoned (a closed tab, a lost connection).
 STALE_AFTER_SECONDS = 2 * 60 * 60
 MAX_NAME_CHARACTERS = 1000
-WRITE_BUFFER_BYTES = 1024 * 1024
 # Free space kept on the staging disk beyond the announced bytes, for the database and other uploads.
 DISK_RESERVE_BYTES = 512 * 1024 * 1024
 UPLOAD_NOT_FOUND = 'Upload'
@@ -78,10 +77,12 @@ def staging_root() -> Path:
     return get_settings().data_dir / 'uploads'
 
 
-def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile], folder: bool = False) -> str:
+def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile], session_id: str,
+                 folder: bool = False) -> str:
     """Check the announced files against the limits and open a staging folder; return the upload id.
 
-    `folder` marks the files of a chosen folder (a CD copied to disk): at the commit, files in it
+    `session_id` identifies the browser session that started the upload; only that session may
+    send its files (see `session_actor`). `folder` marks the files of a chosen folder (a CD copied to disk): at the commit, files in it
     that are not DICOM are skipped rather than refused, as in a zip of the CD.
     """
     settings = get_settings()
@@ -117,12 +118,32 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
     upload_id = uuid.uuid4().hex
     folder_path = root / upload_id
     folder_path.mkdir()
-    manifest = {'examination_id': examination_id, 'user_id': actor.user_id, 'folder': folder,
+    manifest = {'examination_id': examination_id, 'user_id': actor.user_id, 'session_id': session_id, 'folder': folder,
                 'files': [[file.name[-MAX_NAME_CHARACTERS:], file.size] for file in files]}
     (folder_path / MANIFEST_NAME).write_text(json.dumps(manifest), encoding='utf-8')
     logger.info('upload %s started by user %s for examination %s: %d files, %d bytes%s', upload_id,
                 actor.user_id, examination_id, len(files), announced, ' (folder)' if folder else '')
     return upload_id
+
+
+def session_actor(*, upload_id: str, session_id: str | None) -> Actor:
+    """Return the account that started the upload, when `session_id` is the session that started it.
+
+    The file requests of an upload are served before the app's session handling, so they are
+    authorized by the browser session recorded at the start and the account's current state.
+    """
+    folder_path = _upload_folder(upload_id)
+    try:
+        data = json.loads((folder_path / MANIFEST_NAME).read_text(encoding='utf-8'))
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFoundError(UPLOAD_NOT_FOUND) from None
+    if not session_id or data['session_id'] != session_id:
+        logger.warning('upload %s: a file request came from another browser session', upload_id)
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    actor = accounts.get_actor(data['user_id'])
+    if actor is None:
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    return actor
 
 
 def open_file_slot(*, actor: Actor, upload_id: str, index: int) -> FileSlot:
@@ -157,18 +178,13 @@ async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
     file behind: any error, a dropped connection included, deletes what was written.
     """
     written = 0
-    buffer = bytearray()
     try:
         with slot.partial_path.open('wb') as output:
             async for chunk in chunks:
                 written += len(chunk)
                 if written > slot.size:
                     raise FileTooLargeError(_too_large_message(slot), field='files')
-                buffer += chunk
-                if len(buffer) >= WRITE_BUFFER_BYTES:
-                    output.write(buffer)
-                    buffer.clear()
-            output.write(buffer)
+                output.write(chunk)
         if written != slot.size:
             raise ValidationError(f'{slot.name} arrived incomplete ({written:,} of {slot.size:,} bytes). '
                                   f'Upload it again.', field='files')

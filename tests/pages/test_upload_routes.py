@@ -75,7 +75,7 @@ async def test_someone_elses_examination_or_upload_is_not_found(user: User, make
     alice = make_patient('Alice', email='alice@example.org')
     make_patient('Bob', email='bob@example.org')
     exam_id = examinations.create_draft(actor=alice)
-    upload_id = uploads.start_upload(actor=alice, examination_id=exam_id,
+    upload_id = uploads.start_upload(actor=alice, examination_id=exam_id, session_id='alices-browser',
                                      files=[uploads.AnnouncedFile('CT_small.dcm', CT.stat().st_size)])
     await sign_in(user, 'bob@example.org')
     client = user.http_client
@@ -91,7 +91,8 @@ async def test_someone_elses_examination_or_upload_is_not_found(user: User, make
 async def test_anonymous_requests_are_not_found(user: User, make_patient):
     alice = make_patient('Alice', email='alice@example.org')
     exam_id = examinations.create_draft(actor=alice)
-    upload_id = uploads.start_upload(actor=alice, examination_id=exam_id, files=[uploads.AnnouncedFile('a', 1)])
+    upload_id = uploads.start_upload(actor=alice, examination_id=exam_id, session_id='alices-browser',
+                                     files=[uploads.AnnouncedFile('a', 1)])
     client = user.http_client
     assert (await client.post(f'/api/exams/{exam_id}/uploads', json=_announce(('a', 1)))).status_code == 404
     assert (await client.put(f'/api/uploads/{upload_id}/files/0', content=b'x')).status_code == 404

@@ -16,6 +16,9 @@ from secondopinion.services.errors import NotFoundError, ValidationError
 from .dicom_files import create_draft, dicomdir_folder, jpeg_bytes, pydicom_file, row_counts, stored_blobs
 
 
+SESSION = 'browser-session-1'
+
+
 @pytest.fixture
 def patient(make_patient):
     return make_patient()
@@ -39,13 +42,17 @@ def _announce(paths: list[Path], names: list[str] | None = None) -> list[uploads
     return [uploads.AnnouncedFile(name, path.stat().st_size) for name, path in zip(names, paths)]
 
 
+def _start(actor, exam_id: str, files: list[uploads.AnnouncedFile], folder: bool = False) -> str:  # noqa: ANN001
+    return uploads.start_upload(actor=actor, examination_id=exam_id, files=files, session_id=SESSION, folder=folder)
+
+
 def _send(patient, upload_id: str, index: int, data: bytes, **options) -> None:
     slot = uploads.open_file_slot(actor=patient, upload_id=upload_id, index=index)
     asyncio.run(uploads.receive_file(slot, _chunks(data, **options)))
 
 
 def _upload(patient, exam_id: str, paths: list[Path], names: list[str] | None = None, folder: bool = False):
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce(paths, names),
+    upload_id = _start(patient, exam_id, _announce(paths, names),
                                      folder=folder)
     for index, path in enumerate(paths):
         _send(patient, upload_id, index, path.read_bytes())
@@ -67,7 +74,7 @@ def test_upload_in_pieces_stores_every_file_and_clears_staging(patient, exam_id)
 
 def test_sending_a_file_again_replaces_it(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce([path]))
+    upload_id = _start(patient, exam_id, _announce([path]))
     with pytest.raises(ClientDisconnect):  # interrupted, as on a lost connection
         _send(patient, upload_id, 0, path.read_bytes(), fail_after=7000)
     _send(patient, upload_id, 0, path.read_bytes())  # the browser's retry
@@ -76,7 +83,7 @@ def test_sending_a_file_again_replaces_it(patient, exam_id):
 
 def test_interrupted_file_leaves_no_partial_file(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce([path]))
+    upload_id = _start(patient, exam_id, _announce([path]))
     with pytest.raises(ClientDisconnect):
         _send(patient, upload_id, 0, path.read_bytes(), fail_after=14000)
     assert [entry.name for entry in _staged()] == [upload_id, uploads.MANIFEST_NAME]
@@ -84,7 +91,7 @@ def test_interrupted_file_leaves_no_partial_file(patient, exam_id):
 
 def test_commit_with_a_missing_file_names_it_and_stores_nothing(patient, exam_id):
     paths = [pydicom_file('CT_small.dcm'), pydicom_file('MR_small.dcm')]
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce(paths))
+    upload_id = _start(patient, exam_id, _announce(paths))
     _send(patient, upload_id, 0, paths[0].read_bytes())
     with pytest.raises(ValidationError, match=r'1 of the 2 files did not arrive: MR_small\.dcm'):
         uploads.commit_upload(actor=patient, upload_id=upload_id)
@@ -95,7 +102,7 @@ def test_commit_with_a_missing_file_names_it_and_stores_nothing(patient, exam_id
 
 def test_a_body_larger_than_announced_is_refused_at_once(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('a.dcm', 100)])
+    upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a.dcm', 100)])
     with pytest.raises(uploads.FileTooLargeError, match='a.dcm is larger than the 100 bytes announced'):
         _send(patient, upload_id, 0, path.read_bytes())
     slot = uploads.open_file_slot(actor=patient, upload_id=upload_id, index=0)
@@ -107,7 +114,7 @@ def test_a_body_larger_than_announced_is_refused_at_once(patient, exam_id):
 
 
 def test_a_short_body_is_not_kept(patient, exam_id):
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('a.dcm', 100)])
+    upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a.dcm', 100)])
     with pytest.raises(ValidationError, match=r'a.dcm arrived incomplete \(60 of 100 bytes\)'):
         _send(patient, upload_id, 0, b'x' * 60)
     assert [entry.name for entry in _staged()] == [upload_id, uploads.MANIFEST_NAME]
@@ -127,7 +134,7 @@ def test_start_refuses_what_the_limits_forbid(patient, exam_id, monkeypatch, var
         reset_settings()
     announced = [uploads.AnnouncedFile(name, size) for name, size in files]
     with pytest.raises(ValidationError, match=message):
-        uploads.start_upload(actor=patient, examination_id=exam_id, files=announced)
+        _start(patient, exam_id, announced)
     assert _staged() == []
 
 
@@ -137,12 +144,12 @@ def test_examination_limit_counts_stored_images(patient, exam_id, monkeypatch):
     monkeypatch.setenv('SECONDOPINION_MAX_EXAMINATION_BYTES', str(path.stat().st_size + 100))
     reset_settings()
     with pytest.raises(ValidationError, match='the examination already has 38.3 KB of images, more than the limit of 38.4 KB'):
-        uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('b.dcm', 200)])
+        _start(patient, exam_id, [uploads.AnnouncedFile('b.dcm', 200)])
 
 
 def test_another_patient_cannot_touch_an_upload(patient, exam_id, make_patient):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce([path]))
+    upload_id = _start(patient, exam_id, _announce([path]))
     other = make_patient('Eve Other', email='eve@example.org')
     with pytest.raises(NotFoundError):
         uploads.open_file_slot(actor=other, upload_id=upload_id, index=0)
@@ -150,7 +157,7 @@ def test_another_patient_cannot_touch_an_upload(patient, exam_id, make_patient):
         uploads.commit_upload(actor=other, upload_id=upload_id)
     uploads.cancel_upload(actor=other, upload_id=upload_id)  # answers like a missing upload and deletes nothing
     with pytest.raises(NotFoundError):
-        uploads.start_upload(actor=other, examination_id=exam_id, files=_announce([path]))
+        _start(other, exam_id, _announce([path]))
     _send(patient, upload_id, 0, path.read_bytes())
     assert uploads.commit_upload(actor=patient, upload_id=upload_id).accepted == 1
 
@@ -162,7 +169,7 @@ def test_malformed_upload_ids_are_not_found(patient, upload_id):
 
 
 def test_index_outside_the_announced_files_is_not_found(patient, exam_id):
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('a', 1)])
+    upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a', 1)])
     for index in (-1, 1):
         with pytest.raises(NotFoundError):
             uploads.open_file_slot(actor=patient, upload_id=upload_id, index=index)
@@ -170,7 +177,7 @@ def test_index_outside_the_announced_files_is_not_found(patient, exam_id):
 
 def test_a_second_commit_finds_nothing(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce([path]))
+    upload_id = _start(patient, exam_id, _announce([path]))
     _send(patient, upload_id, 0, path.read_bytes())
     uploads.commit_upload(actor=patient, upload_id=upload_id)
     with pytest.raises(NotFoundError):
@@ -180,7 +187,7 @@ def test_a_second_commit_finds_nothing(patient, exam_id):
 
 def test_cancel_removes_staged_files(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
-    upload_id = uploads.start_upload(actor=patient, examination_id=exam_id, files=_announce([path]))
+    upload_id = _start(patient, exam_id, _announce([path]))
     _send(patient, upload_id, 0, path.read_bytes())
     uploads.cancel_upload(actor=patient, upload_id=upload_id)
     assert _staged() == []
@@ -220,10 +227,18 @@ def test_loose_files_that_are_not_dicom_are_refused(patient, exam_id, tmp_path):
 
 
 def test_sweep_removes_only_stale_uploads(patient, exam_id):
-    stale = uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('a', 1)])
-    fresh = uploads.start_upload(actor=patient, examination_id=exam_id, files=[uploads.AnnouncedFile('b', 1)])
+    stale = _start(patient, exam_id, [uploads.AnnouncedFile('a', 1)])
+    fresh = _start(patient, exam_id, [uploads.AnnouncedFile('b', 1)])
     old = time.time() - uploads.STALE_AFTER_SECONDS - 60
     for path in [uploads.staging_root() / stale, *(uploads.staging_root() / stale).iterdir()]:
         os.utime(path, (old, old))
     assert uploads.sweep_stale_uploads() == 1
     assert sorted(path.name for path in uploads.staging_root().iterdir()) == [fresh]
+
+
+def test_only_the_starting_session_may_send_files(patient, exam_id):
+    upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a', 1)])
+    assert uploads.session_actor(upload_id=upload_id, session_id=SESSION).user_id == patient.user_id
+    for other_session in ('browser-session-2', '', None):
+        with pytest.raises(NotFoundError):
+            uploads.session_actor(upload_id=upload_id, session_id=other_session)
