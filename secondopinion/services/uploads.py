@@ -1,7 +1,7 @@
 """Chunked uploads of large studies: files staged one request at a time, then ingested together.
 
 The browser announces the files of an upload (names and sizes), sends each file in its own
-request, a few at a time, and finally asks for the commit, which hands every staged file to
+request, a few at a time, and finally requests the commit, which hands every staged file to
 `studies.add_files` in one all-or-nothing call. Until then nothing is in the database or the blob
 storage: the files wait in `data_dir/uploads/<upload id>/`, which the commit, a cancel or the
 stale-upload sweep removes. The server checks both size limits itself, when the upload starts and
@@ -69,6 +69,7 @@ class FileSlot:
 class _Manifest:
     examination_id: str
     user_id: int
+    session_id: str
     folder: bool
     files: list[AnnouncedFile]
 
@@ -132,15 +133,11 @@ def session_actor(*, upload_id: str, session_id: str | None) -> Actor:
     The file requests of an upload are served before the app's session handling, so they are
     authorized by the browser session recorded at the start and the account's current state.
     """
-    folder_path = _upload_folder(upload_id)
-    try:
-        data = json.loads((folder_path / MANIFEST_NAME).read_text(encoding='utf-8'))
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFoundError(UPLOAD_NOT_FOUND) from None
-    if not session_id or data['session_id'] != session_id:
+    manifest = _load_manifest(_upload_folder(upload_id))
+    if not session_id or manifest.session_id != session_id:
         logger.warning('upload %s: a file request came from another browser session', upload_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)
-    actor = accounts.get_actor(data['user_id'])
+    actor = accounts.get_actor(manifest.user_id)
     if actor is None:
         raise NotFoundError(UPLOAD_NOT_FOUND)
     return actor
@@ -158,7 +155,7 @@ def open_file_slot(*, actor: Actor, upload_id: str, index: int) -> FileSlot:
 
 
 def check_declared_length(slot: FileSlot, length: int) -> None:
-    """Refuse a request whose declared body length differs from the size announced for the file."""
+    """Reject a request whose declared body length differs from the size announced for the file."""
     if length > slot.size:
         raise FileTooLargeError(_too_large_message(slot), field='files')
     if length < slot.size:
@@ -270,12 +267,17 @@ def _upload_folder(upload_id: str) -> Path:
 
 def _read_manifest(folder_path: Path, actor: Actor) -> _Manifest:
     """Read the manifest of the actor's own upload. Someone else's upload is reported as not found."""
+    manifest = _load_manifest(folder_path)
+    if manifest.user_id != actor.user_id:
+        logger.warning('user %s requested upload %s of another user', actor.user_id, folder_path.name)
+        raise NotFoundError(UPLOAD_NOT_FOUND)
+    return manifest
+
+
+def _load_manifest(folder_path: Path) -> _Manifest:
     try:
         data = json.loads((folder_path / MANIFEST_NAME).read_text(encoding='utf-8'))
     except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(UPLOAD_NOT_FOUND) from None
-    if data['user_id'] != actor.user_id:
-        logger.warning('user %s asked for upload %s of another user', actor.user_id, folder_path.name)
-        raise NotFoundError(UPLOAD_NOT_FOUND)
-    return _Manifest(examination_id=data['examination_id'], user_id=data['user_id'], folder=data['folder'],
-                     files=[AnnouncedFile(name, size) for name, size in data['files']])
+    return _Manifest(examination_id=data['examination_id'], user_id=data['user_id'], session_id=data['session_id'],
+                     folder=data['folder'], files=[AnnouncedFile(name, size) for name, size in data['files']])
