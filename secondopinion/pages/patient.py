@@ -187,7 +187,13 @@ def edit_exam_page(examination_id: str) -> None:
                     event.sender.reset()
                 image_list.refresh()
 
-            ui.upload(label='Report as PDF or image', auto_upload=True, on_upload=handle_prior) \
+            def prior_too_large() -> None:
+                ui.notify(f'The report file is larger than {studies.format_bytes(studies.MAX_PRIOR_REPORT_BYTES)}. '
+                          f'Upload a smaller PDF or photo.', type='negative', position='top')
+
+            # NOTE: max_file_size is checked by the browser only; add_prior_report_file checks it again.
+            ui.upload(label='Report as PDF or image', auto_upload=True, on_upload=handle_prior,
+                      max_file_size=studies.MAX_PRIOR_REPORT_BYTES, on_rejected=prior_too_large) \
                 .props('accept=".pdf,.png,.jpg,.jpeg"').classes('w-full').mark('prior-upload')
 
         def save() -> bool:
