@@ -23,13 +23,14 @@ VIEWER_CSS = '''
 .viewer-stage img.viewer-failed { visibility: hidden; }
 '''
 # The arrow, PageUp/PageDown, Home and End keys move through the slices, so they must not also scroll
-# the page. Inputs and the slider keep their own handling of these keys.
+# the page. Inputs keep their own handling of these keys. The slider (QSlider in Quasar 2.18) handles the
+# arrow keys and PageUp/PageDown and stops their propagation, so only its Home and End reach this listener.
 SCROLL_KEYS_SCRIPT = '''
 <script>
 document.addEventListener('keydown', (event) => {
   const keys = ['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'PageUp', 'PageDown', 'Home', 'End'];
   const focus = document.activeElement;
-  if (!keys.includes(event.key) || (focus && focus.closest('input, textarea, select, [role="slider"]'))) return;
+  if (!keys.includes(event.key) || (focus && focus.closest('input, textarea, select'))) return;
   event.preventDefault();
 });
 </script>
@@ -101,7 +102,10 @@ class SliceViewer:
                 self._window_toolbar()
                 self._stage()
                 self._slice_controls()
-        ui.keyboard(on_key=self._on_key)
+        # NiceGUI by default also ignores keys while a <button> has the focus, which stopped the slice keys once
+        # a keyboard user had tabbed to a button. `_on_key` handles no key that a button uses, so Enter and
+        # Space still click it.
+        ui.keyboard(on_key=self._on_key, ignore=['input', 'select', 'textarea'])
         self.slider.set_enabled(self.current.frame_count > 1)
         self._show()
 
