@@ -18,6 +18,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.routes import register_routes
+    from .api.stripe_webhook import register_stripe_webhook
     from .api.uploads import register_upload_routes
     from .pages import register_pages
 
@@ -25,6 +26,7 @@ def setup() -> None:
     register_pages()
     register_routes()
     register_upload_routes()
+    register_stripe_webhook()
     app.on_startup(_startup)
     app.on_shutdown(_shutdown)
 

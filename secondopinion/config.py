@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     urgent_surcharge_percent: int = 50
     platform_fee_percent: int = 30
 
+    # Stripe Checkout: with no secret key, the built-in test checkout is used and no money moves.
+    stripe_secret_key: SecretStr | None = Field(None, description='Stripe secret API key (sk_live_... or sk_test_...)')
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description='Signing secret of the webhook endpoint /api/stripe/webhook (whsec_...)')
+    stripe_api_base: str | None = Field(None, description="Stripe API address; empty means Stripe's own")
+
     # Upload limits in bytes.
     max_file_bytes: int = 1024 * 1024 * 1024
     max_examination_bytes: int = 4 * 1024 * 1024 * 1024
@@ -63,6 +69,9 @@ class Settings(BaseSettings):
                 raise ValueError('SECONDOPINION_STORAGE_SECRET must be set to a random value in production')
             if not self.database_url:
                 raise ValueError('SECONDOPINION_DATABASE_URL must be set in production')
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            raise ValueError('SECONDOPINION_STRIPE_WEBHOOK_SECRET must be set with SECONDOPINION_STRIPE_SECRET_KEY, '
+                             'because payments are confirmed by the webhook only')
         return self
 
     @property

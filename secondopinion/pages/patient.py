@@ -243,7 +243,8 @@ def edit_exam_page(examination_id: str) -> None:
             ui.button('Submit and pay', icon='payment', on_click=submit).mark('submit')
 
 
-def exam_page(examination_id: str) -> None:
+def exam_page(examination_id: str, checkout: str = '') -> None:
+    """Show an examination; `checkout` is "success" or "cancelled" when the patient returns from Stripe."""
     actor = require_actor(Role.PATIENT, Role.ADMIN)
     if actor is None:
         return
@@ -259,6 +260,8 @@ def exam_page(examination_id: str) -> None:
             ui.label(' '.join(p for p in (exam.modality, exam.body_part) if p) or 'Examination').classes('text-h5')
             status_badge(exam.status, exam.status_label).mark('status')
         _status_explanation(exam)
+        if actor.role == Role.PATIENT:
+            _checkout_return(actor, exam, checkout)
 
         if exam.status == ExamStatus.AWAITING_PAYMENT and actor.role == Role.PATIENT:
             def pay() -> None:
@@ -317,6 +320,40 @@ def exam_page(examination_id: str) -> None:
                 ui.notify('The examination was cancelled.', type='positive', position='top')
                 ui.navigate.reload()
             ui.button('Cancel examination', on_click=cancel).props('flat color=negative').mark('cancel')
+
+
+CONFIRMATION_POLL_SECONDS = 2.0
+CONFIRMATION_WAIT_SECONDS = 120.0
+
+
+def _checkout_return(actor: Actor, exam: examinations.ExamView, checkout: str) -> None:
+    """Explain what happens after the patient left the payment page, and reload once Stripe confirms."""
+    if checkout == 'cancelled' and exam.status == ExamStatus.AWAITING_PAYMENT:
+        ui.label('You left the payment page without paying. Your request is saved: pay when you are ready.') \
+            .classes('text-body2 text-orange-10').mark('checkout-cancelled')
+        return
+    if checkout != 'success' or exam.status != ExamStatus.AWAITING_PAYMENT:
+        return
+    # Only Stripe's webhook marks the examination as paid, which can take a few seconds after the return.
+    message = ui.label('Thank you. We are waiting for the payment confirmation from Stripe; this page updates '
+                       'by itself.').classes('text-body2 text-primary').mark('checkout-confirming')
+    waited = {'seconds': 0.0}
+
+    def check() -> None:
+        waited['seconds'] += CONFIRMATION_POLL_SECONDS
+        try:
+            current = examinations.get_exam(actor=actor, examination_id=exam.id)
+        except NotFoundError:
+            timer.deactivate()
+            return
+        if current.status != ExamStatus.AWAITING_PAYMENT:
+            ui.navigate.to(f'/exams/{exam.id}')
+        elif waited['seconds'] >= CONFIRMATION_WAIT_SECONDS:
+            timer.deactivate()
+            message.text = ('The confirmation is taking longer than usual. You will get an email as soon as it '
+                            'arrives; there is no need to pay again.')
+
+    timer = ui.timer(CONFIRMATION_POLL_SECONDS, check)
 
 
 def _suggest_modality(actor: Actor, examination_id: str, modality: ui.select) -> bool:

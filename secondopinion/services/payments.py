@@ -1,7 +1,8 @@
 """Payments through a checkout gateway, applied exactly once, and the incomes they create.
 
-With no payment provider configured, the built-in test gateway is used. Its checkout page is part
-of this app and labelled as test mode. Paying there calls `apply_payment_succeeded`, which records a
+With a Stripe secret key configured, Stripe Checkout is used (stripe_gateway.py) and its webhook
+confirms payments. Otherwise the built-in test gateway is used: its checkout page is part of this
+app and labelled as test mode. Both confirm through `apply_payment_succeeded`, which records a
 payment once per event id.
 """
 
@@ -47,6 +48,8 @@ class CheckoutGateway(Protocol):
     def create_checkout(self, *, examination_id: str, amount_cents: int, currency: str,
                         description: str) -> Checkout: ...
 
+    def open_checkout_url(self, provider_ref: str) -> str | None: ...
+
     def refund(self, *, provider_ref: str, amount_cents: int) -> str: ...
 
 
@@ -60,12 +63,20 @@ class TestCheckoutGateway:
         ref = f'test_{uuid.uuid4().hex}'
         return Checkout(provider_ref=ref, url=f'/checkout/test/{ref}')
 
+    def open_checkout_url(self, provider_ref: str) -> str | None:
+        return f'/checkout/test/{provider_ref}'
+
     def refund(self, *, provider_ref: str, amount_cents: int) -> str:
         return f'test_refund_{uuid.uuid4().hex}'
 
 
 def get_gateway() -> CheckoutGateway:
-    # NOTE: only the test gateway exists so far; a Stripe gateway will plug in here when a key is set.
+    """Return Stripe when a secret key is configured, else the test gateway."""
+    settings = get_settings()
+    if settings.stripe_secret_key:
+        from .stripe_gateway import StripeGateway
+
+        return StripeGateway(settings)
     return TestCheckoutGateway()
 
 
@@ -91,8 +102,12 @@ def start_checkout(*, actor: Actor, examination_id: str) -> str:
         open_payment = session.scalar(select(Payment).where(
             Payment.examination_id == exam.id, Payment.provider == gateway.name,
             Payment.status == PaymentStatus.OPEN))
-        if open_payment is not None and gateway.name == 'test':
-            return f'/checkout/test/{open_payment.provider_ref}'
+        if open_payment is not None:
+            # One open checkout at a time, so a patient with two tabs cannot pay twice.
+            url = gateway.open_checkout_url(open_payment.provider_ref)
+            if url:
+                return url
+            open_payment.status = PaymentStatus.CANCELLED
         assert exam.price_cents is not None and exam.currency is not None
         checkout = gateway.create_checkout(examination_id=exam.id, amount_cents=exam.price_cents,
                                            currency=exam.currency,
