@@ -46,12 +46,17 @@ class ProcessedEvent(Base):
 
 class IncomeKind(StrEnum):
     PAYMENT = 'payment'
+    PLATFORM_FEE = 'platform_fee'
     DOCTOR_EARNING = 'doctor_earning'
     REFUND = 'refund'
+    PLATFORM_FEE_REVERSAL = 'platform_fee_reversal'
 
 
 class Income(Base):
-    """One ledger row. A payment row carries the split between platform fee and doctor share."""
+    """One ledger row: a money movement of one kind for one examination, at most one per kind.
+
+    A payment row also carries the split of its amount between platform fee and doctor share.
+    """
 
     __tablename__ = 'incomes'
     __table_args__ = (UniqueConstraint('examination_id', 'kind', name='uq_incomes_examination_kind'),)

@@ -10,10 +10,10 @@ from ..services import admin as admin_service
 from ..services.actors import Actor
 from ..services.errors import DomainError
 from ..services.payments import format_money
+from .admin_incomes import incomes_panel
 from .layout import format_time, frame, notify_error, plural, require_actor
 
 
-INCOME_KIND_LABELS = {'payment': 'Payment', 'doctor_earning': 'Doctor earning', 'refund': 'Refund'}
 TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
                    'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome'}
 
@@ -50,7 +50,7 @@ def admin_page() -> None:
             with ui.tab_panel(exams_tab):
                 _examinations_panel(actor)
             with ui.tab_panel(incomes_tab):
-                _incomes_panel(actor)
+                incomes_panel(actor)
             with ui.tab_panel(outbox_tab):
                 _notifications_panel(actor)
             with ui.tab_panel(audit_tab):
@@ -137,26 +137,6 @@ def _examinations_panel(actor: Actor) -> None:
                     ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
                    rows, 'id', 'exams-table')
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
-
-
-def _incomes_panel(actor: Actor) -> None:
-    for totals in admin_service.income_totals(actor=actor):
-        with ui.row().classes('gap-4').mark(f'totals-{totals.currency}'):
-            for label, cents in (('Revenue', totals.revenue_cents), ('Refunds', totals.refunds_cents),
-                                 ('Platform fees', totals.platform_fees_cents),
-                                 ('Doctor earnings', totals.doctor_earnings_cents)):
-                with ui.card().classes('q-pa-sm'):
-                    ui.label(label).classes('text-caption')
-                    ui.label(format_money(cents, totals.currency)).classes('text-h6')
-    rows = [{'id': row.id, 'when': format_time(row.created_at), 'exam': row.examination_id[:8],
-             'kind': INCOME_KIND_LABELS.get(row.kind, row.kind),
-             'amount': format_money(row.amount_cents, row.currency),
-             'fee': format_money(row.platform_fee_cents, row.currency) if row.kind == 'payment' else '',
-             'share': format_money(row.doctor_share_cents, row.currency) if row.kind == 'payment' else '',
-             'doctor': row.doctor_name}
-            for row in admin_service.list_incomes(actor=actor)]
-    _table([('when', 'Time'), ('exam', 'Examination'), ('kind', 'Kind'), ('amount', 'Amount'),
-            ('fee', 'Platform fee'), ('share', 'Doctor share'), ('doctor', 'Doctor')], rows, 'id', 'incomes-table')
 
 
 def _notifications_panel(actor: Actor) -> None:

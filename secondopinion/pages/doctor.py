@@ -9,8 +9,7 @@ from nicegui import context, ui
 
 from ..models import ExamStatus, Role
 from ..models.base import utcnow
-from ..services import admin as admin_service
-from ..services import events, examinations, reports
+from ..services import events, examinations, ledger, reports
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
@@ -117,7 +116,7 @@ def my_cases_page() -> None:
     if actor is None:
         return
     cases = examinations.list_for_doctor(actor=actor)
-    earnings = admin_service.doctor_earnings(actor=actor)
+    earnings = ledger.doctor_earnings(actor=actor)
     with frame('My cases', actor):
         ui.label('My cases').classes('text-h5')
         if not cases:

@@ -192,6 +192,8 @@ def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) 
             session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PAYMENT,
                                amount_cents=payment.amount_cents, platform_fee_cents=fee,
                                doctor_share_cents=payment.amount_cents - fee, currency=payment.currency))
+            session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PLATFORM_FEE,
+                               amount_cents=fee, currency=payment.currency))
             from .examinations import patient_email
             from .notifications import enqueue_email
             user_id, email, name = patient_email(session, exam)
@@ -221,6 +223,11 @@ def refund_in_session(session: Session, exam: Examination) -> None:
     payment.status = PaymentStatus.REFUNDED
     session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.REFUND,
                        amount_cents=-payment.amount_cents, currency=payment.currency))
+    fee = session.scalar(select(Income.amount_cents).where(Income.examination_id == exam.id,
+                                                           Income.kind == IncomeKind.PLATFORM_FEE))
+    if fee:
+        session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PLATFORM_FEE_REVERSAL,
+                           amount_cents=-fee, currency=payment.currency))
     from .examinations import patient_email
     from .notifications import enqueue_email
     user_id, email, name = patient_email(session, exam)

@@ -131,7 +131,7 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     # The admin panel shows the incomes of the paid and reported examination.
     await admin.open('/admin')
     admin.find('Incomes').click()
-    await admin.should_see(marker='totals-EUR')
+    await admin.should_see(marker='ledger-months-EUR')
     await admin.should_see('150.00 EUR')
     await admin.should_see('105.00 EUR')
 

@@ -79,12 +79,14 @@ def test_payment_moves_to_pending_with_income(make_patient):
     exam_id = paid(patient)
     assert _status(exam_id) == 'pending'
     with db.session_scope() as session:
-        income = session.scalar(select(Income).where(Income.examination_id == exam_id))
+        income = session.scalar(select(Income).where(Income.examination_id == exam_id, Income.kind == 'payment'))
         assert income is not None
-        assert income.kind == 'payment'
         assert income.amount_cents == 15000
         assert income.platform_fee_cents == 4500
         assert income.doctor_share_cents == 10500
+        fee = session.scalar(select(Income).where(Income.examination_id == exam_id, Income.kind == 'platform_fee'))
+        assert fee is not None
+        assert (fee.amount_cents, fee.payment_id) == (4500, income.payment_id)
     assert _count(Payment, examination_id=exam_id, status='succeeded') == 1
     assert _count(Notification, examination_id=exam_id, template='payment_received') == 1
 
@@ -96,7 +98,7 @@ def test_paying_twice_applies_once(make_patient):
     payments.complete_test_checkout(actor=patient, provider_ref=ref)
     assert payments.apply_payment_succeeded(provider='test', provider_ref=ref, event_id=f'test:{ref}') is False
     assert payments.apply_payment_succeeded(provider='test', provider_ref=ref, event_id='other-event') is False
-    assert _count(Income, examination_id=exam_id) == 1
+    assert _count(Income, examination_id=exam_id) == 2  # the payment and the platform fee from it
     assert _count(Notification, examination_id=exam_id, template='payment_received') == 1
     assert _count(ProcessedEvent) == 2
     with pytest.raises(ConflictError):

@@ -98,7 +98,7 @@ def test_webhook_marks_paid_once(stripe_server, patient):
     assert [_deliver(body) for _ in range(3)] == ['payment applied', 'already applied', 'already applied']
     assert _status(patient, exam_id) == ExamStatus.PENDING
     assert _count(Payment, status='succeeded') == 1
-    assert _count(Income, examination_id=exam_id) == 1
+    assert _count(Income, examination_id=exam_id, kind='payment') == 1
     assert _count(Notification, examination_id=exam_id, template='payment_received') == 1
     assert _count(ProcessedEvent, id='evt_paid_1') == 1
 
@@ -119,7 +119,7 @@ def test_concurrent_deliveries_apply_once(stripe_server, patient):
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ['already applied', 'already applied', 'payment applied']
-    assert _count(Income, examination_id=exam_id) == 1
+    assert _count(Income, examination_id=exam_id, kind='payment') == 1
     assert _count(Notification, examination_id=exam_id, template='payment_received') == 1
 
 
@@ -129,7 +129,7 @@ def test_two_events_for_one_payment_apply_once(stripe_server, patient):
     session = stripe_server.complete(session_id)
     assert _deliver(event('checkout.session.completed', session)) == 'payment applied'
     assert _deliver(event('checkout.session.async_payment_succeeded', session)) == 'already applied'
-    assert _count(Income, examination_id=exam_id) == 1
+    assert _count(Income, examination_id=exam_id, kind='payment') == 1
 
 
 def test_delayed_payment_waits_for_success(stripe_server, patient):
@@ -213,6 +213,7 @@ def test_cancel_before_acceptance_refunds_through_stripe(stripe_server, patient)
     assert refund['amount'] == 15000
     assert refund['payment_intent'] == stripe_server.sessions[session_id]['payment_intent']
     assert _count(Income, examination_id=exam_id, kind='refund') == 1
+    assert _count(Income, examination_id=exam_id, kind='platform_fee_reversal') == 1
     assert _count(Notification, examination_id=exam_id, template='refund') == 1
 
 
