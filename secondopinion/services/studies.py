@@ -34,7 +34,7 @@ from ..db import session_scope
 from ..models import Series, Study, StudyFile
 from . import access, audit
 from .actors import Actor
-from .dicom import DicomInfo, parse_dicom, render_thumbnail
+from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
 
@@ -330,8 +330,16 @@ def _rejected(name: str, reason: str, *, not_dicom: bool = False, scanned: bool 
 
 
 def classify_member(name: str, path: Path) -> IntakeItem:
-    """Classify a file from a zip archive or a CD folder: a DICOM image, or skipped when it is a DICOMDIR or not DICOM."""
-    info = parse_dicom(path)
+    """Classify a file from a zip archive or a CD folder: a DICOM image, or skipped when it is a DICOMDIR or not DICOM.
+
+    A file whose header exceeds the read limits of read_dicom_info is rejected with its own message.
+    """
+    try:
+        info = read_dicom_info(path)
+    except HeaderTooLargeError:
+        return _rejected(name, f'{name} could not be read, because its DICOM header is larger or has more '
+                               f'elements than this service reads before the image data. Remove the file '
+                               f'from the upload and upload again.')
     if info is None:
         return IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
     if info.is_dicomdir:
