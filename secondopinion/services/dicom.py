@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pydicom
@@ -17,6 +17,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from . import dicom_patient
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +40,15 @@ MAX_HEADER_READS = 500_000
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 INFLATE_CHUNK_BYTES = 1024 * 1024
 
+T = TypeVar('T')
+
 
 @dataclass(frozen=True)
 class DicomInfo:
-    """Identifying metadata of one DICOM file. For a DICOMDIR only `is_dicomdir` and `transfer_syntax_uid` are set."""
+    """Identifying metadata of one DICOM file. For a DICOMDIR only `is_dicomdir` and `transfer_syntax_uid` are set.
+
+    The patient attributes and the body part are '' when missing or unreadable, and never make a file unreadable.
+    """
 
     sop_instance_uid: str = ''
     study_instance_uid: str = ''
@@ -55,6 +62,11 @@ class DicomInfo:
     instance_number: int | None = None
     transfer_syntax_uid: str = ''
     is_dicomdir: bool = False
+    body_part: str = ''  # Body Part Examined as written, such as CHEST
+    patient_name: str = ''  # decoded for display, see dicom_patient.patient_name
+    patient_sex: str = ''  # M, F or O
+    patient_age: str = ''  # an Age String such as 045Y, from Patient's Age or computed from the birth date
+    character_sets: tuple[str, ...] = ()  # the Specific Character Set values as written, '' for the default
 
 
 class HeaderTooLargeError(Exception):
@@ -104,23 +116,46 @@ def _dataset_info(dataset: Dataset, path: Path) -> DicomInfo | None:
         if not (sop_instance_uid and study_instance_uid and series_instance_uid):
             logger.info('file %s has DICOM structure but no SOP, study or series instance UID', path)
             return None
+        study_date = _date(dataset, 'StudyDate')
         return DicomInfo(
             sop_instance_uid=sop_instance_uid,
             study_instance_uid=study_instance_uid,
             series_instance_uid=series_instance_uid,
             sop_class_uid=_uid(dataset, 'SOPClassUID'),
             modality=_text(dataset, 'Modality'),
-            study_date=_date(dataset, 'StudyDate'),
+            study_date=study_date,
             study_description=_text(dataset, 'StudyDescription'),
             series_description=_text(dataset, 'SeriesDescription'),
             series_number=_integer(dataset, 'SeriesNumber'),
             instance_number=_integer(dataset, 'InstanceNumber'),
             transfer_syntax_uid=_transfer_syntax(dataset),
+            body_part=_optional(path, 'BodyPartExamined', lambda: _text(dataset, 'BodyPartExamined'), ''),
+            patient_name=_optional(path, 'PatientName', lambda: dicom_patient.patient_name(dataset), ''),
+            patient_sex=_optional(path, 'PatientSex', lambda: dicom_patient.patient_sex(dataset), ''),
+            patient_age=_optional(path, 'PatientAge', lambda: dicom_patient.patient_age(dataset, study_date), ''),
+            character_sets=_optional(path, 'SpecificCharacterSet', lambda: _character_sets(dataset), ()),
         )
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         # pydicom converts raw values on first access, so a corrupt element can fail here instead of in dcmread.
         logger.info('file %s has unreadable DICOM metadata: %s', path, error)
         return None
+
+
+def _optional(path: Path, keyword: str, read: Callable[[], T], empty: T) -> T:
+    """Return read(), or `empty` when the value cannot be read. The error is logged without the value."""
+    try:
+        return read()
+    except Exception as error:  # noqa: BLE001 - decoding a damaged value fails in codec, value, struct or read errors
+        logger.info('file %s: %s is invalid and left empty (%s)', path, keyword, type(error).__name__)
+        return empty
+
+
+def _character_sets(dataset: Dataset) -> tuple[str, ...]:
+    value = dataset.get('SpecificCharacterSet')
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else list(value)
+    return tuple(str(item).strip() for item in values)
 
 
 def _read_header(reader: _LimitedReader, path: Path) -> Dataset | None:
