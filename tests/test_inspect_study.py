@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pydicom
+import pydicom.data
 import pytest
 
 from .services.dicom_files import dicomdir_folder, make_zip, pydicom_file, zip_folder
@@ -88,11 +89,12 @@ def test_single_ct_file(inspect):
     assert report['dicomdir'] == 'not applicable'
     assert len(report['studies']) == 1
     study = report['studies'][0]
-    assert set(study) == {'study_instance_uid', 'study_date', 'description', 'modalities', 'series'}
+    assert set(study) == {'study_instance_uid', 'study_date', 'description', 'patient_sex', 'patient_age',
+                          'specific_character_sets', 'modalities', 'series'}
     assert study['modalities'] == ['CT']
     assert len(study['series']) == 1
     series = study['series'][0]
-    assert set(series) == {'series_instance_uid', 'number', 'modality', 'description', 'instances',
+    assert set(series) == {'series_instance_uid', 'number', 'modality', 'description', 'body_part', 'instances',
                            'transfer_syntaxes'}
     dataset = pydicom.dcmread(pydicom_file('CT_small.dcm'))
     assert study['study_instance_uid'] == dataset.StudyInstanceUID
@@ -304,3 +306,16 @@ def test_no_path_usage_error(inspect):
 
     assert result.returncode == 2
     assert 'PATH' in result.stderr
+
+
+def test_report_has_body_part_sex_and_age(inspect):
+    path = pydicom.data.get_charset_files('chrJapMulti.dcm')[0]
+
+    result = inspect(path)
+
+    study = json.loads(result.stdout)['studies'][0]
+    assert study['patient_sex'] == 'M'
+    assert study['patient_age'] == ''
+    assert study['specific_character_sets'] == [['', 'ISO 2022 IR 87']]
+    assert study['series'][0]['body_part'] == 'CHEST'
+    assert 'patient_name' not in result.stdout

@@ -68,6 +68,10 @@ class Study(Base):
     study_date: Mapped[str] = mapped_column(String(8), default='')
     description: Mapped[str] = mapped_column(String(200), default='')
     modality: Mapped[str] = mapped_column(String(16), default='')
+    # From the first file of the study that has them, see services.dicom.DicomInfo.
+    patient_name: Mapped[str] = mapped_column(String(200), default='', server_default='')
+    patient_sex: Mapped[str] = mapped_column(String(16), default='', server_default='')
+    patient_age: Mapped[str] = mapped_column(String(16), default='', server_default='')  # an Age String, e.g. 045Y
 
     examination: Mapped[Examination] = relationship(back_populates='studies')
     series: Mapped[list[Series]] = relationship(back_populates='study', order_by='Series.number')
@@ -83,6 +87,7 @@ class Series(Base):
     number: Mapped[int | None]
     modality: Mapped[str] = mapped_column(String(16), default='')
     description: Mapped[str] = mapped_column(String(200), default='')
+    body_part: Mapped[str] = mapped_column(String(64), default='', server_default='')  # Body Part Examined
     thumbnail_key: Mapped[str | None] = mapped_column(String(300))
 
     study: Mapped[Study] = relationship(back_populates='series')

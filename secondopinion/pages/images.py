@@ -34,6 +34,12 @@ def _study_date(value: date | None) -> str:
     return value.isoformat() if value else 'unknown date'
 
 
+def describe_patient(study: studies.StudySummary) -> str:
+    """Return the patient line of a study, such as "Patient: Yılmaz, Şükrü · M · 45 years", or '' without data."""
+    parts = [part for part in (study.patient_name, study.patient_sex, study.patient_age) if part]
+    return f'Patient: {" · ".join(parts)}' if parts else ''
+
+
 def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                    on_change: Callable[[], None] | None = None) -> None:
     """Show what was uploaded; with `can_edit`, the patient may remove images and attached reports."""
@@ -52,6 +58,9 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         with ui.column().classes('w-full gap-1').mark('study'):
             ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '
                      f'{study.description or "no description"}').classes('text-subtitle2')
+            patient_line = describe_patient(study)
+            if patient_line:
+                ui.label(patient_line).classes('text-body2').mark('study-patient')
             with ui.row().classes('gap-3'):
                 for series in study.series:
                     with ui.card().tight().classes('w-36').mark('series'):
@@ -64,6 +73,8 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                         with ui.card_section().classes('q-pa-xs'):
                             ui.label(f'#{series.number if series.number is not None else "-"} '
                                      f'{series.description or series.modality}').classes('text-caption ellipsis')
+                            if series.body_part:
+                                ui.label(series.body_part).classes('text-caption').mark('series-body-part')
                             ui.label(plural(series.image_count, 'image')).classes('text-caption text-grey-7')
     for report_file in summary.prior_reports:
         with ui.row().classes('items-center gap-2').mark('prior-report-file'):

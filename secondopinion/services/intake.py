@@ -44,6 +44,7 @@ class _Series:
     number: int | None
     modality: str
     description: str
+    body_part: str = ''
     sop_instance_uids: set[str] = field(default_factory=set)
     transfer_syntaxes: set[str] = field(default_factory=set)
 
@@ -52,6 +53,9 @@ class _Series:
 class _Study:
     date: str
     description: str
+    patient_sex: str = ''
+    patient_age: str = ''
+    character_sets: set[tuple[str, ...]] = field(default_factory=set)
     series: dict[str, _Series] = field(default_factory=dict)
 
 
@@ -102,8 +106,12 @@ class Inspection:
                                         _Study(date=info.study_date, description=info.study_description))
         study.date = study.date or info.study_date
         study.description = study.description or info.study_description
+        study.patient_sex = study.patient_sex or info.patient_sex
+        study.patient_age = study.patient_age or info.patient_age
+        study.character_sets.add(info.character_sets)
         series = study.series.setdefault(info.series_instance_uid, _Series(
             number=info.series_number, modality=info.modality, description=info.series_description))
+        series.body_part = series.body_part or info.body_part
         series.sop_instance_uids.add(info.sop_instance_uid)
         if info.transfer_syntax_uid:
             series.transfer_syntaxes.add(info.transfer_syntax_uid)
@@ -156,9 +164,12 @@ class Inspection:
     def to_json(self) -> dict[str, Any]:
         """Return the report printed by `main.py inspect-study`.
 
-        It contains UIDs, study dates, descriptions and the file names given, but no patient name, ID or
-        birth date. NOTE: free-text descriptions are printed as stored, so a site that writes patient
-        details into them would show them here.
+        It contains UIDs, study dates, descriptions, body parts, the patient's sex and age (an Age
+        String such as 045Y) and the file names given, but no patient name, ID or birth date, because
+        support staff share this output. The Specific Character Set values of each study's files are
+        listed, with an empty list for files without them, to explain names that the app shows
+        garbled. NOTE: free-text descriptions are printed as
+        stored, so a site that writes patient details into them would show them here.
         """
         studies = sorted(self.studies.items(), key=lambda pair: (pair[1].date == '', pair[1].date, pair[0]))
         return {
@@ -188,12 +199,16 @@ def _study_json(uid: str, study: _Study) -> dict[str, Any]:
         'study_instance_uid': uid,
         'study_date': study.date,
         'description': study.description,
+        'patient_sex': study.patient_sex,
+        'patient_age': study.patient_age,
+        'specific_character_sets': [list(values) for values in sorted(study.character_sets)],
         'modalities': sorted({item.modality for _, item in series if item.modality}),
         'series': [{
             'series_instance_uid': series_uid,
             'number': item.number,
             'modality': item.modality,
             'description': item.description,
+            'body_part': item.body_part,
             'instances': len(item.sop_instance_uids),
             'transfer_syntaxes': sorted(item.transfer_syntaxes),
         } for series_uid, item in series],

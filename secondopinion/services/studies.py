@@ -34,7 +34,8 @@ from ..db import session_scope
 from ..models import Series, Study, StudyFile
 from . import access, audit
 from .actors import Actor
-from .dicom import DicomInfo, parse_dicom, render_thumbnail
+from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
+from .dicom_patient import format_age
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
 
@@ -93,6 +94,7 @@ class SeriesSummary:
     description: str
     image_count: int
     has_thumbnail: bool
+    body_part: str = ''
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ class StudySummary:
     description: str
     modality: str  # the modalities of its series, joined with "/"
     series: list[SeriesSummary]
+    patient_name: str = ''  # as dicom_patient.patient_name formats it
+    patient_sex: str = ''  # M, F or O
+    patient_age: str = ''  # readable, such as "45 years"
 
 
 @dataclass(frozen=True)
@@ -334,8 +339,16 @@ def _rejected(name: str, reason: str, *, not_dicom: bool = False, scanned: bool 
 
 
 def classify_member(name: str, path: Path) -> IntakeItem:
-    """Classify a file from a zip archive or a CD folder: a DICOM image, or skipped when it is a DICOMDIR or not DICOM."""
-    info = parse_dicom(path)
+    """Classify a file from a zip archive or a CD folder: a DICOM image, or skipped when it is a DICOMDIR or not DICOM.
+
+    A file whose header exceeds the read limits of read_dicom_info is rejected with its own message.
+    """
+    try:
+        info = read_dicom_info(path)
+    except HeaderTooLargeError:
+        return _rejected(name, f'{name} could not be read, because its DICOM header is larger or has more '
+                               f'elements than this service reads before the image data. Remove the file '
+                               f'from the upload and upload again.')
     if info is None:
         return IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
     if info.is_dicomdir:
@@ -513,6 +526,9 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
             modalities[info.study_instance_uid] = set()
         study.study_date = study.study_date or info.study_date
         study.description = study.description or info.study_description[:200]
+        study.patient_name = study.patient_name or info.patient_name[:200]
+        study.patient_sex = study.patient_sex or info.patient_sex[:16]
+        study.patient_age = study.patient_age or info.patient_age[:16]
 
         series_key = (info.study_instance_uid, info.series_instance_uid)
         series = series_by_uid.get(series_key)
@@ -521,6 +537,7 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
                             modality=info.modality[:16], description=info.series_description[:200])
             session.add(series)
             series_by_uid[series_key] = series
+        series.body_part = series.body_part or info.body_part[:64]
         modalities[info.study_instance_uid].add(series.modality)
         study.modality = _join_modalities(modalities[info.study_instance_uid])
 
@@ -716,11 +733,14 @@ def get_study_summary(*, actor: Actor, examination_id: str) -> ExamImages:
 
 def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]]) -> StudySummary:
     series = [SeriesSummary(id=row.id, number=row.number, modality=row.modality, description=row.description,
-                            image_count=counts.get(row.id, (0, 0))[0], has_thumbnail=row.thumbnail_key is not None)
+                            image_count=counts.get(row.id, (0, 0))[0], has_thumbnail=row.thumbnail_key is not None,
+                            body_part=row.body_part)
               for row in study.series]
     series.sort(key=lambda item: (item.number is None, item.number or 0, item.id))
     return StudySummary(uid=study.study_instance_uid, date=_parse_date(study.study_date),
-                        description=study.description, modality=study.modality, series=series)
+                        description=study.description, modality=study.modality, series=series,
+                        patient_name=study.patient_name, patient_sex=study.patient_sex,
+                        patient_age=format_age(study.patient_age))
 
 
 def _parse_date(value: str) -> dt.date | None:

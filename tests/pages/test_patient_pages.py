@@ -165,3 +165,18 @@ async def test_details_saved_on_blur(user: User, make_patient):
     with db.session_scope() as session:
         exam = session.scalars(select(Examination).where(Examination.patient_id == patient.patient_id)).one()
         assert exam.body_part == 'Left knee'
+
+
+async def test_images_show_patient_and_body_part(user: User, make_patient, tmp_path: Path):
+    from tests.services.dicom_files import write_variant
+
+    make_patient(email='carol@example.org')
+    scan = write_variant(tmp_path / 'scan.dcm', SpecificCharacterSet='ISO_IR 148', PatientName='Yılmaz^Şükrü',
+                         PatientSex='M', PatientAge='045Y', BodyPartExamined='ABDOMEN')
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    user.find(marker='new-exam').click()
+    await user.should_see(marker='image-upload')
+    await upload(user, 'image-upload', [scan])
+    await user.should_see('Patient: Yılmaz, Şükrü · M · 45 years', retries=100)
+    await user.should_see('ABDOMEN')

@@ -7,8 +7,10 @@ import io
 import zipfile
 from pathlib import Path
 
+import pydicom
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
 from secondopinion import db
@@ -94,3 +96,24 @@ def set_status(examination_id: str, status: str) -> None:
     """Move an examination to a state directly, for tests of who may read it in that state."""
     with db.session_scope() as session:
         session.get(Examination, examination_id).status = status
+
+
+def write_variant(target: Path, source: str = 'CT_small.dcm', **attributes: object) -> Path:
+    """Copy a pydicom test file with new UIDs and the given attributes. A value of None deletes the attribute.
+
+    Value validation is off while writing, so tests can store the malformed values that real files contain.
+    """
+    dataset = pydicom.dcmread(pydicom_file(source))
+    dataset.SOPInstanceUID = generate_uid()
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.StudyInstanceUID = generate_uid()
+    dataset.SeriesInstanceUID = generate_uid()
+    with pydicom.config.disable_value_validation():
+        for keyword, value in attributes.items():
+            if value is None:
+                if keyword in dataset:
+                    delattr(dataset, keyword)
+            else:
+                setattr(dataset, keyword, value)
+        dataset.save_as(target)
+    return target
