@@ -50,7 +50,7 @@ def incomes_panel(actor: Actor) -> None:
         except Exception as error:  # noqa: BLE001 (shown to the admin, logged by notify_error)
             notify_error(error)
             return
-        ui.download.content(content, f'ledger-{date.today().isoformat()}.csv', 'text/csv')
+        ui.download.content(content.encode('utf-8'), f'ledger-{date.today().isoformat()}.csv', 'text/csv')
 
     for element in (doctor, start, end):
         element.on_value_change(report.refresh)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -34,7 +34,7 @@ MAX_ENTRIES = 5000
 
 @dataclass(frozen=True)
 class LedgerFilter:
-    """Which entries to include: those of one doctor's examinations, and from `start` to `end` (both included)."""
+    """Which entries to include: one doctor's examinations, from `start` to `end` (UTC days, both included)."""
 
     doctor_id: int | None = None
     start: date | None = None
@@ -78,9 +78,9 @@ def ledger_entries(*, actor: Actor, filters: LedgerFilter = LedgerFilter(),
     if filters.doctor_id is not None:
         query = query.where(Examination.doctor_id == filters.doctor_id)
     if filters.start is not None:
-        query = query.where(Income.created_at >= datetime.combine(filters.start, time.min))
+        query = query.where(Income.created_at >= datetime.combine(filters.start, time.min, tzinfo=UTC))
     if filters.end is not None:
-        query = query.where(Income.created_at <= datetime.combine(filters.end, time.max))
+        query = query.where(Income.created_at <= datetime.combine(filters.end, time.max, tzinfo=UTC))
     with session_scope() as session:
         return [LedgerEntry(id=income.id, created_at=income.created_at, examination_id=income.examination_id,
                             payment_id=income.payment_id, kind=income.kind, amount_cents=income.amount_cents,

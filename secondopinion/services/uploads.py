@@ -83,7 +83,8 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
     """Check the announced files against the limits and open a staging folder; return the upload id.
 
     `session_id` identifies the browser session that started the upload; only that session may
-    send its files (see `session_actor`). `folder` marks the files of a chosen folder (a CD copied to disk): at the commit, files in it
+    send its files (see `session_actor`). `folder` marks the files of a chosen folder (a CD copied
+    to disk): at the commit, files in it
     that are not DICOM are skipped rather than refused, as in a zip of the CD.
     """
     settings = get_settings()

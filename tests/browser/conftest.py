@@ -344,7 +344,8 @@ def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = 
 
 def upload_images(page: Page, paths: list[Path]) -> None:
     """Choose files in the image uploader of the examination form, as the file picker does."""
-    page.locator('.study-uploader input[type=file]:not([webkitdirectory])').set_input_files([str(path) for path in paths])
+    files_input = page.locator('.study-uploader input[type=file]:not([webkitdirectory])')
+    files_input.set_input_files([str(path) for path in paths])
 
 
 def upload_folder(page: Page, folder: Path) -> None:

@@ -7,10 +7,11 @@ from sqlalchemy import func, select
 
 from secondopinion import db
 from secondopinion.models import Doctor
+from secondopinion.services import examinations
 from tests.conftest import PASSWORD
 from tests.services.flow import paid
 
-from .helpers import sign_in
+from .helpers import set_value, sign_in
 
 
 def _doctor_count() -> int:
@@ -73,3 +74,30 @@ async def test_examinations_and_patients_listed(user: User, admin, make_patient)
     await user.should_see('45.00 EUR')
     user.find('Notifications').click()
     await user.should_see('Payment received to dora@example.org', retries=20)
+
+
+async def test_incomes_filters_and_csv(user: User, admin, make_patient, make_doctor):
+    patient = make_patient('Dora Patient', email='dora@example.org')
+    doctor = make_doctor('Dr. Bob Radiologist', email='bob@example.org')
+    exam_id = paid(patient)
+    examinations.accept(actor=doctor, examination_id=exam_id)
+    paid(patient)
+    await _open_admin(user)
+    user.find('Incomes').click()
+    await user.should_see(marker='ledger-totals-EUR')
+    await user.should_see('300.00 EUR')  # two payments
+
+    set_value(user, 'ledger-doctor', doctor.doctor_id)
+    await user.should_see('150.00 EUR')
+    await user.should_not_see('300.00 EUR')
+
+    user.find(marker='ledger-export').click()
+    response = await user.download.next()
+    lines = response.content.decode().splitlines()
+    assert lines[0] == 'id,created_at_utc,examination_id,payment_id,kind,amount,currency,doctor'
+    assert sorted(line.split(',')[4] for line in lines[1:]) == ['payment', 'platform_fee']
+    assert {line.split(',')[2] for line in lines[1:]} == {exam_id}
+
+    set_value(user, 'ledger-from', '2001-01')
+    set_value(user, 'ledger-to', '2001-02')
+    await user.should_see(marker='ledger-empty')
