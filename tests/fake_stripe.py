@@ -91,6 +91,12 @@ class FakeStripe:
             if session is None:
                 return 404, _error('invalid_request_error', 'No such checkout.session')
             return 200, session
+        if method == 'POST' and path.startswith('/v1/checkout/sessions/') and path.endswith('/expire'):
+            session = self.sessions.get(path.split('/')[-2])
+            if session is None or session['status'] != 'open':
+                return 400, _error('invalid_request_error', 'Only Checkout Sessions with a status of open can be expired.')
+            session['status'] = 'expired'
+            return 200, session
         if method == 'POST' and path == '/v1/refunds':
             return self._create_refund(form)
         return 404, _error('invalid_request_error', f'Unrecognized request URL ({method}: {path}).')

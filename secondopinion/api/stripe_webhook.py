@@ -28,6 +28,6 @@ def register_stripe_webhook() -> None:
             return JSONResponse({'detail': str(error)}, status_code=400)
         except DomainError as error:
             # Stripe retries a failed delivery for days, so a rule that refused the event gets a second look.
-            logger.error('Stripe webhook event refused: %s', error)
+            logger.error('Stripe webhook event rejected: %s', error)
             return JSONResponse({'detail': str(error)}, status_code=422)
         return JSONResponse({'received': True, 'outcome': outcome})

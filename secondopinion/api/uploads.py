@@ -109,15 +109,18 @@ class FileRequests:
             await self.inner(scope, receive, send)
 
 
+def _open_slot(upload_id: str, index: int, session_id: str | None) -> uploads.FileSlot:
+    actor = uploads.session_actor(upload_id=upload_id, session_id=session_id)
+    return uploads.open_file_slot(actor=actor, upload_id=upload_id, index=index)
+
+
 async def _put_file(scope: Scope, receive: Receive, send: Send) -> None:
     match = FILE_PATH.fullmatch(scope['path'])
     assert match is not None
     upload_id, index = match['upload_id'], int(match['index'])
     request = Request(scope, receive)
     try:
-        actor = await asyncio.to_thread(uploads.session_actor, upload_id=upload_id,
-                                        session_id=scope['session'].get(BROWSER_ID_KEY))
-        slot = uploads.open_file_slot(actor=actor, upload_id=upload_id, index=index)
+        slot = await asyncio.to_thread(_open_slot, upload_id, index, scope['session'].get(BROWSER_ID_KEY))
         declared = request.headers.get('content-length')
         if declared is not None and declared.isdigit():
             # Checked before a byte is read, so a wrong or oversized body costs no disk or time.

@@ -310,7 +310,10 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                     ui.icon('link')
                     ui.label(url).classes('break-all')
 
-        if exam.status in {ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}:
+        cancellable = {ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
+        if actor.role == Role.ADMIN:
+            cancellable.add(ExamStatus.UNDER_REVIEW)
+        if exam.status in cancellable:
             def cancel() -> None:
                 try:
                     examinations.cancel(actor=actor, examination_id=examination_id)

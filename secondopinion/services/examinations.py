@@ -195,20 +195,28 @@ def submit(*, actor: Actor, examination_id: str) -> None:
 
 
 def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
-    """Cancel an examination that no doctor has accepted yet (patient: own ones; admin: any)."""
+    """Cancel an examination and refund it when paid.
+
+    Patients cancel their own examinations until a doctor accepts one; admins cancel any, also
+    while a doctor reviews it.
+    """
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
         if actor.role not in {Role.PATIENT, Role.ADMIN}:
             raise NotFoundError('Examination')
         allowed = {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
+        if actor.role == Role.ADMIN:
+            allowed.add(ExamStatus.UNDER_REVIEW)
         if exam.status not in allowed:
             raise ConflictError(f'This examination is {STATUS_LABELS[ExamStatus(exam.status)].lower()} '
                                 'and can no longer be cancelled.')
-        was_paid = exam.status == ExamStatus.PENDING
+        previous = exam.status
         exam.status = ExamStatus.CANCELLED
         exam.cancelled_at = utcnow()
-        if was_paid:
-            from .payments import refund_in_session
+        from .payments import close_open_checkout_in_session, refund_in_session
+        if previous == ExamStatus.AWAITING_PAYMENT:
+            close_open_checkout_in_session(session, exam)
+        elif previous in {ExamStatus.PENDING, ExamStatus.UNDER_REVIEW}:
             refund_in_session(session, exam)
         audit.record(session, actor, 'examination.cancelled', 'examination', exam.id, reason=reason[:500])
         logger.info('examination %s cancelled by user %s', exam.id, actor.user_id)

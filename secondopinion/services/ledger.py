@@ -1,8 +1,9 @@
 """The incomes ledger: read models for admins (entries, monthly totals, CSV) and for doctors (earnings per month).
 
-The ledger is written by payments.py, one row per money movement, each tied to its examination
-and payment: a payment (+price), the platform's fee from it (+fee), a refund (-price) and the fee
-given back with it (-fee), and the reporting doctor's share (+share) when the report is finalized.
+payments.py writes the ledger, one row per money movement, each tied to its examination and
+payment. The kinds are a payment (+price), the platform's fee from it (+fee), a refund (-price),
+the fee given back with it (-fee), and the reporting doctor's share (+share) once the report is
+finalized.
 Sums are therefore always computed from rows, never kept as running totals.
 """
 
@@ -34,7 +35,7 @@ MAX_ENTRIES = 5000
 
 @dataclass(frozen=True)
 class LedgerFilter:
-    """Which entries to include: one doctor's examinations, from `start` to `end` (UTC days, both included)."""
+    """Selection of entries: one doctor's examinations, from `start` to `end` (UTC days, both included)."""
 
     doctor_id: int | None = None
     start: date | None = None

@@ -50,6 +50,8 @@ class CheckoutGateway(Protocol):
 
     def open_checkout_url(self, provider_ref: str) -> str | None: ...
 
+    def close_checkout(self, provider_ref: str) -> None: ...
+
     def refund(self, *, provider_ref: str, amount_cents: int) -> str: ...
 
 
@@ -65,6 +67,9 @@ class TestCheckoutGateway:
 
     def open_checkout_url(self, provider_ref: str) -> str | None:
         return f'/checkout/test/{provider_ref}'
+
+    def close_checkout(self, provider_ref: str) -> None:
+        """Nothing to do: the test checkout page refuses payment once its payment row is cancelled."""
 
     def refund(self, *, provider_ref: str, amount_cents: int) -> str:
         return f'test_refund_{uuid.uuid4().hex}'
@@ -210,6 +215,15 @@ def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) 
         return False
     events.publish(events.ExamChanged(examination_id=exam_id, status=ExamStatus.PENDING, doctor_id=None))
     return True
+
+
+def close_open_checkout_in_session(session: Session, exam: Examination) -> None:
+    """Close the examination's open checkout inside the caller's transaction, so it can no longer be paid."""
+    for payment in session.scalars(select(Payment).where(Payment.examination_id == exam.id,
+                                                         Payment.status == PaymentStatus.OPEN)):
+        get_gateway().close_checkout(payment.provider_ref)
+        payment.status = PaymentStatus.CANCELLED
+        logger.info('checkout of payment %s closed for examination %s', payment.id, exam.id)
 
 
 def refund_in_session(session: Session, exam: Examination) -> None:

@@ -77,6 +77,18 @@ class StripeGateway:
             raise ConflictError('Your payment was received and is being confirmed. This page updates in a moment.')
         return session.url if session.status == 'open' else None
 
+    def close_checkout(self, provider_ref: str) -> None:
+        """Expire an open session. Raises ConflictError when the patient has paid it meanwhile."""
+        with _stripe_errors('read checkout session', provider_ref):
+            session = self.client.v1.checkout.sessions.retrieve(provider_ref)
+        if session.status == 'complete':
+            raise ConflictError('This examination was just paid, so it cannot be cancelled this way. Reload the '
+                                'page and cancel it again to have the payment refunded.')
+        if session.status == 'open':
+            with _stripe_errors('expire checkout session', provider_ref):
+                self.client.v1.checkout.sessions.expire(provider_ref)
+            logger.info('Stripe checkout session %s expired', provider_ref)
+
     def refund(self, *, provider_ref: str, amount_cents: int) -> str:
         with _stripe_errors('refund checkout session', provider_ref):
             session = self.client.v1.checkout.sessions.retrieve(provider_ref)
@@ -105,8 +117,8 @@ def _stripe_errors(action: str, subject: str) -> Iterator[None]:
 def handle_webhook(payload: bytes, signature: str | None) -> str:
     """Verify a Stripe webhook request and apply its event once; return what was done, for the log.
 
-    Raises NotFoundError when Stripe is not configured and InvalidWebhookError for a missing,
-    wrong or stale signature or a body that is not an event; nothing is changed then.
+    Raises NotFoundError when Stripe is not configured. Raises InvalidWebhookError, and changes
+    nothing, when the signature is missing, wrong or stale or the body is not an event.
     """
     settings = get_settings()
     if not settings.stripe_webhook_secret:

@@ -14,11 +14,13 @@ requests of one browser must reach the same instance (session affinity).
 from __future__ import annotations
 
 import json
+import threading
 import logging
 import os
 import shutil
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ MAX_NAME_CHARACTERS = 1000
 # Free space kept on the staging disk beyond the announced bytes, for the database and other uploads.
 DISK_RESERVE_BYTES = 512 * 1024 * 1024
 UPLOAD_NOT_FOUND = 'Upload'
+MANIFEST_CACHE_SIZE = 64  # uploads whose parsed manifest is kept in memory
 
 
 class FileTooLargeError(ValidationError):
@@ -72,6 +75,10 @@ class _Manifest:
     session_id: str
     folder: bool
     files: list[AnnouncedFile]
+
+
+_manifests: OrderedDict[str, _Manifest] = OrderedDict()
+_manifests_lock = threading.Lock()
 
 
 def staging_root() -> Path:
@@ -177,7 +184,11 @@ async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
     """
     written = 0
     try:
-        with slot.partial_path.open('wb') as output:
+        try:
+            output_file = slot.partial_path.open('wb')
+        except FileNotFoundError:
+            raise NotFoundError(UPLOAD_NOT_FOUND) from None  # cancelled, committed or swept meanwhile
+        with output_file as output:
             async for chunk in chunks:
                 written += len(chunk)
                 if written > slot.size:
@@ -186,7 +197,10 @@ async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
         if written != slot.size:
             raise ValidationError(f'{slot.name} arrived incomplete ({written:,} of {slot.size:,} bytes). '
                                   f'Upload it again.', field='files')
-        os.replace(slot.partial_path, slot.path)
+        try:
+            os.replace(slot.partial_path, slot.path)
+        except FileNotFoundError:
+            raise NotFoundError(UPLOAD_NOT_FOUND) from None
     except BaseException as error:
         slot.partial_path.unlink(missing_ok=True)
         logger.info('upload %s: file %d not stored after %d bytes: %s', slot.upload_id, slot.index, written,
@@ -276,9 +290,23 @@ def _read_manifest(folder_path: Path, actor: Actor) -> _Manifest:
 
 
 def _load_manifest(folder_path: Path) -> _Manifest:
+    """Return the manifest of an upload, parsed once per process, because each of its file requests needs it.
+
+    A manifest never changes once written. A cached one may outlive its folder, and then writing a
+    file or committing finds the folder missing and answers "not found".
+    """
+    manifest = _manifests.get(folder_path.name)
+    if manifest is not None:
+        return manifest
     try:
         data = json.loads((folder_path / MANIFEST_NAME).read_text(encoding='utf-8'))
     except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(UPLOAD_NOT_FOUND) from None
-    return _Manifest(examination_id=data['examination_id'], user_id=data['user_id'], session_id=data['session_id'],
-                     folder=data['folder'], files=[AnnouncedFile(name, size) for name, size in data['files']])
+    manifest = _Manifest(examination_id=data['examination_id'], user_id=data['user_id'],
+                         session_id=data['session_id'], folder=data['folder'],
+                         files=[AnnouncedFile(name, size) for name, size in data['files']])
+    with _manifests_lock:
+        _manifests[folder_path.name] = manifest
+        while len(_manifests) > MANIFEST_CACHE_SIZE:
+            _manifests.popitem(last=False)
+    return manifest

@@ -305,15 +305,27 @@ def test_cancel_pending_refunds(make_patient):
     assert _count(Notification, examination_id=exam_id, template='refund') == 1
 
 
-def test_cancel_after_accept_rejected(make_patient, make_doctor, admin):
+def test_cancel_after_accept_only_by_admin(make_patient, make_doctor, admin):
     patient, doctor = make_patient(), make_doctor()
     exam_id = paid(patient)
     examinations.accept(actor=doctor, examination_id=exam_id)
     with pytest.raises(ConflictError):
         examinations.cancel(actor=patient, examination_id=exam_id)
+    assert _status(exam_id) == 'under_review'
+    examinations.cancel(actor=admin, examination_id=exam_id)
+    assert _status(exam_id) == 'cancelled'
+    assert _count(Income, examination_id=exam_id, kind='refund') == 1
+
+
+def test_cancel_after_report_rejected(make_patient, make_doctor, admin):
+    patient, doctor = make_patient(), make_doctor()
+    exam_id = paid(patient)
+    examinations.accept(actor=doctor, examination_id=exam_id)
+    reports.finalize(actor=doctor, examination_id=exam_id, findings='Normal.', impression='Normal.',
+                     recommendations='')
     with pytest.raises(ConflictError):
         examinations.cancel(actor=admin, examination_id=exam_id)
-    assert _status(exam_id) == 'under_review'
+    assert _status(exam_id) == 'reported'
 
 
 def test_transitions_publish_events(make_patient, make_doctor):

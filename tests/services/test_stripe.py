@@ -225,3 +225,32 @@ def test_failed_refund_keeps_the_examination(stripe_server, patient):
         examinations.cancel(actor=patient, examination_id=exam_id)
     assert _status(patient, exam_id) == ExamStatus.PENDING
     assert _count(Income, examination_id=exam_id, kind='refund') == 0
+
+
+def test_cancel_before_payment_expires_the_session(stripe_server, patient):
+    exam_id, session_id = _checkout(patient, stripe_server)
+    examinations.cancel(actor=patient, examination_id=exam_id)
+    assert stripe_server.sessions[session_id]['status'] == 'expired'
+    assert _count(Payment, status='cancelled') == 1
+    assert stripe_server.refunds == []
+
+
+def test_cancel_races_a_payment(stripe_server, patient):
+    exam_id, session_id = _checkout(patient, stripe_server)
+    stripe_server.complete(session_id)  # paid at Stripe, the webhook not yet arrived
+    with pytest.raises(ConflictError, match='was just paid'):
+        examinations.cancel(actor=patient, examination_id=exam_id)
+    assert _status(patient, exam_id) == ExamStatus.AWAITING_PAYMENT
+
+
+def test_only_admin_cancels_after_acceptance(stripe_server, patient, admin, make_doctor):
+    exam_id, session_id = _checkout(patient, stripe_server)
+    _deliver(_paid_event(stripe_server, session_id))
+    examinations.accept(actor=make_doctor(), examination_id=exam_id)
+    with pytest.raises(ConflictError):
+        examinations.cancel(actor=patient, examination_id=exam_id)
+    assert stripe_server.refunds == []
+    examinations.cancel(actor=admin, examination_id=exam_id, reason='Images unreadable')
+    assert _status(patient, exam_id) == ExamStatus.CANCELLED
+    assert [refund['amount'] for refund in stripe_server.refunds] == [15000]
+    assert _count(Income, examination_id=exam_id, kind='refund') == 1
