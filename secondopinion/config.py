@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     mail_from: str = 'no-reply@secondopinion.local'
 
+    # Text messages through Twilio; with no account, texts are only written to the log.
+    twilio_account_sid: str | None = Field(None, description='Twilio account SID (AC...)')
+    twilio_auth_token: SecretStr | None = Field(None, description='Twilio auth token')
+    twilio_from: str = Field('', description='Sender: an E.164 number like +41445551234, or a messaging service SID')
+    twilio_api_base: str | None = Field(None, description="Twilio API address; empty means Twilio's own")
+
     # Blob storage: Azure Blob Storage when the connection string is set, else the folder data_dir/blobs.
     azure_storage_connection_string: SecretStr | None = Field(
         None, description='Azure Storage connection string. When set, files are stored in Azure, not data_dir/blobs')

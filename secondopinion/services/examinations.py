@@ -250,10 +250,9 @@ def accept(*, actor: Actor, examination_id: str) -> None:
         assert exam is not None
         patient = session.get(Patient, exam.patient_id)
         assert patient is not None
-        from .notifications import enqueue_email
-        enqueue_email(session, user_id=patient.user_id, examination_id=exam.id, recipient=patient.user.email,
-                      template='case_accepted',
-                      context={'patient_name': patient.user.full_name, 'examination_id': exam.id})
+        from .notifications import notify_patient
+        notify_patient(session, patient_user_id=patient.user_id, examination_id=exam.id, template='case_accepted',
+                       context={'patient_name': patient.user.full_name, 'examination_id': exam.id})
         audit.record(session, actor, 'examination.accepted', 'examination', examination_id)
         logger.info('examination %s accepted by doctor %s', examination_id, doctor.id)
     _publish(examination_id, ExamStatus.UNDER_REVIEW, actor.doctor_id)

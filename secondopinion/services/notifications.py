@@ -1,6 +1,7 @@
-"""The notification outbox: emails are queued with the event that causes them and delivered by a background job.
+"""The notification outbox: emails and texts are queued with the event that causes them, and a job delivers them.
 
-`enqueue_email` adds a row in the caller's transaction, so a message exists exactly when its event
+`notify_patient` queues what the patient chose (email, SMS or both), and `enqueue_email` and
+`sms.enqueue_sms` add a row in the caller's transaction, so a message exists exactly when its event
 committed. `deliver_due` claims due rows one at a time with a compare-and-set UPDATE, sends outside any
 transaction and records the result. Delivery is at least once: a run that crashes after the server
 accepted a message but before recording it leaves the row in `sending`, and a later run sends it again
@@ -30,6 +31,7 @@ from . import audit
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 from .mail import OutgoingEmail, Transport, get_transport
+from .sms import SMS_CHANNEL, enqueue_sms, get_sms_transport
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +189,28 @@ def enqueue_email(session: Session, *, user_id: int | None, examination_id: str 
     return notification
 
 
+def notify_patient(session: Session, *, patient_user_id: int, examination_id: str | None, template: str,
+                   context: dict, attachment_key: str | None = None, attachment_name: str | None = None) -> None:
+    """Queue a message to a patient by email, SMS or both, as the patient chose in their profile.
+
+    A patient who chose SMS only but has no phone number gets the email, so no message is lost.
+    """
+    from ..models import Patient, User
+
+    user = session.get(User, patient_user_id)
+    assert user is not None
+    patient = session.scalar(select(Patient).where(Patient.user_id == user.id))
+    by_email = patient is None or patient.notify_email
+    by_sms = patient is not None and patient.notify_sms and bool(user.phone)
+    if by_sms:
+        enqueue_sms(session, user_id=user.id, examination_id=examination_id, recipient=user.phone or '',
+                    template=template, context=context)
+    if by_email or not by_sms:
+        enqueue_email(session, user_id=user.id, examination_id=examination_id, recipient=user.email,
+                      template=template, context=context, attachment_key=attachment_key,
+                      attachment_name=attachment_name)
+
+
 # --- delivery ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -205,6 +229,7 @@ class _Claimed:
 
     id: int
     examination_id: str | None
+    channel: str
     template: str
     recipient: str
     subject: str
@@ -217,7 +242,7 @@ class _Claimed:
 
 
 def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
-    """Send up to `limit` due emails and return how many were sent.
+    """Send up to `limit` due emails and texts and return how many were sent.
 
     Due means queued with `next_attempt_at <= now`, or stuck in `sending` for longer than
     STALE_CLAIM_AFTER. Every database step uses its own short transaction, and the run uses one
@@ -226,6 +251,7 @@ def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
     now = _utc(now) if now is not None else utcnow()
     settings = get_settings()
     transport = get_transport(settings)
+    sms_transport = get_sms_transport(settings)
     sent = 0
     for candidate in _select_due(now, limit):
         claimed = _claim(candidate, now)
@@ -236,7 +262,10 @@ def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
                            'again, so the recipient may get it twice', claimed.id, claimed.examination_id,
                            candidate.claimed_at)
         try:
-            _send(transport, claimed)
+            if claimed.channel == SMS_CHANNEL:
+                sms_transport.send(to=claimed.recipient, body=claimed.body_text, notification_id=claimed.id)
+            else:
+                _send(transport, claimed)
         except Exception as error:  # noqa: BLE001 - any failure of one message is recorded and retried
             _record_failure(claimed, error, now, settings.notification_max_attempts)
             continue
@@ -247,12 +276,9 @@ def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
 
 
 def _due_condition(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        Notification.channel == EMAIL_CHANNEL,
-        or_(
-            and_(Notification.status == NotificationStatus.QUEUED, Notification.next_attempt_at <= now),
-            and_(Notification.status == NotificationStatus.SENDING, Notification.claimed_at < now - STALE_CLAIM_AFTER),
-        ),
+    return or_(
+        and_(Notification.status == NotificationStatus.QUEUED, Notification.next_attempt_at <= now),
+        and_(Notification.status == NotificationStatus.SENDING, Notification.claimed_at < now - STALE_CLAIM_AFTER),
     )
 
 
@@ -289,7 +315,8 @@ def _claim(candidate: _Candidate, now: datetime) -> _Claimed | None:
         row = session.get(Notification, candidate.id)
         assert row is not None
         return _Claimed(
-            id=row.id, examination_id=row.examination_id, template=row.template, recipient=row.recipient,
+            id=row.id, examination_id=row.examination_id, channel=row.channel, template=row.template,
+            recipient=row.recipient,
             subject=row.subject, body_text=row.body_text, body_html=row.body_html,
             attachment_key=row.attachment_key, attachment_name=row.attachment_name,
             attempts_before=row.attempts, claimed_at=now,
@@ -380,11 +407,12 @@ def _record_failure(claimed: _Claimed, error: Exception, now: datetime, max_atte
 
 
 def _describe_error(error: Exception) -> str:
-    """Return "ExceptionClass: message", with the SMTP password masked, cut to MAX_ERROR_LENGTH characters."""
+    """Return "ExceptionClass: message", with the SMTP password and Twilio token masked, cut to MAX_ERROR_LENGTH."""
     text = f'{type(error).__name__}: {error}'
-    password = get_settings().smtp_password
-    if password is not None and password.get_secret_value():
-        text = text.replace(password.get_secret_value(), '***')
+    settings = get_settings()
+    for secret in (settings.smtp_password, settings.twilio_auth_token):
+        if secret is not None and secret.get_secret_value():
+            text = text.replace(secret.get_secret_value(), '***')
     return text[:MAX_ERROR_LENGTH]
 
 

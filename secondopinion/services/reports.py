@@ -105,7 +105,7 @@ def _first_report_note(prior_report_text: str) -> str:
 
 def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str) -> None:
     """Freeze the report as a PDF, move the case to reported, record the earning and notify the patient."""
-    from .notifications import enqueue_email
+    from .notifications import notify_patient
     from .payments import record_doctor_earning
     from .report_pdf import ReportPdfData, render_report_pdf
     from .storage import get_storage
@@ -153,10 +153,9 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
             report.pdf_sha256 = digest
             session.refresh(exam)
             record_doctor_earning(session, exam)
-            enqueue_email(session, user_id=patient.user_id, examination_id=exam.id, recipient=patient.user.email,
-                          template='report_ready',
-                          context={'patient_name': patient.user.full_name, 'examination_id': exam.id},
-                          attachment_key=key, attachment_name=f'second-opinion-report-{exam.id[:8]}.pdf')
+            notify_patient(session, patient_user_id=patient.user_id, examination_id=exam.id, template='report_ready',
+                           context={'patient_name': patient.user.full_name, 'examination_id': exam.id},
+                           attachment_key=key, attachment_name=f'second-opinion-report-{exam.id[:8]}.pdf')
             audit.record(session, actor, 'report.finalized', 'examination', exam.id, sha256=digest)
             session.commit()
         except Exception:
