@@ -67,6 +67,8 @@ class Settings(BaseSettings):
 
     notification_interval_seconds: float = 5.0
     notification_max_attempts: int = 8
+    notification_retry_base_seconds: float = Field(
+        30.0, gt=0, description='Wait after the first failed attempt; it doubles with each further one, up to 1 hour')
 
     @model_validator(mode='after')
     def _reject_unsafe_production(self) -> Settings:

@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 # A row claimed longer ago than this is taken to belong to a run that crashed mid-send, and is sent again.
 STALE_CLAIM_AFTER = timedelta(minutes=10)
-RETRY_BASE_DELAY = timedelta(seconds=30)
 RETRY_MAX_DELAY = timedelta(hours=1)
 MAX_ERROR_LENGTH = 500
 EMAIL_CHANNEL = 'email'
@@ -373,8 +372,8 @@ def _after_sent(claimed: _Claimed) -> None:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """Return the wait after the given number of failed attempts: 30 s, doubled per attempt, at most 1 hour."""
-    delay = RETRY_BASE_DELAY
+    """Return the wait after `attempts` failed attempts: the base delay, doubled per further attempt, at most 1 hour."""
+    delay = timedelta(seconds=get_settings().notification_retry_base_seconds)
     for _ in range(1, attempts):
         delay *= 2
         if delay >= RETRY_MAX_DELAY:

@@ -505,3 +505,31 @@ def test_scheduler_survives_failing_run(monkeypatch, make_patient):
     finally:
         scheduler.stop_scheduler()
     assert survived
+
+
+def test_scheduler_never_overlaps_or_catches_up(monkeypatch):
+    """Misfire policy: a run that lasts longer than the interval is never joined by a second one, and
+    the runs it made late are dropped (coalesced) instead of being made up in a burst afterwards."""
+    running, overlaps, starts = [0], [0], []
+    lock = threading.Lock()
+
+    def slow_run() -> int:
+        with lock:
+            running[0] += 1
+            overlaps[0] = max(overlaps[0], running[0])
+            starts.append(time.monotonic())
+        time.sleep(1.0 if len(starts) == 1 else 0.0)  # the interval is 0.2 s, so the first run misses four
+        with lock:
+            running[0] -= 1
+        return 0
+
+    monkeypatch.setattr(notifications, 'deliver_due', slow_run)
+    scheduler.start_scheduler()
+    try:
+        assert wait_until(lambda: len(starts) >= 3)
+        time.sleep(0.5)
+    finally:
+        scheduler.stop_scheduler()
+    assert overlaps[0] == 1
+    gaps = [later - earlier for earlier, later in zip(starts[1:], starts[2:])]
+    assert min(gaps) > 0.1, f'runs started in a burst after the slow one: gaps {gaps}'
