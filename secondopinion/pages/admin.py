@@ -152,6 +152,7 @@ def _notifications_panel(actor: Actor) -> None:
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
                 ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
+                ui.icon('sms' if row.channel == 'sms' else 'mail').props(f'aria-label="{row.channel}"')
                 ui.label(f'{TEMPLATE_LABELS.get(row.template, row.template)} to {row.recipient}, '
                          f'{plural(row.attempts, "attempt")}') \
                     .classes('text-body2')
