@@ -57,10 +57,10 @@ def register_routes() -> None:
         return StreamingResponse(chunks, media_type='application/zip', headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/report.pdf', include_in_schema=False)
-    def download_report(examination_id: str) -> StreamingResponse:
+    def download_report(examination_id: str, version: int | None = None) -> StreamingResponse:
         actor = current_actor()
         try:
-            name, chunks = reports.open_report_pdf(actor=actor, examination_id=examination_id)
+            name, chunks = reports.open_report_pdf(actor=actor, examination_id=examination_id, version=version)
         except NotFoundError:
             raise HTTPException(status_code=404, detail='Not found') from None
         return StreamingResponse(chunks, media_type='application/pdf', headers=_attachment(name))

@@ -3,12 +3,14 @@
 from .audit import AuditEvent
 from .base import Base
 from .billing import Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent
-from .examinations import Examination, ExamStatus, ImageLink, Report, Series, Study, StudyFile, Urgency
+from .examinations import (
+    Comparison, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
+)
 from .notifications import Notification, NotificationStatus
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
-    'AuditEvent', 'Base', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
-    'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report',
+    'AuditEvent', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
     'Role', 'Series', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

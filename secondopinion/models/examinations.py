@@ -128,12 +128,24 @@ class ImageLink(Base):
     note: Mapped[str] = mapped_column(String(500), default='')
 
 
+class Comparison(StrEnum):
+    """How the second opinion relates to the first radiologist's report the patient uploaded."""
+
+    NONE = ''
+    AGREES = 'agrees'
+    PARTLY = 'partly_agrees'
+    DISAGREES = 'disagrees'
+
+
 class Report(Base):
     __tablename__ = 'reports'
 
     id: Mapped[int] = mapped_column(primary_key=True)
     examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), unique=True)
     doctor_id: Mapped[int] = mapped_column(ForeignKey('doctors.id'))
+    technique: Mapped[str] = mapped_column(Text, default='', server_default='')
+    comparison: Mapped[str] = mapped_column(String(16), default=Comparison.NONE, server_default='')
+    comparison_note: Mapped[str] = mapped_column(Text, default='', server_default='')
     findings: Mapped[str] = mapped_column(Text, default='')
     impression: Mapped[str] = mapped_column(Text, default='')
     recommendations: Mapped[str] = mapped_column(Text, default='')
@@ -142,3 +154,19 @@ class Report(Base):
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finalized_at: Mapped[datetime | None]
+
+
+class ReportAddendum(Base):
+    """A correction or addition to a finalized report: a new version with its own PDF; earlier ones are kept."""
+
+    __tablename__ = 'report_addenda'
+    __table_args__ = (UniqueConstraint('report_id', 'number', name='uq_report_addenda_number'),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey('reports.id'), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first addendum, which makes version 2
+    doctor_id: Mapped[int] = mapped_column(ForeignKey('doctors.id'))
+    text: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pdf_key: Mapped[str] = mapped_column(String(300))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))

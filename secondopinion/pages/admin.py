@@ -15,7 +15,8 @@ from .layout import format_time, frame, notify_error, plural, require_actor
 
 
 TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
-                   'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome'}
+                   'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome',
+                   'report_amended': 'Report addendum'}
 
 
 def register() -> None:

@@ -14,6 +14,7 @@ from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
 from .layout import format_time, frame, notify_error, plural, require_actor, show_not_found, status_badge
+from .report_editor import final_report, report_editor
 
 logger = logging.getLogger(__name__)
 
@@ -136,22 +137,6 @@ def my_cases_page() -> None:
             ui.label(f'{month}: {format_money(cents, currency)}').mark(f'earning-{month}')
 
 
-def _show_final_report(examination_id: str, report: reports.ReportView | None) -> None:
-    if report is None or not report.is_final:
-        ui.label('No report was written for this case.')
-        return
-    for title, text in (('Findings', report.findings), ('Impression', report.impression),
-                        ('Recommendations', report.recommendations)):
-        if text:
-            ui.label(title).classes('text-subtitle1 text-weight-medium q-mt-sm')
-            ui.label(text).classes('whitespace-pre-wrap').mark(f'final-{title.lower()}')
-    ui.label(f'Finalized {format_time(report.finalized_at)}. SHA-256 of the PDF: {report.pdf_sha256}') \
-        .classes('text-caption break-all').mark('finalized')
-    ui.button('Download PDF report', icon='picture_as_pdf',
-              on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf', new_tab=True)) \
-        .props('outline')
-
-
 def review_page(examination_id: str) -> None:
     actor = require_actor(Role.DOCTOR)
     if actor is None:
@@ -195,67 +180,11 @@ def review_page(examination_id: str) -> None:
                     ui.icon('link')
                     ui.link(url, url, new_tab=True).classes('break-all')
 
-        editable = exam.status == ExamStatus.UNDER_REVIEW
         with ui.card().classes('w-full'):
             ui.label('Report').classes('text-h6')
-            if not editable:
-                _show_final_report(examination_id, report)
-                return
-            findings = ui.textarea('Findings', value=report.findings if report else '').classes('w-full') \
-                .props('autogrow').mark('findings')
-            impression = ui.textarea('Impression', value=report.impression if report else '').classes('w-full') \
-                .props('autogrow').mark('impression')
-            recommendations = ui.textarea('Recommendations', value=report.recommendations if report else '') \
-                .classes('w-full').props('autogrow').mark('recommendations')
-
-            def values() -> dict[str, str]:
-                return {'findings': findings.value or '', 'impression': impression.value or '',
-                        'recommendations': recommendations.value or ''}
-
-            def save_quietly() -> bool:
-                try:
-                    reports.save_draft(actor=actor, examination_id=examination_id, **values())
-                except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                    notify_error(error)
-                    return False
-                return True
-
-            def save() -> None:
-                if save_quietly():
-                    ui.notify('Draft saved.', type='positive', position='top')
-
-            # Each section is saved when it loses focus, so a lost connection costs at most one section's edit.
-            for field in (findings, impression, recommendations):
-                field.on('blur', save_quietly)
-
-            def finalize() -> None:
-                confirm.close()
-                try:
-                    reports.finalize(actor=actor, examination_id=examination_id, **values())
-                except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                    notify_error(error)
-                    return
-                ui.notify('Report finalized and sent to the patient.', type='positive', position='top')
-                ui.navigate.reload()
-
-            with ui.dialog() as confirm, ui.card():
-                ui.label('Finalize and sign this report?').classes('text-h6')
-                ui.label('The PDF is signed with your name and license number and sent to the patient. '
-                         'It can no longer be changed afterwards.')
-                with ui.row().classes('w-full justify-end'):
-                    ui.button('Keep editing', on_click=confirm.close).props('flat')
-                    ui.button('Finalize and sign', icon='verified', on_click=finalize).mark('confirm-finalize')
-
-            def release() -> None:
-                try:
-                    examinations.release(actor=actor, examination_id=examination_id)
-                except Exception as error:  # noqa: BLE001
-                    notify_error(error)
-                    return
-                ui.notify('The case is back on the pending list.', position='top')
-                ui.navigate.to('/doctor')
-
-            with ui.row().classes('w-full justify-end gap-2'):
-                ui.button('Release case', on_click=release).props('flat color=negative').mark('release')
-                ui.button('Save draft', on_click=save).props('outline').mark('save-report')
-                ui.button('Finalize report', icon='verified', on_click=confirm.open).mark('finalize')
+            if exam.status == ExamStatus.UNDER_REVIEW:
+                report_editor(actor, exam, report,
+                              reports.has_first_report(actor=actor, examination_id=examination_id))
+            else:
+                final_report(actor, examination_id, report,
+                             can_amend=exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED})

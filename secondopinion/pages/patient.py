@@ -17,6 +17,7 @@ from ..services.payments import format_money
 from ..config import get_settings
 from .images import describe_upload, images_summary
 from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .report_editor import final_report
 from .study_uploader import StudyUploader
 
 logger = logging.getLogger(__name__)
@@ -277,16 +278,11 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
         report = reports.get_report(actor=actor, examination_id=examination_id)
         if report is not None and report.is_final:
             with ui.card().classes('w-full').mark('report'):
-                ui.label('Radiologist\'s report').classes('text-h6')
-                ui.label(f'By {report.doctor_name}, {format_time(report.finalized_at)}').classes('text-caption')
-                for title, text in (('Findings', report.findings), ('Impression', report.impression),
-                                    ('Recommendations', report.recommendations)):
-                    if text:
-                        ui.label(title).classes('text-subtitle1 text-weight-medium q-mt-sm')
-                        ui.label(text).classes('whitespace-pre-wrap')
-                ui.button('Download PDF report', icon='download',
-                          on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf',
-                                                          new_tab=True)).mark('download-report')
+                ui.label('Radiologist\'s report' + (f' (version {report.version})' if report.addenda else '')) \
+                    .classes('text-h6')
+                final_report(actor, examination_id, report, can_amend=False)
+
+        _timeline(exam, report)
 
         with ui.card().classes('w-full'):
             ui.label('Details').classes('text-h6')
@@ -323,6 +319,23 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                 ui.notify('The examination was cancelled.', type='positive', position='top')
                 ui.navigate.reload()
             ui.button('Cancel examination', on_click=cancel).props('flat color=negative').mark('cancel')
+
+
+def _timeline(exam: examinations.ExamView, report: reports.ReportView | None) -> None:
+    """List what happened to the examination, with times, oldest first."""
+    steps = [('Submitted', exam.submitted_at), ('Paid', exam.paid_at), ('Accepted by a radiologist', exam.accepted_at),
+             ('Report signed', exam.reported_at)]
+    if report is not None:
+        steps += [(f'Addendum {addendum.number} signed', addendum.signed_at) for addendum in report.addenda]
+    steps.append(('Cancelled', exam.cancelled_at))
+    done = [(label, moment) for label, moment in steps if moment is not None]
+    if not done:
+        return
+    with ui.card().classes('w-full').mark('timeline'):
+        ui.label('Timeline').classes('text-h6')
+        with ui.timeline(side='right').props('dense layout=dense'):
+            for label, moment in done:
+                ui.timeline_entry(title=label, subtitle=format_time(moment))
 
 
 CONFIRMATION_POLL_SECONDS = 2.0

@@ -76,6 +76,7 @@ class ExamView:
     reported_at: datetime | None
     completed_at: datetime | None
     image_count: int
+    cancelled_at: datetime | None
     links: tuple[tuple[int, str, str], ...]
 
 
@@ -96,7 +97,7 @@ def _view(session: Session, exam: Examination) -> ExamView:
         prior_report_text=exam.prior_report_text, price_cents=exam.price_cents, currency=exam.currency,
         created_at=exam.created_at, submitted_at=exam.submitted_at, paid_at=exam.paid_at,
         accepted_at=exam.accepted_at, reported_at=exam.reported_at, completed_at=exam.completed_at,
-        image_count=image_count,
+        image_count=image_count, cancelled_at=exam.cancelled_at,
         links=tuple((link.id, link.url, link.note) for link in exam.links),
     )
 

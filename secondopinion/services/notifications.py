@@ -94,6 +94,17 @@ def _render_report_ready(context: Mapping[str, str]) -> RenderedEmail:
         link, 'Sign in to view your report')
 
 
+def _render_report_amended(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
+    return _compose(
+        'Your second opinion report has an addendum', context['patient_name'],
+        [f'The radiologist added an addendum to the report of examination {exam_id}, which makes it version '
+         f'{context["version"]}.',
+         'The new version is attached as a PDF file; the earlier versions stay available after signing in.'],
+        link, 'Sign in to view your report')
+
+
 def _render_payment_received(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
@@ -119,7 +130,7 @@ def _render_refund(context: Mapping[str, str]) -> RenderedEmail:
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
         'Your examination was cancelled and refunded', context['patient_name'],
-        [f'Examination {exam_id} was cancelled before a radiologist accepted it.',
+        [f'Examination {exam_id} was cancelled.',
          f'We refunded {context["amount"]} to your original payment method.'],
         link, 'View your examinations')
 
@@ -137,6 +148,7 @@ def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
 
 TEMPLATES: dict[str, _Template] = {
     'report_ready': _Template(('patient_name', 'examination_id'), _render_report_ready),
+    'report_amended': _Template(('patient_name', 'examination_id', 'version'), _render_report_amended),
     'payment_received': _Template(('patient_name', 'examination_id', 'amount'), _render_payment_received),
     'case_accepted': _Template(('patient_name', 'examination_id'), _render_case_accepted),
     'refund': _Template(('patient_name', 'examination_id', 'amount'), _render_refund),

@@ -1,4 +1,4 @@
-"""The doctor's report: drafts while under review, a frozen PDF once finalized."""
+"""The doctor's report: drafts while under review, a frozen PDF once finalized, addenda as later versions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sqlalchemy import func, select, update
 
 from ..config import get_settings
 from ..db import session_scope
-from ..models import Doctor, Examination, ExamStatus, Patient, Report, Role, Series, Study, StudyFile
+from ..models import (
+    Comparison, Doctor, Examination, ExamStatus, Patient, Report, ReportAddendum, Role, Series, Study, StudyFile,
+)
 from ..models.base import utcnow
 from . import audit, events
 from .access import get_visible_exam
@@ -26,16 +28,41 @@ SECTION_LIMIT = 20000
 FIRST_REPORT_LIMIT = 4000
 
 
+COMPARISON_LABELS = {
+    Comparison.AGREES: 'Agrees with the first report',
+    Comparison.PARTLY: 'Partly agrees with the first report',
+    Comparison.DISAGREES: 'Disagrees with the first report',
+}
+
+
+@dataclass(frozen=True)
+class AddendumView:
+    number: int
+    text: str
+    doctor_name: str
+    signed_at: datetime
+    pdf_sha256: str
+
+
 @dataclass(frozen=True)
 class ReportView:
     examination_id: str
+    technique: str
     findings: str
     impression: str
     recommendations: str
+    comparison: str
+    comparison_note: str
     is_final: bool
     doctor_name: str
     finalized_at: datetime | None
     pdf_sha256: str | None
+    addenda: tuple[AddendumView, ...] = ()
+
+    @property
+    def version(self) -> int:
+        """1 for the report as finalized, plus one per addendum."""
+        return 1 + len(self.addenda)
 
 
 def _own_case(session, actor: Actor, examination_id: str) -> Examination:  # noqa: ANN001
@@ -58,17 +85,37 @@ def get_report(*, actor: Actor, examination_id: str) -> ReportView | None:
         if actor.role == Role.PATIENT and not report.is_final:
             return None
         doctor = session.get(Doctor, report.doctor_id)
-        return ReportView(examination_id=exam.id, findings=report.findings, impression=report.impression,
-                          recommendations=report.recommendations, is_final=report.is_final,
-                          doctor_name=doctor.user.full_name if doctor else '', finalized_at=report.finalized_at,
-                          pdf_sha256=report.pdf_sha256)
+        return ReportView(examination_id=exam.id, technique=report.technique, findings=report.findings,
+                          impression=report.impression, recommendations=report.recommendations,
+                          comparison=report.comparison, comparison_note=report.comparison_note,
+                          is_final=report.is_final, doctor_name=doctor.user.full_name if doctor else '',
+                          finalized_at=report.finalized_at, pdf_sha256=report.pdf_sha256,
+                          addenda=tuple(_addendum_views(session, report)))
 
 
-def save_draft(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str) -> None:
-    """Save the report text of a case under review by the acting doctor."""
-    for name, value in (('findings', findings), ('impression', impression), ('recommendations', recommendations)):
+def _addendum_views(session, report: Report) -> list[AddendumView]:  # noqa: ANN001
+    rows = session.scalars(select(ReportAddendum).where(ReportAddendum.report_id == report.id)
+                           .order_by(ReportAddendum.number)).all()
+    views = []
+    for row in rows:
+        doctor = session.get(Doctor, row.doctor_id)
+        views.append(AddendumView(number=row.number, text=row.text, doctor_name=doctor.user.full_name if doctor else '',
+                                  signed_at=row.signed_at, pdf_sha256=row.pdf_sha256))
+    return views
+
+
+def save_draft(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,
+               technique: str | None = None, comparison: str | None = None,
+               comparison_note: str | None = None) -> None:
+    """Save the report text of a case under review by the acting doctor. A section given as None keeps its text."""
+    for name, value in (('technique', technique), ('findings', findings), ('impression', impression),
+                        ('recommendations', recommendations), ('comparison_note', comparison_note)):
         if len(value or '') > SECTION_LIMIT:
-            raise ValidationError(f'{name.capitalize()} must have at most {SECTION_LIMIT} characters.', field=name)
+            label = name.replace('_', ' ').capitalize()
+            raise ValidationError(f'{label} must have at most {SECTION_LIMIT} characters.', field=name)
+    if comparison is not None and comparison not in {item.value for item in Comparison}:
+        raise ValidationError(f'Comparison "{comparison}" is invalid: choose agrees, partly agrees or disagrees.',
+                              field='comparison')
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
         if exam.status != ExamStatus.UNDER_REVIEW:
@@ -81,6 +128,26 @@ def save_draft(*, actor: Actor, examination_id: str, findings: str, impression: 
         report.findings = findings or ''
         report.impression = impression or ''
         report.recommendations = recommendations or ''
+        if technique is not None:
+            report.technique = technique
+        if comparison is not None:
+            report.comparison = comparison
+        if comparison_note is not None:
+            report.comparison_note = comparison_note
+
+
+def has_first_report(*, actor: Actor, examination_id: str) -> bool:
+    """Tell whether the patient gave a first radiologist's report, as text or as a file."""
+    with session_scope() as session:
+        exam = get_visible_exam(session, actor, examination_id)
+        return _has_first_report(session, exam)
+
+
+def _has_first_report(session, exam: Examination) -> bool:  # noqa: ANN001
+    if exam.prior_report_text.strip():
+        return True
+    return bool(session.scalar(select(func.count()).select_from(StudyFile).where(
+        StudyFile.examination_id == exam.id, StudyFile.kind == 'prior_report')))
 
 
 def _study_summary(session, exam: Examination) -> str:  # noqa: ANN001
@@ -103,11 +170,46 @@ def _first_report_note(prior_report_text: str) -> str:
     return 'The patient provided this first report, which the radiologist read:\n' + prior_report_text[:FIRST_REPORT_LIMIT]
 
 
-def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str) -> None:
+def _comparison_text(report: Report) -> str:
+    label = COMPARISON_LABELS.get(Comparison(report.comparison)) if report.comparison else ''
+    if not label:
+        return ''
+    return f'{label}: {report.comparison_note}' if report.comparison_note.strip() else f'{label}.'
+
+
+def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
+              addenda: list[ReportAddendum]):  # noqa: ANN202 (a ReportPdfData)
+    """Collect what the PDF prints: the report as finalized, and any addenda, which make it a later version."""
+    from .report_pdf import PdfAddendum, ReportPdfData
+
+    patient = session.get(Patient, exam.patient_id)
+    doctor = session.get(Doctor, report.doctor_id)
+    assert patient is not None and doctor is not None
+    pdf_addenda = []
+    for addendum in addenda:
+        author = session.get(Doctor, addendum.doctor_id)
+        pdf_addenda.append(PdfAddendum(number=addendum.number, text=addendum.text,
+                                       doctor_name=author.user.full_name if author else '',
+                                       signed_at=addendum.signed_at))
+    return ReportPdfData(
+        practice_name=get_settings().practice_name, report_id=str(report.id), examination_id=exam.id,
+        patient_name=patient.user.full_name, patient_birth_date=patient.date_of_birth,
+        modality=exam.modality, body_part=exam.body_part, clinical_question=exam.clinical_question,
+        study_summary=_study_summary(session, exam), doctor_name=doctor.user.full_name,
+        doctor_license=doctor.license_number, doctor_specialty=doctor.specialty,
+        findings=report.findings, impression=report.impression, recommendations=report.recommendations,
+        finalized_at=signed_at, original_report_note=_first_report_note(exam.prior_report_text),
+        technique=report.technique, comparison=_comparison_text(report), version=1 + len(addenda),
+        addenda=tuple(pdf_addenda))
+
+
+def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,
+             technique: str | None = None, comparison: str | None = None,
+             comparison_note: str | None = None) -> None:
     """Freeze the report as a PDF, move the case to reported, record the earning and notify the patient."""
     from .notifications import notify_patient
     from .payments import record_doctor_earning
-    from .report_pdf import ReportPdfData, render_report_pdf
+    from .report_pdf import render_report_pdf
     from .storage import get_storage
 
     if not (impression or '').strip():
@@ -115,27 +217,21 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
     if not (findings or '').strip():
         raise ValidationError('Findings are missing: describe what you saw before finalizing.', field='findings')
     save_draft(actor=actor, examination_id=examination_id, findings=findings, impression=impression,
-               recommendations=recommendations)
+               recommendations=recommendations, technique=technique, comparison=comparison,
+               comparison_note=comparison_note)
 
-    settings = get_settings()
     storage = get_storage()
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         assert report is not None
+        if not report.comparison and _has_first_report(session, exam):
+            raise ValidationError('Choose whether your opinion agrees, partly agrees or disagrees with the first '
+                                  'report the patient uploaded.', field='comparison')
         patient = session.get(Patient, exam.patient_id)
-        doctor = session.get(Doctor, actor.doctor_id)
-        assert patient is not None and doctor is not None
+        assert patient is not None
         finalized_at = utcnow()
-        pdf = render_report_pdf(ReportPdfData(
-            practice_name=settings.practice_name, report_id=str(report.id), examination_id=exam.id,
-            patient_name=patient.user.full_name, patient_birth_date=patient.date_of_birth,
-            modality=exam.modality, body_part=exam.body_part, clinical_question=exam.clinical_question,
-            study_summary=_study_summary(session, exam), doctor_name=doctor.user.full_name,
-            doctor_license=doctor.license_number, doctor_specialty=doctor.specialty,
-            findings=report.findings, impression=report.impression, recommendations=report.recommendations,
-            finalized_at=finalized_at,
-            original_report_note=_first_report_note(exam.prior_report_text)))
+        pdf = render_report_pdf(_pdf_data(session, exam, report, finalized_at, []))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-{digest[:12]}.pdf'
         # The PDF is stored before the rows commit, so a committed report always has its file.
@@ -166,8 +262,63 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
                                       doctor_id=actor.doctor_id))
 
 
-def open_report_pdf(*, actor: Actor, examination_id: str) -> tuple[str, Iterator[bytes]]:
-    """Return the file name and content of the final report PDF, for actors who may view the examination."""
+def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
+    """Add a signed addendum to the acting doctor's finalized report and return the new version number.
+
+    The addendum gets its own PDF (the report with every addendum so far); earlier PDFs are kept
+    unchanged, and the patient is told again.
+    """
+    from .notifications import notify_patient
+    from .report_pdf import render_report_pdf
+    from .storage import get_storage
+
+    text = (text or '').strip()
+    if not text:
+        raise ValidationError('The addendum is empty: write the correction or addition first.', field='addendum')
+    if len(text) > SECTION_LIMIT:
+        raise ValidationError(f'The addendum must have at most {SECTION_LIMIT} characters.', field='addendum')
+    storage = get_storage()
+    with session_scope() as session:
+        exam = _own_case(session, actor, examination_id)
+        report = session.scalar(select(Report).where(Report.examination_id == exam.id))
+        if report is None or not report.is_final or exam.status not in {ExamStatus.REPORTED, ExamStatus.COMPLETED}:
+            raise ConflictError('Only a finalized report can get an addendum.')
+        addenda = list(session.scalars(select(ReportAddendum).where(ReportAddendum.report_id == report.id)
+                                       .order_by(ReportAddendum.number)))
+        signed_at = utcnow()
+        addendum = ReportAddendum(report_id=report.id, number=len(addenda) + 1, doctor_id=actor.doctor_id,
+                                  text=text, signed_at=signed_at, pdf_key='', pdf_sha256='')
+        pdf = render_report_pdf(_pdf_data(session, exam, report, report.finalized_at or signed_at,
+                                          [*addenda, addendum]))
+        digest = hashlib.sha256(pdf).hexdigest()
+        key = f'exams/{exam.id}/report-{report.id}-v{addendum.number + 1}-{digest[:12]}.pdf'
+        addendum.pdf_key, addendum.pdf_sha256 = key, digest
+        storage.save(key, [pdf])
+        try:
+            session.add(addendum)
+            session.flush()  # the unique (report, number) constraint stops two addenda racing for one number
+            patient = session.get(Patient, exam.patient_id)
+            assert patient is not None
+            notify_patient(session, patient_user_id=patient.user_id, examination_id=exam.id,
+                           template='report_amended',
+                           context={'patient_name': patient.user.full_name, 'examination_id': exam.id,
+                                    'version': str(addendum.number + 1)},
+                           attachment_key=key,
+                           attachment_name=f'second-opinion-report-{exam.id[:8]}-v{addendum.number + 1}.pdf')
+            audit.record(session, actor, 'report.addendum', 'examination', exam.id, number=addendum.number,
+                         sha256=digest)
+            session.commit()
+        except Exception:
+            storage.delete(key)
+            raise
+        version = addendum.number + 1
+    logger.info('addendum %s added to the report of examination %s by doctor %s', version - 1, examination_id,
+                actor.doctor_id)
+    return version
+
+
+def open_report_pdf(*, actor: Actor, examination_id: str, version: int | None = None) -> tuple[str, Iterator[bytes]]:
+    """Return the file name and content of a final report PDF, the latest version unless `version` is given."""
     from .storage import get_storage
 
     with session_scope() as session:
@@ -177,6 +328,13 @@ def open_report_pdf(*, actor: Actor, examination_id: str) -> tuple[str, Iterator
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         if report is None or not report.is_final or not report.pdf_key:
             raise NotFoundError('Report')
-        key = report.pdf_key
-        audit.record(session, actor, 'report.downloaded', 'examination', exam.id)
-    return f'second-opinion-report-{examination_id[:8]}.pdf', get_storage().iter_chunks(key)
+        keys = [report.pdf_key, *session.scalars(select(ReportAddendum.pdf_key)
+                                                  .where(ReportAddendum.report_id == report.id)
+                                                  .order_by(ReportAddendum.number))]
+        chosen = len(keys) if version is None else version
+        if not 1 <= chosen <= len(keys):
+            raise NotFoundError('Report')
+        key = keys[chosen - 1]
+        audit.record(session, actor, 'report.downloaded', 'examination', exam.id, version=chosen)
+    suffix = '' if chosen == 1 else f'-v{chosen}'
+    return f'second-opinion-report-{examination_id[:8]}{suffix}.pdf', get_storage().iter_chunks(key)

@@ -27,6 +27,7 @@ SMS_TEXTS = {
     'payment_received': '{practice}: payment received. Your examination is waiting for a radiologist.',
     'case_accepted': '{practice}: a radiologist has started reviewing your examination.',
     'report_ready': '{practice}: your report is ready. Sign in to read it: {link}',
+    'report_amended': '{practice}: your report has an addendum (version {version}). Sign in to read it: {link}',
     'refund': '{practice}: your examination was cancelled and {amount} refunded.',
 }
 
