@@ -14,6 +14,8 @@ from secondopinion import db
 from secondopinion.config import reset_settings
 from secondopinion.services import accounts
 from secondopinion.services.actors import Actor
+from tests import fake_stripe
+from tests.fake_stripe import FakeStripe
 
 PASSWORD = 'correct horse battery'
 _counter = itertools.count(1)
@@ -78,3 +80,16 @@ def make_doctor(admin: Actor) -> Callable[..., Actor]:
         assert actor is not None
         return actor
     return make
+
+
+@pytest.fixture
+def stripe_server(monkeypatch) -> Iterator[FakeStripe]:
+    """Serve the fake Stripe API on loopback and point the app's Stripe settings at it."""
+    fake, server = fake_stripe.start_fake_stripe()
+    monkeypatch.setenv('SECONDOPINION_STRIPE_SECRET_KEY', fake_stripe.API_KEY)
+    monkeypatch.setenv('SECONDOPINION_STRIPE_WEBHOOK_SECRET', fake_stripe.WEBHOOK_SECRET)
+    monkeypatch.setenv('SECONDOPINION_STRIPE_API_BASE', fake.base_url)
+    reset_settings()
+    yield fake
+    server.shutdown()
+    server.server_close()

@@ -12,7 +12,7 @@ from nicegui import events, run, ui
 from ..models import ExamStatus, Role
 from ..services import examinations, payments, reports, studies
 from ..services.actors import Actor
-from ..services.errors import DomainError, NotFoundError
+from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from ..config import get_settings
 from .images import describe_upload, images_summary

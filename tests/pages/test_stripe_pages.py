@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
-import pytest
 from nicegui.testing import User
 
-from secondopinion.config import reset_settings
 from secondopinion.models import ExamStatus
 from secondopinion.services import examinations, payments
-from tests import fake_stripe
-from tests.fake_stripe import FakeStripe, event, sign
+from tests.fake_stripe import event, sign
 from tests.services.flow import submitted
 
 from .helpers import sign_in
 
 WEBHOOK = '/api/stripe/webhook'
-
-
-@pytest.fixture
-def stripe_server(monkeypatch) -> Iterator[FakeStripe]:
-    fake, server = fake_stripe.start_fake_stripe()
-    monkeypatch.setenv('SECONDOPINION_STRIPE_SECRET_KEY', fake_stripe.API_KEY)
-    monkeypatch.setenv('SECONDOPINION_STRIPE_WEBHOOK_SECRET', fake_stripe.WEBHOOK_SECRET)
-    monkeypatch.setenv('SECONDOPINION_STRIPE_API_BASE', fake.base_url)
-    reset_settings()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 async def test_webhook_route_checks_the_signature_on_the_raw_body(user: User, stripe_server, make_patient):

@@ -5,32 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
 from secondopinion import db
-from secondopinion.config import reset_settings
 from secondopinion.models import ExamStatus, Income, Notification, Payment, ProcessedEvent
 from secondopinion.services import examinations, payments, stripe_gateway
 from secondopinion.services.errors import ConflictError, DomainError, NotFoundError
-from tests import fake_stripe
 from tests.fake_stripe import FakeStripe, event, sign
 
 from .flow import submitted
-
-
-@pytest.fixture
-def stripe_server(monkeypatch) -> Iterator[FakeStripe]:
-    fake, server = fake_stripe.start_fake_stripe()
-    monkeypatch.setenv('SECONDOPINION_STRIPE_SECRET_KEY', fake_stripe.API_KEY)
-    monkeypatch.setenv('SECONDOPINION_STRIPE_WEBHOOK_SECRET', fake_stripe.WEBHOOK_SECRET)
-    monkeypatch.setenv('SECONDOPINION_STRIPE_API_BASE', fake.base_url)
-    reset_settings()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
