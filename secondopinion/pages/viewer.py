@@ -89,6 +89,7 @@ class SliceViewer:
         self.current = self.series[0]
         self.index = 0
         self.preset: str | None = None
+        self.preset_buttons: dict[str | None, ui.button] = {}
         self.zoom = 1.0
         self.slider_has_focus = False  # the slider then moves on arrow keys by itself
 
@@ -125,11 +126,11 @@ class SliceViewer:
 
     def _window_toolbar(self) -> None:
         with ui.row().classes('w-full items-center gap-2'):
-            ui.button('File window', on_click=lambda: self._set_preset(None)).props('outline dense no-caps') \
-                .mark('preset-default')
+            default = ui.button('File window', on_click=lambda: self._set_preset(None))
+            self.preset_buttons = {None: default.props('unelevated dense no-caps').mark('preset-default')}
             for preset, label in viewer.PRESET_LABELS.items():
-                ui.button(label, on_click=lambda chosen=preset: self._set_preset(chosen)) \
-                    .props('outline dense no-caps').mark(f'preset-{preset}')
+                button = ui.button(label, on_click=lambda chosen=preset: self._set_preset(chosen))
+                self.preset_buttons[preset] = button.props('outline dense no-caps').mark(f'preset-{preset}')
             self.center_input = ui.number('Center', format='%g', on_change=self._show).props('dense') \
                 .classes('w-24').mark('window-center')
             self.width_input = ui.number('Width', format='%g', min=1, on_change=self._show).props('dense') \
@@ -201,6 +202,10 @@ class SliceViewer:
 
     def _set_preset(self, preset: str | None) -> None:
         self.preset = preset
+        # The active window is the filled button; the others are outlined.
+        for key, button in self.preset_buttons.items():
+            button.props(remove='unelevated outline')
+            button.props('unelevated' if key == preset else 'outline')
         # A preset replaces a typed window, so the inputs are emptied. Each change shows the slice again.
         self.center_input.set_value(None)
         self.width_input.set_value(None)
