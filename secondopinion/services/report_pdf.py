@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -17,20 +16,14 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.lib.utils import TimeStamp
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (Flowable, HRFlowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / 'assets'
-FONT_DIR = ASSETS_DIR / 'fonts'
-LOGO_PATH = ASSETS_DIR / 'logo.png'
+from .report_pdf_fonts import FONT, FONT_BOLD, draw_text, has_cjk, markup, normalize, register_fonts
 
-# DejaVu Sans covers Latin, Greek and Cyrillic, so names such as "Şükrü Yılmaz" render as real glyphs.
-# NOTE: scripts outside DejaVu Sans (Chinese, Arabic, Hebrew and others) render as empty boxes.
-FONT = 'DejaVuSans'
-FONT_BOLD = 'DejaVuSans-Bold'
+ASSETS_DIR = Path(__file__).resolve().parents[2] / 'assets'
+LOGO_PATH = ASSETS_DIR / 'logo.png'
 
 TEAL = colors.HexColor('#0d9488')
 GREY = colors.HexColor('#555555')
@@ -38,15 +31,21 @@ LIGHT_GREY = colors.HexColor('#d0d5d9')
 
 PAGE_MARGIN = 18 * mm
 FOOTER_HEIGHT = 12 * mm
-# Control characters, which a PDF cannot show. Tabs and line feeds are converted before this applies.
 NO_BREAK_SPACE = '\u00a0'
-CONTROL_CHARACTERS = re.compile(r'[\x00-\x08\x0b-\x1f\x7f]')
 
-_fonts_lock = threading.Lock()
-_fonts_registered = False
 # NOTE: ReportLab does not document its rendering as thread-safe (fonts keep per-document state),
 # so one PDF is rendered at a time. Reports are finalized rarely, so the lock costs little.
 _render_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PdfAddendum:
+    """A signed addition to a finalized report, printed after the original report."""
+
+    number: int
+    text: str
+    doctor_name: str
+    signed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -70,16 +69,27 @@ class ReportPdfData:
     recommendations: str
     finalized_at: datetime
     original_report_note: str = ''
+    technique: str = ''
+    # The radiologist's verdict on the patient's first report, such as "Partly agrees: the nodule is smaller".
+    comparison: str = ''
+    # Shown in the title and the header when above 1.
+    version: int = 1
+    addenda: tuple[PdfAddendum, ...] = ()
 
 
 def render_report_pdf(data: ReportPdfData) -> bytes:
     """Render the report and return the PDF bytes. Identical data gives identical bytes.
 
-    Raises ValueError when `finalized_at` has no time zone, because the signature shows the time in UTC.
+    Raises ValueError when `finalized_at` or an addendum's `signed_at` has no time zone, because the
+    signatures show the time in UTC.
     """
     if data.finalized_at.tzinfo is None:
         raise ValueError('finalized_at must be timezone-aware, for example datetime.now(UTC)')
-    _register_fonts()
+    for addendum in data.addenda:
+        if addendum.signed_at.tzinfo is None:
+            raise ValueError(f'signed_at of addendum {addendum.number} must be timezone-aware, '
+                             'for example datetime.now(UTC)')
+    register_fonts()
     with _render_lock:
         # The footer shows "Page N of M", and M is known only after a first pass counts the pages.
         _, page_count = _build(data, total_pages=None)
@@ -87,18 +97,6 @@ def render_report_pdf(data: ReportPdfData) -> bytes:
     if second_count != page_count:
         raise RuntimeError(f'report PDF for examination {data.examination_id} changed page count between passes')
     return pdf
-
-
-def _register_fonts() -> None:
-    global _fonts_registered
-    with _fonts_lock:
-        if _fonts_registered:
-            return
-        pdfmetrics.registerFont(TTFont(FONT, str(FONT_DIR / 'DejaVuSans.ttf')))
-        pdfmetrics.registerFont(TTFont(FONT_BOLD, str(FONT_DIR / 'DejaVuSans-Bold.ttf')))
-        # Without a family, <b> inside a paragraph would fall back to Helvetica-Bold and lose non-Latin glyphs.
-        pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
-        _fonts_registered = True
 
 
 # --- document assembly -------------------------------------------------------------------------
@@ -151,9 +149,10 @@ def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages:
     canvas.setStrokeColor(LIGHT_GREY)
     canvas.setLineWidth(0.5)
     canvas.line(PAGE_MARGIN, line_y, width - PAGE_MARGIN, line_y)
-    canvas.setFont(FONT, 8)
     canvas.setFillColor(GREY)
-    canvas.drawString(PAGE_MARGIN, text_y, f'{data.practice_name} · Examination {data.examination_id}')
+    draw_text(canvas, PAGE_MARGIN, text_y, f'{data.practice_name} · Examination {data.examination_id}',
+              font=FONT, size=8)
+    canvas.setFont(FONT, 8)
     page_label = f'Page {page} of {total_pages}' if total_pages else f'Page {page}'
     canvas.drawRightString(width - PAGE_MARGIN, text_y, page_label)
     canvas.restoreState()
@@ -161,10 +160,13 @@ def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages:
 
 def _story(data: ReportPdfData) -> list[Flowable]:
     styles = _styles()
+    title = 'Second Opinion Radiology Report'
+    if data.version > 1:
+        title += f' · Version {data.version}'
     story: list[Flowable] = [
         _header(data, styles),
         Spacer(1, 6 * mm),
-        Paragraph('Second Opinion Radiology Report', styles['title']),
+        Paragraph(title, styles['title']),
         Spacer(1, 4 * mm),
         _details_table(data, styles),
         Spacer(1, 4 * mm),
@@ -172,14 +174,24 @@ def _story(data: ReportPdfData) -> list[Flowable]:
     sections = [('Clinical question', data.clinical_question)]
     if data.original_report_note.strip():
         sections.append(('Original report', data.original_report_note))
+    if data.technique.strip():
+        sections.append(('Technique', data.technique))
     sections += [
         ('Findings', data.findings),
         ('Impression', data.impression),
-        ('Recommendations', data.recommendations),
     ]
+    if data.comparison.strip():
+        sections.append(('Comparison with the first report', data.comparison))
+    sections.append(('Recommendations', data.recommendations))
     for heading, text in sections:
-        story.extend(_section(heading, text, styles))
-    story.append(_signature(data, styles))
+        story.extend(_section(markup(heading), text, styles))
+    # The signature moves to the next page together with the last paragraph, so it does not start a page alone.
+    story.append(KeepTogether([story.pop(), *_signature(data, styles)]))
+    # Addenda follow the signed original unchanged, so a reader sees which doctor added each text and when.
+    for addendum in sorted(data.addenda, key=lambda item: item.number):
+        signed_at = _utc_text(addendum.signed_at).replace(' ', NO_BREAK_SPACE)
+        heading = f'Addendum {addendum.number} (signed {signed_at} by {markup(addendum.doctor_name)})'
+        story.extend(_section(heading, addendum.text, styles))
     return story
 
 
@@ -196,15 +208,18 @@ def _styles() -> dict[str, ParagraphStyle]:
         'value': ParagraphStyle('value', parent=body, spaceAfter=0),
         'small': ParagraphStyle('small', parent=body, fontSize=8.5, leading=11, textColor=GREY,
                                 alignment=TA_RIGHT),
-        'signature': ParagraphStyle('signature', parent=body, spaceBefore=2),
+        'signature': ParagraphStyle('signature', parent=body, spaceAfter=0),
+        'signed': ParagraphStyle('signed', parent=body, fontSize=8.5, leading=11, textColor=GREY, spaceBefore=3),
     }
 
 
 def _header(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
     logo = Image(str(LOGO_PATH), width=16 * mm, height=16 * mm)
-    name = Paragraph(_markup(data.practice_name), styles['practice'])
-    reference = Paragraph(f'Report ID {_markup(data.report_id)}', styles['small'])
-    table = Table([[logo, name, reference]], colWidths=[20 * mm, None, 45 * mm])
+    name = Paragraph(markup(data.practice_name), styles['practice'])
+    reference = f'Report ID {markup(data.report_id)}'
+    if data.version > 1:
+        reference += f'<br/>Version {data.version}'
+    table = Table([[logo, name, Paragraph(reference, styles['small'])]], colWidths=[20 * mm, None, 45 * mm])
     table.setStyle(TableStyle([
         ('VALIGN', (0, 0), (-1, -1), 'MIDDLE'),
         ('LEFTPADDING', (0, 0), (0, 0), 0),
@@ -225,9 +240,9 @@ def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Fl
         ('Images', data.study_summary or '—'),
         ('Report finalized', _utc_text(data.finalized_at)),
     ]
-    cells = [[Paragraph(_markup(label), styles['label']), Paragraph(_markup(value), styles['value'])]
+    cells = [[Paragraph(markup(label), styles['label']), _text_paragraph(value, styles['value'])]
              for label, value in rows]
-    table = Table(cells, colWidths=[40 * mm, None])
+    table = Table(cells, colWidths=[44 * mm, None])
     table.setStyle(TableStyle([
         ('VALIGN', (0, 0), (-1, -1), 'TOP'),
         ('BACKGROUND', (0, 0), (-1, -1), colors.HexColor('#f3f7f7')),
@@ -239,36 +254,39 @@ def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Fl
     return table
 
 
-def _section(heading: str, text: str, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _section(heading_markup: str, text: str, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     """Return a heading and one paragraph per block of text separated by blank lines."""
-    blocks = [block for block in re.split(r'\n\s*\n', _normalize(text)) if block.strip()] or ['—']
-    paragraphs = [Paragraph(_markup(block.strip('\n')), styles['body']) for block in blocks]
+    blocks = [block for block in re.split(r'\n\s*\n', normalize(text)) if block.strip()] or ['—']
+    paragraphs = [_text_paragraph(block.strip('\n'), styles['body']) for block in blocks]
     # The heading stays on the same page as the first paragraph of its section.
-    return [KeepTogether([Paragraph(heading, styles['heading']), paragraphs[0]]), *paragraphs[1:]]
+    return [KeepTogether([Paragraph(heading_markup, styles['heading']), paragraphs[0]]), *paragraphs[1:]]
 
 
-def _signature(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
+def _signature(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Return the signature flowables: a line to sign on, the doctor's name and credentials, and the signing time."""
     # No-break spaces keep the date, time and "UTC" on one line.
     signed_at = _utc_text(data.finalized_at).replace(' ', NO_BREAK_SPACE)
-    text = (f'Electronically signed by <b>{_markup(data.doctor_name)}</b> ({_markup(data.doctor_specialty)}), '
-            f'License {_markup(data.doctor_license)}, on {signed_at}')
-    return KeepTogether([
-        Spacer(1, 8 * mm),
-        HRFlowable(width='100%', thickness=0.6, color=LIGHT_GREY, spaceAfter=3 * mm),
-        Paragraph(text, styles['signature']),
-    ])
+    credentials = f'{markup(data.doctor_specialty)} · License {markup(data.doctor_license)}'
+    statement = (f'Electronically signed by {markup(data.doctor_name)} ({markup(data.doctor_specialty)}), '
+                 f'License {markup(data.doctor_license)}, on {signed_at}')
+    return [
+        HRFlowable(width=75 * mm, thickness=0.8, color=colors.black, hAlign='LEFT', spaceBefore=14 * mm,
+                   spaceAfter=2 * mm),
+        Paragraph(f'<b>{markup(data.doctor_name)}</b>', styles['signature']),
+        Paragraph(credentials, styles['signature']),
+        Paragraph(statement, styles['signed']),
+    ]
 
 
-# --- text helpers ------------------------------------------------------------------------------
-
-def _normalize(text: str) -> str:
-    text = (text or '').replace('\r\n', '\n').replace('\r', '\n').replace('\t', '    ')
-    return CONTROL_CHARACTERS.sub('', text)
-
-
-def _markup(text: str) -> str:
-    """Escape plain text for ReportLab paragraph markup and turn line breaks into <br/>."""
-    return escape(_normalize(text)).replace('\n', '<br/>')
+def _text_paragraph(text: str, style: ParagraphStyle) -> Paragraph:
+    """Return a paragraph of plain text, with line breaks between CJK characters allowed if it has any."""
+    if has_cjk(text):
+        # ReportLab's CJK wrapping breaks lines between ideographs as well as at spaces, and Latin words
+        # mostly at spaces.
+        # NOTE: ReportLab 5.1 may still start a line with a full-width comma (U+FF0C), which is missing from
+        # its list of characters that cannot start a line, and in rare layouts splits a long Latin word.
+        style = ParagraphStyle(f'{style.name}-cjk', parent=style, wordWrap='CJK')
+    return Paragraph(markup(text), style)
 
 
 def _utc_text(moment: datetime) -> str:
