@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import pydantic
+
 from . import db
 from .config import get_settings
 from .services import accounts, intake
@@ -71,6 +73,19 @@ def inspect_study_command(argv: list[str]) -> int:
     return 0 if inspection.usable else 1
 
 
+def check_settings() -> None:
+    """Exit with one line per invalid setting. Values are never printed, because they may be secrets."""
+    try:
+        get_settings()
+    except pydantic.ValidationError as error:
+        for problem in error.errors(include_input=False, include_url=False):
+            setting = '_'.join(str(part) for part in problem['loc']).upper()
+            prefix = f'SECONDOPINION_{setting}: ' if setting else ''
+            message = problem['msg'].removeprefix('Value error, ')
+            print(f'Configuration error: {prefix}{message}', file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     """Entry point of the `secondopinion` console script."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -78,6 +93,7 @@ def main() -> None:
     logging.getLogger('apscheduler').setLevel(logging.WARNING)
     # NiceGUI's User fixture runs main.py inside pytest, with pytest's own arguments in sys.argv.
     arguments = [] if os.environ.get('NICEGUI_USER_SIMULATION') else sys.argv[1:]
+    check_settings()
     if arguments and arguments[0] == 'create-admin':
         raise SystemExit(create_admin_command(arguments[1:]))
     if arguments and arguments[0] == 'inspect-study':

@@ -52,3 +52,15 @@ def test_unknown_argument_rejected():
     result = _run('serve-everything')
     assert result.returncode == 2
     assert 'usage:' in result.stderr
+
+
+def test_invalid_settings_exit_without_values(monkeypatch):
+    """A refused configuration names the setting and the rule, and never prints the values, which may be secrets."""
+    monkeypatch.setenv('SECONDOPINION_STRIPE_SECRET_KEY', 'sk_test_do_not_print_me')
+    monkeypatch.setenv('SECONDOPINION_PORT', 'x')
+    monkeypatch.delenv('SECONDOPINION_STRIPE_WEBHOOK_SECRET', raising=False)
+    result = _run('--help')
+    assert result.returncode == 2
+    assert 'do_not_print_me' not in result.stdout + result.stderr
+    assert 'Traceback' not in result.stderr
+    assert 'SECONDOPINION_PORT: Input should be a valid integer' in result.stderr

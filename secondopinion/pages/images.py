@@ -34,9 +34,13 @@ def _study_date(value: date | None) -> str:
     return value.isoformat() if value else 'unknown date'
 
 
+SEX_WORDS = {'M': 'male', 'F': 'female', 'O': 'other'}
+
+
 def describe_patient(study: studies.StudySummary) -> str:
-    """Return the patient line of a study, such as "Patient: Yılmaz, Şükrü · M · 45 years", or '' without data."""
-    parts = [part for part in (study.patient_name, study.patient_sex, study.patient_age) if part]
+    """Return the patient line of a study, such as "Patient: Yılmaz, Şükrü · male · 45 years", or '' without data."""
+    sex = SEX_WORDS.get(study.patient_sex, study.patient_sex)
+    parts = [part for part in (study.patient_name, sex, study.patient_age) if part]
     return f'Patient: {" · ".join(parts)}' if parts else ''
 
 
@@ -53,7 +57,15 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
     if summary.image_count:
         ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
-                 f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}').classes('text-body2 text-weight-medium').mark('image-totals')
+                 f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}') \
+            .classes('text-body2 text-weight-medium').mark('image-totals')
+    names = sorted({study.patient_name for study in summary.studies if study.patient_name})
+    if len(names) > 1:
+        # Hospitals sometimes put several patients' studies on one CD; the doctor needs only this patient's.
+        ui.label(f'These images belong to {len(names)} different people: {"; ".join(names)}. '
+                 + ('Remove the studies that are not yours before you submit.' if can_edit
+                    else 'Check which study the question is about.')) \
+            .classes('text-body2 text-orange-10').mark('several-patients')
     for study in summary.studies:
         with ui.column().classes('w-full gap-1').mark('study'):
             ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '

@@ -36,6 +36,7 @@ NAV_CSS = '''
 @media (max-width: 599.98px) {
     .nav-wide { display: none !important; }
     .nav-narrow { display: inline-flex !important; }
+    .brand-name { font-size: 1.05rem !important; }
 }
 '''
 
@@ -119,7 +120,7 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
         with ui.link(target=HOME_BY_ROLE.get(actor.role, '/') if actor else '/').classes(
                 'row items-center no-wrap text-white no-underline'):
             ui.image('/assets/logo.png').classes('w-8 h-8 rounded')
-            ui.label('SecondOpinion').classes('text-h6 q-ml-sm')
+            ui.label('SecondOpinion').classes('text-h6 q-ml-sm brand-name')
         with ui.row().classes('items-center gap-1 no-wrap'):
             if actor:
                 entries = NAV_BY_ROLE.get(actor.role, [])
@@ -129,12 +130,13 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
                     ui.button(label, on_click=lambda t=target: ui.navigate.to(t)) \
                         .props('flat color=white dense').classes('nav-wide')
                     ui.button(icon=icon, on_click=lambda t=target: ui.navigate.to(t)) \
-                        .props(f'flat round color=white aria-label="{label}"').classes('nav-narrow') \
+                        .props(f'flat round dense color=white aria-label="{label}"').classes('nav-narrow q-mx-xs') \
                         .tooltip(label)
                 ui.button('Sign out', on_click=_sign_out_clicked).props('flat color=white dense icon=logout') \
                     .classes('nav-wide').mark('sign-out')
                 ui.button(icon='logout', on_click=_sign_out_clicked) \
-                    .props('flat round color=white aria-label="Sign out"').classes('nav-narrow').tooltip('Sign out')
+                    .props('flat round dense color=white aria-label="Sign out"').classes('nav-narrow q-mx-xs') \
+                    .tooltip('Sign out')
             else:
                 ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
                 ui.button('Register', on_click=lambda: ui.navigate.to('/register')).props('flat color=white dense')

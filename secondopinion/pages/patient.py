@@ -62,7 +62,7 @@ def new_exam_page() -> None:
     actor = require_actor(Role.PATIENT)
     if actor is None:
         return
-    examination_id = examinations.create_draft(actor=actor)
+    examination_id = examinations.open_new_draft(actor=actor)
     ui.navigate.to(f'/exams/{examination_id}/edit')
 
 
@@ -104,7 +104,7 @@ def edit_exam_page(examination_id: str) -> None:
             def uploaded(summary: dict) -> None:
                 upload_status.text = describe_upload(summary)
                 upload_status.classes(replace='text-body2 text-positive')
-                if _suggest_modality(actor, examination_id, modality):
+                if _suggest_from_images(actor, examination_id, modality, body_part):
                     save()
                 image_list.refresh()
 
@@ -372,17 +372,26 @@ def _checkout_return(actor: Actor, exam: examinations.ExamView, checkout: str) -
     timer = ui.timer(CONFIRMATION_POLL_SECONDS, check)
 
 
-def _suggest_modality(actor: Actor, examination_id: str, modality: ui.select) -> bool:
-    """Preselect the examination type from the uploaded images when the patient has not chosen one."""
-    if modality.value:
-        return False
-    summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
-    for study in summary.studies:
-        for series in study.series:
-            if series.modality in examinations.MODALITIES:
-                modality.value = series.modality
-                return True
-    return False
+def _suggest_from_images(actor: Actor, examination_id: str, modality: ui.select, body_part: ui.input) -> bool:
+    """Fill the examination type and body part from the uploaded images where the patient left them empty.
+
+    Returns True when a field changed, so the caller saves the draft.
+    """
+    series = [item for study in studies.get_study_summary(actor=actor, examination_id=examination_id).studies
+              for item in study.series]
+    changed = False
+    if not modality.value:
+        known = [item.modality for item in series if item.modality in examinations.MODALITIES]
+        if known:
+            modality.value = known[0]
+            changed = True
+    if not (body_part.value or '').strip():
+        parts = [item.body_part for item in series if item.body_part]
+        if parts:
+            # DICOM writes body parts in capitals with underscores, such as "CSPINE" or "LOWER_LEG".
+            body_part.value = parts[0].replace('_', ' ').capitalize()
+            changed = True
+    return changed
 
 
 def _status_explanation(exam: examinations.ExamView) -> None:

@@ -17,6 +17,10 @@ function formatBytes(size) {
   return `${size} bytes`;
 }
 
+function countFiles(count) {
+  return `${count.toLocaleString()} ${count === 1 ? "file" : "files"}`;
+}
+
 function readEntries(reader) {
   return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
 }
@@ -44,7 +48,8 @@ export default {
                @click="$refs.files.click()" />
         <q-btn outline color="primary" icon="folder_open" label="Choose a folder" :disable="busy" no-caps
                class="gt-xs" @click="$refs.folder.click()" />
-        <span class="text-caption text-grey-8">{{ hint }}</span>
+        <span class="text-caption text-grey-8 gt-xs">{{ hint }}</span>
+        <span class="text-caption text-grey-8 xs">{{ shorthint }}</span>
         <input ref="files" type="file" multiple hidden aria-label="DICOM files or a .zip of the CD"
                @change="onPick($event, false)" />
         <input ref="folder" type="file" webkitdirectory multiple hidden aria-label="Folder of the CD"
@@ -71,6 +76,7 @@ export default {
     attempts: { type: Number, default: 4 },
     retryDelayMs: { type: Number, default: 1000 },
     hint: String,
+    shorthint: String, // shown on phones, where folders cannot be chosen or dropped
   },
   data() {
     return {
@@ -95,11 +101,12 @@ export default {
       return this.totalBytes ? (this.doneBytes + sending) / this.totalBytes : 0;
     },
     statusText() {
-      if (this.phase === "starting") return `Preparing ${this.totalFiles.toLocaleString()} files...`;
+      if (this.phase === "starting") return `Preparing ${countFiles(this.totalFiles)}...`;
       if (this.phase === "committing") {
-        return `All ${this.totalFiles.toLocaleString()} files sent. Checking and storing the images...`;
+        const sent = this.totalFiles === 1 ? "The file was sent." : `All ${countFiles(this.totalFiles)} sent.`;
+        return `${sent} Checking and storing the images...`;
       }
-      return `Sending ${this.doneFiles.toLocaleString()} of ${this.totalFiles.toLocaleString()} files, ` +
+      return `Sending ${this.doneFiles.toLocaleString()} of ${countFiles(this.totalFiles)}, ` +
         `${formatBytes(this.doneBytes)} of ${formatBytes(this.totalBytes)}`;
     },
   },

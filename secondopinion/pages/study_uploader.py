@@ -14,6 +14,7 @@ from nicegui.element import Element
 from nicegui.events import GenericEventArguments
 
 HINT = 'DICOM files, a .zip of the CD, or the folder of the CD. You can also drop them here.'
+SHORT_HINT = 'DICOM files or a .zip of the CD.'
 
 
 class StudyUploader(Element, component='study_uploader.js'):
@@ -26,6 +27,7 @@ class StudyUploader(Element, component='study_uploader.js'):
         self._props['url'] = f'/api/exams/{examination_id}/uploads'
         self._props['concurrency'] = concurrency
         self._props['hint'] = HINT
+        self._props['shorthint'] = SHORT_HINT
         # The lambdas return what the handlers return, so NiceGUI awaits an async handler in this element's slot.
         if on_uploaded is not None:
             self.on('uploaded', lambda event: on_uploaded(_summary(event)))

@@ -89,6 +89,7 @@ class SliceViewer:
         self.current = self.series[0]
         self.index = 0
         self.preset: str | None = None
+        self.showing_preset = False  # set while the preset's values are written into the window inputs
         self.preset_buttons: dict[str | None, ui.button] = {}
         self.zoom = 1.0
         self.slider_has_focus = False  # the slider then moves on arrow keys by itself
@@ -131,9 +132,9 @@ class SliceViewer:
             for preset, label in viewer.PRESET_LABELS.items():
                 button = ui.button(label, on_click=lambda chosen=preset: self._set_preset(chosen))
                 self.preset_buttons[preset] = button.props('outline dense no-caps').mark(f'preset-{preset}')
-            self.center_input = ui.number('Center', format='%g', on_change=self._show).props('dense') \
+            self.center_input = ui.number('Center', format='%g', on_change=self._window_typed).props('dense') \
                 .classes('w-24').mark('window-center')
-            self.width_input = ui.number('Width', format='%g', min=1, on_change=self._show).props('dense') \
+            self.width_input = ui.number('Width', format='%g', min=1, on_change=self._window_typed).props('dense') \
                 .classes('w-24').mark('window-width')
             ui.space()
             with ui.row().classes('items-center no-wrap gap-1'):
@@ -176,7 +177,7 @@ class SliceViewer:
             ui.button(icon='chevron_right', on_click=lambda: self._move(1)) \
                 .props('flat round dense aria-label="Next slice"')
             self.position_label = ui.label().classes('text-caption text-no-wrap').mark('slice-position')
-        ui.label('Scroll with the mouse wheel over the image, the arrow keys, or PageUp and PageDown.') \
+        ui.label('Scroll with the mouse wheel over the image, the arrow keys, PageUp and PageDown, or Home and End.') \
             .classes('text-caption text-grey-7')
 
     # --- State changes --------------------------------------------------------------------------------------
@@ -200,15 +201,25 @@ class SliceViewer:
     def _move(self, step: int) -> None:
         self._go_to(self.index + step)
 
+    def _window_typed(self) -> None:
+        """Show the slice with a typed window, which leaves the preset once it differs from the preset's values."""
+        if self.showing_preset:
+            return
+        typed = (self.center_input.value, self.width_input.value)
+        if self.preset and typed != viewer.PRESETS[self.preset]:
+            self.preset = None
+            self._highlight_preset()
+        self._show()
+
     def _set_preset(self, preset: str | None) -> None:
         self.preset = preset
-        # The active window is the filled button; the others are outlined.
-        for key, button in self.preset_buttons.items():
-            button.props(remove='unelevated outline')
-            button.props('unelevated' if key == preset else 'outline')
-        # A preset replaces a typed window, so the inputs are emptied. Each change shows the slice again.
-        self.center_input.set_value(None)
-        self.width_input.set_value(None)
+        # The inputs show the preset's window, or are emptied for the file's own window, which each file sets.
+        center, width = viewer.PRESETS[preset] if preset else (None, None)
+        self.showing_preset = True
+        self.center_input.set_value(center)
+        self.width_input.set_value(width)
+        self.showing_preset = False
+        self._highlight_preset()
         self._show()
 
     def _step_zoom(self, step: int) -> None:
@@ -241,10 +252,18 @@ class SliceViewer:
         elif event.key.name == 'End':
             self._go_to(self.current.frame_count - 1)
 
+    def _highlight_preset(self) -> None:
+        """Fill the button of the active preset and outline the others; none is filled for a typed window."""
+        typed = self.preset is None and self.center_input.value is not None
+        for key, button in self.preset_buttons.items():
+            button.props(remove='unelevated outline')
+            button.props('unelevated' if key == self.preset and not typed else 'outline')
+
     def _show(self) -> None:
         """Point the image at the slice URL for the current state and update the labels."""
         center, width = self.center_input.value, self.width_input.value
-        has_window = center is not None and width is not None and width > 0
+        # A preset's own values in the inputs still count as the preset, so its name stays in the URL.
+        has_window = self.preset is None and center is not None and width is not None and width > 0
         self.image.set_source(slice_url(self.examination_id, self.current.id, self.index,
                                         center=center if has_window else None,
                                         width=width if has_window else None, preset=self.preset))

@@ -120,6 +120,23 @@ def create_draft(*, actor: Actor) -> str:
         return exam.id
 
 
+def open_new_draft(*, actor: Actor) -> str:
+    """Return the patient's newest untouched draft, or start a new one, so repeated clicks leave no empty drafts."""
+    require_role(actor, Role.PATIENT)
+    with session_scope() as session:
+        drafts = session.scalars(select(Examination).where(
+            Examination.patient_id == actor.patient_id, Examination.status == ExamStatus.DRAFT,
+            Examination.modality == '', Examination.body_part == '', Examination.clinical_question == '',
+            Examination.history == '', Examination.prior_report_text == '')
+            .order_by(Examination.created_at.desc())).all()
+        for draft in drafts:
+            has_files = session.scalar(select(func.count()).select_from(StudyFile)
+                                       .where(StudyFile.examination_id == draft.id))
+            if not has_files and not draft.links:
+                return draft.id
+    return create_draft(actor=actor)
+
+
 def update_details(*, actor: Actor, examination_id: str, modality: str, body_part: str, clinical_question: str,
                    history: str = '', urgency: str = Urgency.ROUTINE, prior_report_text: str = '') -> None:
     """Save the clinical details of a draft; a draft may be saved incomplete."""

@@ -52,7 +52,7 @@ def test_exam_urls_hidden_from_others(open_page: Callable[..., sync_api.Page]) -
     doctor.get_by_label('Impression').fill('Simple hepatic cyst, benign.')
     doctor.get_by_role('button', name='Finalize report').click()
     doctor.get_by_role('button', name='Finalize and sign').click()
-    expect(doctor.get_by_text('SHA-256 of the PDF', exact=False)).to_be_visible()
+    expect(doctor.get_by_text('SHA-256 of the first PDF', exact=False)).to_be_visible()
     save_screenshot(doctor, 'desktop-doctor-review-finalized')
 
     owner.goto(f'/exams/{exam_id}')

@@ -112,6 +112,7 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     doctor1.find(marker='findings').type('A 6 mm solid nodule in the right upper lobe.')
     doctor1.find(marker='impression').type('Probably benign.')
     doctor1.find(marker='recommendations').type('Follow-up CT in 12 months.')
+    set_value(doctor1, 'comparison', 'agrees')  # the patient gave a first report
     doctor1.find(marker='finalize').click()
     doctor1.find(marker='confirm-finalize').click()
     await doctor1.should_see(marker='finalized', retries=60)

@@ -178,5 +178,5 @@ async def test_images_show_patient_and_body_part(user: User, make_patient, tmp_p
     user.find(marker='new-exam').click()
     await user.should_see(marker='image-upload')
     await upload(user, 'image-upload', [scan])
-    await user.should_see('Patient: Yılmaz, Şükrü · M · 45 years', retries=100)
+    await user.should_see('Patient: Yılmaz, Şükrü · male · 45 years', retries=100)
     await user.should_see('ABDOMEN')

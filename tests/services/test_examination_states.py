@@ -353,3 +353,16 @@ def test_doctor_sees_pending_not_drafts(make_patient, make_doctor):
     listed, total = examinations.list_pending(actor=doctor)
     assert total == 2
     assert [exam.id for exam in listed] == [urgent, pending]
+
+
+def test_new_examination_reuses_an_untouched_draft(make_patient):
+    patient = make_patient()
+    first = examinations.open_new_draft(actor=patient)
+    assert examinations.open_new_draft(actor=patient) == first
+    examinations.update_details(actor=patient, examination_id=first, modality='CT', body_part='', clinical_question='')
+    second = examinations.open_new_draft(actor=patient)
+    assert second != first
+    examinations.add_link(actor=patient, examination_id=second, url='https://pacs.example.org/share/2')
+    assert examinations.open_new_draft(actor=patient) not in {first, second}
+    other = make_patient('Bob', email='bob@example.org')
+    assert examinations.open_new_draft(actor=other) not in {first, second}
