@@ -4,10 +4,11 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import admin, doctor, patient, profile, public, viewer
+    from . import admin, board, doctor, patient, profile, public, viewer
 
     public.register()
     patient.register()
+    board.register()
     doctor.register()
     admin.register()
     viewer.register()

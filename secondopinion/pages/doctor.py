@@ -1,115 +1,25 @@
-"""Doctor pages: the live board of pending examinations, the doctor's cases and the review page."""
+"""Doctor pages: the doctor's cases and the review page. The live board is in `board.py`."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from nicegui import context, ui
+from nicegui import ui
 
 from ..models import ExamStatus, Role
-from ..models.base import utcnow
-from ..services import events, examinations, ledger, reports
-from ..services.errors import ConflictError, DomainError, NotFoundError
+from ..services import examinations, ledger, reports
+from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, notify_error, plural, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, require_actor, show_not_found, status_badge
 from .report_editor import final_report, report_editor
 
 logger = logging.getLogger(__name__)
 
-BOARD_PAGE_SIZE = 50
-# How often an open board checks whether an examination changed; changes reach it within this delay.
-BOARD_POLL_SECONDS = 0.3
-
 
 def register() -> None:
-    ui.page('/doctor')(board_page)
     ui.page('/doctor/cases')(my_cases_page)
     ui.page('/doctor/cases/{examination_id}')(review_page)
-
-
-def format_waiting(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return '-'
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes < 60:
-        return f'{minutes} min'
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f'{hours} h {minutes} min'
-    return f'{hours // 24} days'
-
-
-def board_page() -> None:
-    actor = require_actor(Role.DOCTOR)
-    if actor is None:
-        return
-    state = {'dirty': False}
-
-    with frame('Pending examinations', actor):
-        ui.label('Pending examinations').classes('text-h5')
-        ui.label('Paid cases waiting for a radiologist, urgent first, then the longest waiting.') \
-            .classes('text-body2 text-grey-8')
-
-        @ui.refreshable
-        def board() -> None:
-            try:
-                pending, total = examinations.list_pending(actor=actor, limit=BOARD_PAGE_SIZE)
-            except DomainError as error:
-                ui.label(str(error)).classes('text-negative')
-                return
-            if not pending:
-                with ui.card().classes('w-full items-center q-pa-lg').mark('board-empty'):
-                    ui.icon('inbox', size='3rem').classes('text-grey-6')
-                    ui.label('No examinations are waiting. New paid cases appear here by themselves.')
-                return
-            ui.label(f'{total} waiting' + (f', showing the first {BOARD_PAGE_SIZE}' if total > BOARD_PAGE_SIZE
-                                           else '')).classes('text-caption').mark('board-count')
-            now = utcnow()
-            for exam in pending:
-                with ui.card().classes('w-full').mark(f'pending-{exam.id}'):
-                    with ui.row().classes('w-full items-center justify-between'):
-                        with ui.column().classes('gap-0'):
-                            with ui.row().classes('items-center gap-2'):
-                                if exam.urgency == 'urgent':
-                                    ui.badge('URGENT', color='red-7')
-                                ui.label(f'{exam.modality} {exam.body_part}').classes(
-                                    'text-subtitle1 text-weight-medium')
-                            ui.label(exam.clinical_question[:200]).classes('text-body2 text-grey-8')
-                            ui.label(f'{plural(exam.image_count, "image")}, '
-                                     f'waiting {format_waiting(exam.paid_at, now)}') \
-                                .classes('text-caption')
-                        ui.button('Accept', icon='assignment_ind',
-                                  on_click=lambda exam_id=exam.id: accept(exam_id)).mark(f'accept-{exam.id}')
-
-        def accept(examination_id: str) -> None:
-            try:
-                examinations.accept(actor=actor, examination_id=examination_id)
-            except (ConflictError, NotFoundError) as error:
-                ui.notify(str(error), type='warning', position='top')
-                board.refresh()
-                return
-            except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                notify_error(error)
-                return
-            ui.navigate.to(f'/doctor/cases/{examination_id}')
-
-        board()
-
-    def on_change(_event: events.ExamChanged) -> None:
-        state['dirty'] = True
-
-    def refresh_if_changed() -> None:
-        if state['dirty']:
-            state['dirty'] = False
-            board.refresh()
-
-    unsubscribe = events.subscribe(on_change)
-    ui.timer(BOARD_POLL_SECONDS, refresh_if_changed)
-    # Keeps the waiting times current. Not at once: a refresh replaces the buttons a doctor may be clicking.
-    ui.timer(60, board.refresh, immediate=False)
-    context.client.on_delete(unsubscribe)
 
 
 def my_cases_page() -> None:

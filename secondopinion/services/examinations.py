@@ -330,14 +330,39 @@ def list_for_patient(*, actor: Actor) -> list[ExamView]:
         return [_view(session, exam) for exam in exams]
 
 
-def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0) -> tuple[list[ExamView], int]:
-    """Return one page of paid cases waiting for a doctor, urgent first, then the longest waiting."""
+def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: str | None = None,
+                 body_part: str | None = None, urgency: str | None = None) -> tuple[list[ExamView], int]:
+    """Return one page of paid cases waiting for a doctor and the number of all that match the filters.
+
+    The order is urgent first, then the longest waiting, then the id, so pages do not overlap.
+    `modality` and `urgency` match exactly, `body_part` matches body parts that contain it in any
+    letter case, and an empty or missing filter matches every case.
+    """
     require_role(actor, Role.DOCTOR, Role.ADMIN)
+    if limit < 1 or offset < 0:
+        raise ValidationError(f'Invalid page: limit must be at least 1 and offset at least 0, '
+                              f'got limit {limit} and offset {offset}.')
+    modality = (modality or '').strip().upper()
+    if modality and modality not in MODALITIES:
+        raise ValidationError(f'Modality "{modality}" is unknown. Choose one from the list.', field='modality')
+    urgency = (urgency or '').strip().lower()
+    if urgency and urgency not in {u.value for u in Urgency}:
+        raise ValidationError(f'Urgency "{urgency}" is unknown. Choose routine or urgent.', field='urgency')
+    body_part = (body_part or '').strip()
+
     with session_scope() as session:
         query = select(Examination).where(Examination.status == ExamStatus.PENDING)
+        if modality:
+            query = query.where(Examination.modality == modality)
+        if urgency:
+            query = query.where(Examination.urgency == urgency)
+        if body_part:
+            # NOTE: icontains compares lower() of both sides. SQLite's lower() changes only ASCII
+            # letters, so there "KNEE" finds "knee" but "ÖDEM" does not find "ödem".
+            query = query.where(Examination.body_part.icontains(body_part, autoescape=True))
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         urgent_first = (Examination.urgency == Urgency.URGENT).desc()
-        exams = session.scalars(query.order_by(urgent_first, Examination.paid_at.asc())
+        exams = session.scalars(query.order_by(urgent_first, Examination.paid_at.asc(), Examination.id.asc())
                                 .limit(limit).offset(offset)).all()
         return [_view(session, exam) for exam in exams], total
 

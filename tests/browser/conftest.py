@@ -399,7 +399,7 @@ def create_doctor_in_admin_panel(page: Page, *, name: str, email: str) -> None:
 
 
 def submit_paid_examination(page: Page, *, images: list[Path], modality: str, body_part: str,
-                            question: str) -> str:
+                            question: str, urgent: bool = False) -> str:
     """Create an examination as the signed-in patient, pay it at the test checkout and return its id."""
     from playwright.sync_api import expect
 
@@ -410,6 +410,8 @@ def submit_paid_examination(page: Page, *, images: list[Path], modality: str, bo
     choose_modality(page, modality)
     page.get_by_label('Body part').fill(body_part)
     page.get_by_label('Your question for the radiologist').fill(question)
+    if urgent:
+        page.get_by_text('Urgent (reviewed first, costs more)').click()
     page.get_by_role('button', name='Submit and pay').click()
     page.wait_for_url('**/checkout/test/**')
     page.get_by_role('button', name='Pay (test)').click()

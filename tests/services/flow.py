@@ -6,9 +6,9 @@ from secondopinion.services import examinations, payments
 from secondopinion.services.actors import Actor
 
 
-def draft_with_link(patient: Actor, *, modality: str = 'CT', urgency: str = 'routine') -> str:
+def draft_with_link(patient: Actor, *, modality: str = 'CT', urgency: str = 'routine', body_part: str = 'Chest') -> str:
     exam_id = examinations.create_draft(actor=patient)
-    examinations.update_details(actor=patient, examination_id=exam_id, modality=modality, body_part='Chest',
+    examinations.update_details(actor=patient, examination_id=exam_id, modality=modality, body_part=body_part,
                                 clinical_question='Is the nodule in the right upper lobe benign?',
                                 history='Smoker, 20 pack-years', urgency=urgency)
     examinations.add_link(actor=patient, examination_id=exam_id, url='https://pacs.example.org/share/abc')

@@ -1,0 +1,299 @@
+"""The doctors' live board: pending examinations, filtered and paged on the server, updated in place.
+
+Each examination on the current page has one card that stays on the page while the case does. When
+an examination changes anywhere, the board queries its page again and then adds, removes, moves
+and updates cards, so the cards of unchanged cases (and a click on their Accept button) survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from nicegui import context, run, ui
+
+from ..models import ExamStatus, Role, Urgency
+from ..models.base import utcnow
+from ..services import events, examinations
+from ..services.actors import Actor
+from ..services.errors import ConflictError, DomainError, NotFoundError
+from ..services.examinations import ExamView
+from .layout import frame, notify_error, plural, require_actor
+
+logger = logging.getLogger(__name__)
+
+BOARD_PAGE_SIZE = 50
+# How often an open board checks whether an examination changed. A change reaches the board within
+# this delay plus the time of one page query.
+BOARD_POLL_SECONDS = 0.3
+# How often the waiting times are recomputed. Only the text of the waiting-time labels changes.
+WAITING_TICK_SECONDS = 30.0
+# Only these statuses can put a case on the pending list or take it off, so other events cause no query.
+BOARD_STATUSES = frozenset({ExamStatus.PENDING, ExamStatus.UNDER_REVIEW, ExamStatus.CANCELLED})
+
+ANY = ''
+MODALITY_OPTIONS = {ANY: 'Any type', **examinations.MODALITIES}
+URGENCY_OPTIONS = {ANY: 'Any urgency', Urgency.URGENT.value: 'Urgent', Urgency.ROUTINE.value: 'Routine'}
+
+
+def register() -> None:
+    ui.page('/doctor')(board_page)
+
+
+def format_waiting(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return '-'
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f'{minutes} min'
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f'{hours} h {minutes} min'
+    return f'{hours // 24} days'
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    """The board's filter values; an empty string matches every case."""
+
+    modality: str = ANY
+    body_part: str = ''
+    urgency: str = ANY
+
+    @property
+    def active(self) -> bool:
+        return bool(self.modality or self.body_part.strip() or self.urgency)
+
+
+def _set_text(label: ui.label, text: str) -> None:
+    """Change a label's text only when it differs, so unchanged rows send nothing to the browser."""
+    if label.text != text:
+        label.set_text(text)
+
+
+class BoardRow:
+    """The card of one pending examination; `update` changes its texts and keeps the card."""
+
+    def __init__(self, exam: ExamView, now: datetime, on_accept: Callable[[str], None]) -> None:
+        examination_id = exam.id
+        self.examination_id = examination_id
+        with ui.card().classes('w-full').mark(f'pending-{examination_id}') as self.card, \
+                ui.row().classes('w-full items-center justify-between no-wrap'):
+            with ui.column().classes('gap-0 min-w-0'):
+                with ui.row().classes('items-center gap-2'):
+                    self.urgent_badge = ui.badge('URGENT', color='red-7')
+                    self.title = ui.label().classes('text-subtitle1 text-weight-medium')
+                self.question = ui.label().classes('text-body2 text-grey-8 break-words')
+                with ui.row().classes('items-center gap-1 text-caption'):
+                    self.image_count = ui.label()
+                    self.waiting = ui.label().mark(f'waiting-{examination_id}')
+            self.accept_button = ui.button('Accept', icon='assignment_ind',
+                                           on_click=lambda: on_accept(examination_id)) \
+                .classes('shrink-0').mark(f'accept-{examination_id}')
+        self.paid_at: datetime | None = None
+        self.update(exam, now)
+
+    def update(self, exam: ExamView, now: datetime) -> None:
+        is_urgent = exam.urgency == Urgency.URGENT
+        if self.urgent_badge.visible != is_urgent:
+            self.urgent_badge.set_visibility(is_urgent)
+        _set_text(self.title, f'{exam.modality} {exam.body_part}')
+        _set_text(self.question, exam.clinical_question[:200])
+        _set_text(self.image_count, f'{plural(exam.image_count, "image")},')
+        self.paid_at = exam.paid_at
+        self.tick(now)
+
+    def tick(self, now: datetime) -> None:
+        _set_text(self.waiting, f'waiting {format_waiting(self.paid_at, now)}')
+
+
+class Board:
+    """One doctor's board in one browser tab: filters, pager and the cards of the current page."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.filters = BoardFilters()
+        self.offset = 0
+        self.total = 0
+        self.rows: dict[str, BoardRow] = {}
+        # Set by the event subscriber, possibly from another thread, and cleared by `sync`.
+        self.changed = False
+        # Serializes queries, so the result of an older query never replaces that of a newer one.
+        self._sync_lock = asyncio.Lock()
+        self._next_tick = time.monotonic() + WAITING_TICK_SECONDS
+        self._build()
+
+    def _build(self) -> None:
+        with ui.row().classes('w-full items-end gap-3'):
+            ui.select(MODALITY_OPTIONS, value=ANY, label='Type of examination',
+                      on_change=lambda event: self.set_filters(modality=event.value or ANY)) \
+                .classes('w-full sm:w-64').mark('filter-modality')
+            # Quasar's debounce sends the typed text 400 ms after the last key, not once per key.
+            ui.input('Body part contains', on_change=lambda event: self.set_filters(body_part=event.value or '')) \
+                .props('clearable debounce=400').classes('w-full sm:w-56').mark('filter-body-part')
+            ui.select(URGENCY_OPTIONS, value=ANY, label='Urgency',
+                      on_change=lambda event: self.set_filters(urgency=event.value or ANY)) \
+                .classes('w-full sm:w-44').mark('filter-urgency')
+        with ui.row().classes('w-full items-center justify-between') as self.summary_row:
+            self.count_label = ui.label().classes('text-caption').mark('board-count')
+            with ui.row().classes('items-center gap-1') as self.pager:
+                self.previous_button = ui.button('Previous', icon='chevron_left', on_click=self.show_previous_page) \
+                    .props('flat dense').mark('board-previous')
+                self.next_button = ui.button('Next', on_click=self.show_next_page) \
+                    .props('flat dense icon-right=chevron_right').mark('board-next')
+        self.error_label = ui.label().classes('text-negative').mark('board-error')
+        self.error_label.set_visibility(False)
+        with ui.card().classes('w-full items-center q-pa-lg').mark('board-empty') as self.empty_card:
+            ui.icon('inbox', size='3rem').classes('text-grey-6')
+            self.empty_label = ui.label()
+        self.rows_column = ui.column().classes('w-full gap-3').mark('board-rows')
+
+    # --- reading the page -----------------------------------------------------------------------
+
+    def _query(self, filters: BoardFilters, offset: int) -> tuple[list[ExamView], int]:
+        return examinations.list_pending(actor=self.actor, limit=BOARD_PAGE_SIZE, offset=offset,
+                                         modality=filters.modality, body_part=filters.body_part,
+                                         urgency=filters.urgency)
+
+    def load_first_page(self) -> None:
+        """Fill the board while the page is built, so the first response already shows the cases."""
+        try:
+            exams, total = self._query(self.filters, self.offset)
+        except DomainError as error:
+            self._show_error(str(error))
+            return
+        self._apply(exams, total)
+
+    async def sync(self) -> None:
+        """Query the current page in a worker thread and bring the cards in line with it."""
+        async with self._sync_lock:
+            self.changed = False
+            filters, offset = self.filters, self.offset
+            try:
+                result = await run.io_bound(self._query, filters, offset)
+                if result is not None and not result[0] and result[1] and offset:
+                    # Cases left and the page is now past the end: show the last page instead.
+                    offset = (result[1] - 1) // BOARD_PAGE_SIZE * BOARD_PAGE_SIZE
+                    result = await run.io_bound(self._query, filters, offset)
+            except DomainError as error:
+                self._show_error(str(error))
+                return
+            except Exception:
+                logger.exception('board of doctor %s failed to load pending examinations', self.actor.doctor_id)
+                self._show_error('Loading the pending examinations failed. The board tries again with the next '
+                                 'change, or reload the page to try now.')
+                return
+            if result is None or self.rows_column.is_deleted:
+                return  # the app is stopping or the tab was closed during the query
+            self.offset = offset
+            self._apply(*result)
+
+    async def poll(self) -> None:
+        """Sync the board when an examination changed, and advance the waiting times when they are due."""
+        if self.changed:
+            await self.sync()
+        if self.rows_column.is_deleted:
+            return
+        if time.monotonic() >= self._next_tick:
+            self.tick()
+
+    def _apply(self, exams: list[ExamView], total: int) -> None:
+        """Remove the cards of cases that left the page, add new ones, then update and order all."""
+        now = utcnow()
+        page_ids = {exam.id for exam in exams}
+        for examination_id in [key for key in self.rows if key not in page_ids]:
+            self.rows_column.remove(self.rows.pop(examination_id).card)
+        for index, exam in enumerate(exams):
+            row = self.rows.get(exam.id)
+            if row is None:
+                with self.rows_column:
+                    row = self.rows[exam.id] = BoardRow(exam, now, self.accept)
+            else:
+                row.update(exam, now)
+            if self.rows_column.default_slot.children[index] is not row.card:
+                row.card.move(self.rows_column, target_index=index)
+        self.total = total
+        self.error_label.set_visibility(False)
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        row_count = len(self.rows)
+        count = f'{self.total} waiting'
+        if self.total > row_count:
+            count += f', showing {self.offset + 1} to {self.offset + row_count}'
+        _set_text(self.count_label, count)
+        self.summary_row.set_visibility(self.total > 0)
+        self.pager.set_visibility(self.total > BOARD_PAGE_SIZE)
+        self.previous_button.set_enabled(self.offset > 0)
+        self.next_button.set_enabled(self.offset + BOARD_PAGE_SIZE < self.total)
+        self.empty_card.set_visibility(row_count == 0)
+        _set_text(self.empty_label, 'No waiting examinations match these filters.' if self.filters.active
+                  else 'No examinations are waiting. New paid cases appear here by themselves.')
+
+    def _show_error(self, message: str) -> None:
+        _set_text(self.error_label, message)
+        self.error_label.set_visibility(True)
+
+    def tick(self) -> None:
+        self._next_tick = time.monotonic() + WAITING_TICK_SECONDS
+        now = utcnow()
+        for row in self.rows.values():
+            row.tick(now)
+
+    # --- doctor's actions -----------------------------------------------------------------------
+
+    async def set_filters(self, **values: str) -> None:
+        self.filters = replace(self.filters, **values)
+        self.offset = 0
+        await self.sync()
+
+    async def show_previous_page(self) -> None:
+        self.offset = max(0, self.offset - BOARD_PAGE_SIZE)
+        await self.sync()
+
+    async def show_next_page(self) -> None:
+        if self.offset + BOARD_PAGE_SIZE < self.total:
+            self.offset += BOARD_PAGE_SIZE
+        await self.sync()
+
+    def accept(self, examination_id: str) -> None:
+        try:
+            examinations.accept(actor=self.actor, examination_id=examination_id)
+        except (ConflictError, NotFoundError) as error:
+            # Taken by another doctor, cancelled, or this doctor was deactivated since the board opened.
+            ui.notify(str(error), type='warning', position='top', multi_line=True)
+            self.changed = True
+            return
+        except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+            notify_error(error)
+            return
+        ui.navigate.to(f'/doctor/cases/{examination_id}')
+
+
+def board_page() -> None:
+    actor = require_actor(Role.DOCTOR)
+    if actor is None:
+        return
+
+    with frame('Pending examinations', actor):
+        ui.label('Pending examinations').classes('text-h5')
+        ui.label('Paid cases waiting for a radiologist, urgent first, then the longest waiting.') \
+            .classes('text-body2 text-grey-8')
+        board = Board(actor)
+        board.load_first_page()
+
+    def on_change(event: events.ExamChanged) -> None:
+        # Runs in the publisher's thread, which may serve another client, so it only sets a flag.
+        if event.status in BOARD_STATUSES:
+            board.changed = True
+
+    # One short timer also drives the waiting times: NiceGUI cancels a timer of a deleted client, but
+    # its task ends only when its current sleep ends, so a 30 s timer would keep the board for 30 s.
+    ui.timer(BOARD_POLL_SECONDS, board.poll)
+    unsubscribe = events.subscribe(on_change)
+    # NiceGUI deletes a client when its tab has been gone for longer than the reconnect timeout.
+    context.client.on_delete(unsubscribe)

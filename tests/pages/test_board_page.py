@@ -1,0 +1,253 @@
+"""The doctors' live board: two boards at once, in-place updates, filters, paging, deactivation and cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+
+from nicegui import core, ui
+from nicegui.testing import User
+
+from secondopinion.models.base import utcnow
+from secondopinion.services import accounts, events, examinations
+from tests.services.flow import paid
+
+from .helpers import set_value, sign_in
+
+# A change must reach every open board within a second.
+LIVE_UPDATE_LIMIT_SECONDS = 1.0
+
+
+def _card(user: User, exam_id: str) -> ui.card:
+    elements = user.find(marker=f'pending-{exam_id}').elements
+    assert len(elements) == 1, f'expected one card for examination {exam_id}, found {len(elements)}'
+    return elements.pop()
+
+
+def _cards(user: User, exam_id: str) -> set[ui.element]:
+    try:
+        return user.find(marker=f'pending-{exam_id}').elements
+    except AssertionError:  # find() raises when nothing matches
+        return set()
+
+
+def _card_ids_in_order(user: User, exam_ids: list[str]) -> list[str]:
+    """Return which of the given examinations have a card on the board, top to bottom."""
+    card_ids = {id(card): exam_id for exam_id in exam_ids for card in _cards(user, exam_id)}
+    column = user.find(marker='board-rows').elements.pop()
+    return [card_ids[id(card)] for card in column.default_slot.children if id(card) in card_ids]
+
+
+def _count_text(user: User) -> str:
+    return user.find(marker='board-count').elements.pop().text
+
+
+async def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'condition not met in time'
+        await asyncio.sleep(0.05)
+
+
+async def test_two_boards_update_in_place(user: User, create_user, make_patient, make_doctor):
+    make_doctor(email='first@example.org')
+    make_doctor(email='second@example.org')
+    patient = make_patient()
+    unrelated = paid(patient, modality='CT', body_part='Chest')
+    first, second = user, create_user()
+    await sign_in(first, 'first@example.org')
+    await sign_in(second, 'second@example.org')
+    await first.should_see(marker=f'accept-{unrelated}')
+    await second.should_see(marker=f'accept-{unrelated}')
+    card_before = _card(second, unrelated)
+    button_before = second.find(marker=f'accept-{unrelated}').elements.pop()
+
+    new = paid(patient, modality='MR', body_part='Left knee')
+    started = time.monotonic()  # the payment published its event just before paid() returned
+    await first.should_see(marker=f'accept-{new}')
+    await second.should_see(marker=f'accept-{new}')
+    assert time.monotonic() - started < LIVE_UPDATE_LIMIT_SECONDS
+    assert _card(second, unrelated) is card_before
+
+    first.find(marker=f'accept-{new}').click()
+    await first.should_see(marker='finalize', retries=40)
+    await second.should_not_see(marker=f'pending-{new}')
+    assert _card(second, unrelated) is card_before
+    assert not card_before.is_deleted
+    assert second.find(marker=f'accept-{unrelated}').elements == {button_before}
+    assert _count_text(second) == '1 waiting'
+
+
+async def test_accept_on_unchanged_row_survives_update(user: User, make_patient, make_doctor):
+    doctor = make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    kept = paid(patient)
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'accept-{kept}')
+    button = user.find(marker=f'accept-{kept}').elements.pop()
+
+    other = paid(patient, urgency='urgent')
+    await user.should_see(marker=f'accept-{other}')
+    assert _card_ids_in_order(user, [kept, other]) == [other, kept]
+    assert not button.is_deleted
+    user.find(marker=f'accept-{kept}').click()
+    await user.should_see(marker='finalize', retries=40)
+    assert examinations.get_exam(actor=doctor, examination_id=kept).status == 'under_review'
+
+
+async def test_cancelled_case_leaves_board(user: User, make_patient, make_doctor):
+    make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    staying, cancelled = paid(patient), paid(patient)
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'accept-{cancelled}')
+    card = _card(user, staying)
+
+    examinations.cancel(actor=patient, examination_id=cancelled)
+    await user.should_not_see(marker=f'pending-{cancelled}')
+    assert _card(user, staying) is card
+    assert _count_text(user) == '1 waiting'
+
+
+async def test_filters_narrow_list(user: User, make_patient, make_doctor):
+    make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    chest = paid(patient, modality='CT', body_part='Chest')
+    left_knee = paid(patient, modality='MR', body_part='Left knee', urgency='urgent')
+    right_knee = paid(patient, modality='MR', body_part='Right knee')
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'accept-{chest}')
+    assert _count_text(user) == '3 waiting'
+
+    set_value(user, 'filter-modality', 'MR')
+    await user.should_not_see(marker=f'pending-{chest}')
+    assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee, right_knee]
+    assert _count_text(user) == '2 waiting'
+
+    set_value(user, 'filter-body-part', 'RIGHT')
+    await user.should_not_see(marker=f'pending-{left_knee}')
+    assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [right_knee]
+
+    set_value(user, 'filter-body-part', '')
+    set_value(user, 'filter-urgency', 'urgent')
+    await user.should_not_see(marker=f'pending-{right_knee}')
+    assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee]
+
+    # A case paid while the filters are set appears only when it matches them.
+    ct_urgent = paid(patient, modality='CT', body_part='Head', urgency='urgent')
+    mr_urgent = paid(patient, modality='MR', body_part='Spine', urgency='urgent')
+    await user.should_see(marker=f'pending-{mr_urgent}')
+    await user.should_not_see(marker=f'pending-{ct_urgent}')
+
+    set_value(user, 'filter-modality', 'US')
+    await user.should_see('No waiting examinations match these filters.')
+    await user.should_see(marker='board-empty')
+
+
+async def test_paging_shows_slice_and_count(user: User, make_patient, make_doctor):
+    doctor = make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    for _ in range(120):
+        paid(patient)
+    expected, total = examinations.list_pending(actor=doctor, limit=200)
+    assert total == 120
+    expected_ids = [exam.id for exam in expected]
+
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see('120 waiting, showing 1 to 50')
+    assert _card_ids_in_order(user, expected_ids) == expected_ids[:50]
+    assert not user.find(marker='board-previous').elements.pop().enabled
+
+    user.find(marker='board-next').click()
+    await user.should_see('120 waiting, showing 51 to 100')
+    assert _card_ids_in_order(user, expected_ids) == expected_ids[50:100]
+
+    user.find(marker='board-next').click()
+    await user.should_see('120 waiting, showing 101 to 120')
+    assert _card_ids_in_order(user, expected_ids) == expected_ids[100:]
+    assert not user.find(marker='board-next').elements.pop().enabled
+
+    user.find(marker='board-previous').click()
+    await user.should_see('120 waiting, showing 51 to 100')
+    assert _card_ids_in_order(user, expected_ids) == expected_ids[50:100]
+
+
+async def test_last_page_emptied_shows_previous(user: User, make_patient, make_doctor):
+    doctor = make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    exam_ids = [paid(patient) for _ in range(51)]
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see('51 waiting, showing 1 to 50')
+    user.find(marker='board-next').click()
+    await user.should_see('51 waiting, showing 51 to 51')
+    assert _card_ids_in_order(user, exam_ids) == exam_ids[50:]
+
+    examinations.accept(actor=doctor, examination_id=exam_ids[50])
+    await user.should_see(marker=f'pending-{exam_ids[0]}')
+    assert _count_text(user) == '50 waiting'
+    assert _card_ids_in_order(user, exam_ids) == exam_ids[:50]
+
+
+async def test_deactivated_doctor_cannot_accept(user: User, admin, make_patient, make_doctor):
+    doctor = make_doctor(email='doctor@example.org')
+    exam_id = paid(make_patient())
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'accept-{exam_id}')
+
+    accounts.set_doctor_active(actor=admin, doctor_id=doctor.doctor_id, active=False)
+    user.find(marker=f'accept-{exam_id}').click()
+    await user.should_see('Your account is deactivated, so you cannot accept cases.')
+    assert examinations.get_exam(actor=admin, examination_id=exam_id).status == 'pending'
+    assert examinations.get_exam(actor=admin, examination_id=exam_id).doctor_id is None
+
+
+async def test_waiting_time_ticks_in_place(user: User, make_patient, make_doctor, monkeypatch):
+    # NiceGUI's user simulation imports the page modules anew for each test, so patch the current one.
+    board_module = sys.modules['secondopinion.pages.board']
+    monkeypatch.setattr(board_module, 'WAITING_TICK_SECONDS', 0.0)
+    make_doctor(email='doctor@example.org')
+    exam_id = paid(make_patient())
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see('waiting 0 min')
+    card = _card(user, exam_id)
+
+    later = utcnow() + timedelta(hours=1, minutes=30)
+    monkeypatch.setattr(board_module, 'utcnow', lambda: later)
+    await user.should_see('waiting 1 h 30 min')
+    assert _card(user, exam_id) is card
+
+
+async def test_closed_board_unsubscribes(user: User, make_patient, make_doctor, monkeypatch):
+    make_doctor(email='doctor@example.org')
+    exam_id = paid(make_patient())
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'accept-{exam_id}')
+    before = events.subscriber_count()
+    client = await user.open('/doctor')
+    await user.should_see(marker=f'accept-{exam_id}')
+    assert events.subscriber_count() == before + 1
+    timers = [element for element in client.elements.values() if isinstance(element, ui.timer)]
+    board = weakref.ref(timers[0].callback.__self__)
+    del timers
+
+    # Close the tab the way NiceGUI detects it: the socket disconnects and nothing reconnects in time.
+    monkeypatch.setattr(core.app.config, 'reconnect_timeout', 0.1)
+    for socket_id in list(client._socket_to_document_id):
+        client.handle_disconnect(socket_id)
+    await _wait_until(lambda: client.is_deleted)
+    assert events.subscriber_count() == before
+
+    # The deleted client's timer task ends after its current sleep and then releases the board.
+    await user.open('/doctor/cases')
+    client = None
+
+    def board_collected() -> bool:
+        gc.collect()
+        return board() is None
+
+    await _wait_until(board_collected, timeout=2.0)
