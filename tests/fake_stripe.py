@@ -1,7 +1,7 @@
 """A small fake of Stripe's HTTP API on loopback, for driving the real `stripe` library in tests.
 
-It knows the calls the app makes: create and retrieve Checkout Sessions, and create refunds. It
-checks the API key, honours idempotency keys, and answers errors in Stripe's JSON shape. Tests
+It implements the calls the app makes: create and retrieve Checkout Sessions, and create refunds. It
+checks the API key, honours idempotency keys, and returns errors in Stripe's JSON shape. Tests
 complete a session as a paying patient would with `complete()`, which returns the
 `checkout.session.completed` event that Stripe would send, ready to be signed with `sign()`.
 """
@@ -58,7 +58,7 @@ class FakeStripe:
     refunds: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    fail_next: list[int] = field(default_factory=list)  # statuses to answer the next requests with
+    fail_next: list[int] = field(default_factory=list)  # error statuses returned for the next requests, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ''
 

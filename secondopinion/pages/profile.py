@@ -1,4 +1,4 @@
-"""The patient's profile page: contact details and how to be told about examinations."""
+"""The patient's profile page: contact details and the channels for examination notifications."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The patient's own profile: phone number and how to be told about examinations (email, SMS or both)."""
+"""The patient's own profile: phone number and the channels for examination notifications (email, SMS or both)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Text messages: short status texts for patients who chose SMS, sent through Twilio or, by default, logged.
 
-Texts name no finding or diagnosis; they say what changed and where to sign in. They are queued in
+Texts name no finding or diagnosis, only what changed and where to sign in. They are queued in
 the notification outbox like emails (channel "sms") and delivered by the same job.
 """
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 SMS_CHANNEL = 'sms'
 TWILIO_API_BASE = 'https://api.twilio.com'
-# One SMS segment holds 160 GSM-7 characters; longer texts are split and cost more.
+# One SMS segment has room for 160 GSM-7 characters; longer texts are split and cost more.
 MAX_SMS_CHARACTERS = 160
 SMS_TEXTS = {
     'payment_received': '{practice}: payment received. Your examination is waiting for a radiologist.',
