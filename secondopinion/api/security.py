@@ -24,18 +24,18 @@ from .uploads import FILE_PATH
 
 logger = logging.getLogger(__name__)
 
-# NiceGUI 3 needs 'unsafe-inline' for the scripts and styles in its page template and for the styles
-# that Quasar and Tailwind add at run time, and 'unsafe-eval' because Vue compiles the element
-# templates in the browser. Quasar's uploader previews chosen images as blob: URLs, and NiceGUI and
-# Quasar use data: URLs for small images and fonts. The websocket goes to the page's own host, which
-# 'self' covers in CSP Level 3 browsers. ws: and wss: are listed for browsers that do not match
-# websocket URLs with 'self'.
+# The browser tests fail on any violation that Chromium reports in the console, and with NiceGUI 3.18
+# they needed every source below except ws: and wss:. NiceGUI's page template has inline scripts and
+# styles, and Quasar and Tailwind add styles at run time, hence 'unsafe-inline'. Vue compiles the
+# element templates in the browser, hence 'unsafe-eval'. Quasar's uploader previews a chosen image as a
+# blob: URL. Chromium lets 'self' cover the page's own websocket, but MDN's connect-src page notes that
+# not every browser does, so ws: and wss: are listed too.
 CONTENT_SECURITY_POLICY = '; '.join([
     "default-src 'self'",
     "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
     "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "font-src 'self' data:",
+    "img-src 'self' blob:",
+    "font-src 'self'",
     "connect-src 'self' ws: wss:",
     "frame-ancestors 'none'",
     "base-uri 'self'",
@@ -89,7 +89,7 @@ def is_https(scope: Scope, headers: Headers, settings: Settings) -> bool:
         return True
     if not settings.behind_https_proxy:
         return False
-    # A proxy appends to the list, so the last value is the one that our own proxy set.
+    # A proxy that appends to the list puts its value last, so the last value comes from the proxy next to us.
     forwarded = headers.get('x-forwarded-proto', '').split(',')[-1].strip().lower()
     return forwarded == 'https'
 
