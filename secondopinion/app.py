@@ -18,6 +18,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.routes import register_routes
+    from .api.security import install_security_middleware
     from .api.stripe_webhook import register_stripe_webhook
     from .api.uploads import register_upload_routes
     from .pages import register_pages
@@ -27,6 +28,8 @@ def setup() -> None:
     register_routes()
     register_upload_routes()
     register_stripe_webhook()
+    # After register_upload_routes, so that the security wrapper also covers the upload file requests.
+    install_security_middleware()
     app.on_startup(_startup)
     app.on_shutdown(_shutdown)
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     storage_secret: SecretStr = SecretStr(DEVELOPMENT_STORAGE_SECRET)
     public_base_url: str = Field('http://127.0.0.1:8080', description='Address patients use, for links in emails')
     practice_name: str = 'SecondOpinion Radiology'
+    behind_https_proxy: bool = Field(
+        False, description='Trust the X-Forwarded-Proto header of a reverse proxy that terminates HTTPS, so that '
+                           'responses to requests it forwarded as https get the Strict-Transport-Security header')
 
     # Prices in cents of `currency`, by modality code; `default_price_cents` for any other modality.
     currency: str = 'EUR'

@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import PASSWORD
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocket
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, WebSocket
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path('/usr/bin/chromium')
@@ -235,10 +235,18 @@ class PageLog:
 
 
 @pytest.fixture
-def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
+def csp_violations() -> list[str]:
+    """Return the list into which `open_page` collects the Content Security Policy violations of its pages."""
+    return []
+
+
+@pytest.fixture
+def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest,
+              csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
     """Return a function that opens a page in a new browser context (one person), e.g. `open_page(**PHONE)`.
 
-    The test fails when a page threw an uncaught JavaScript error. When the test failed, its output shows
+    The test fails when a page threw an uncaught JavaScript error, or when Chromium reported in the
+    console that the Content Security Policy blocked something. When the test failed, its output shows
     the console and websocket log of its pages, and each page is saved as `failed-TEST-N.png` into
     $SECONDOPINION_SCREENSHOT_DIR when that is set.
     """
@@ -252,6 +260,7 @@ def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest) 
         contexts.append(context)
         page = context.new_page()
         page.on('pageerror', lambda error: page_errors.append(f'{page.url}: {error}'))
+        page.on('console', lambda message: _record_csp_violation(csp_violations, page, message))
         log.watch(page, len(contexts))
         return page
 
@@ -266,6 +275,13 @@ def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest) 
     for context in contexts:
         context.close()
     assert not page_errors, 'JavaScript errors in the pages:\n' + '\n'.join(page_errors)
+    assert not csp_violations, 'Content Security Policy violations in the pages:\n' + '\n'.join(csp_violations)
+
+
+def _record_csp_violation(violations: list[str], page: Page, message: ConsoleMessage) -> None:
+    # Chromium reports each blocked load, script or style as a console error that names the policy.
+    if 'Content Security Policy' in message.text:
+        violations.append(f'{page.url}: {message.text}')
 
 
 def unique_email(prefix: str) -> str:
