@@ -7,10 +7,11 @@ from .examinations import (
     Comparison, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
 )
 from .notifications import Notification, NotificationStatus
+from .sign_in import SignInAttempt
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
     'AuditEvent', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
-    'Role', 'Series', 'Study', 'StudyFile', 'Urgency', 'User',
+    'Role', 'Series', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

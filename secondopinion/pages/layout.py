@@ -50,6 +50,15 @@ def current_actor() -> Actor | None:
     return actor
 
 
+def client_address() -> str | None:
+    """Return the IP address of the browser that opened this page, None when it is unknown.
+
+    NOTE: behind a reverse proxy this is the proxy's address unless uvicorn trusts the proxy's
+    X-Forwarded-For header (its `forwarded_allow_ips` setting, environment FORWARDED_ALLOW_IPS).
+    """
+    return ui.context.client.ip or None
+
+
 def sign_in(actor: Actor) -> None:
     app.storage.user.clear()
     app.storage.user['user_id'] = actor.user_id

@@ -11,7 +11,7 @@ from ..services import accounts
 from ..services.errors import DomainError, ValidationError
 from ..services.examinations import MODALITIES
 from ..services.payments import format_money
-from .layout import HOME_BY_ROLE, current_actor, frame, notify_error, sign_in
+from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
 
 
 def register() -> None:
@@ -60,6 +60,7 @@ def login_page() -> None:
         ui.navigate.to(HOME_BY_ROLE[actor.role])
         return
 
+    address = client_address()
     with frame('Sign in'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Sign in').classes('text-h5')
@@ -70,7 +71,8 @@ def login_page() -> None:
 
             def submit() -> None:
                 try:
-                    actor = accounts.authenticate(email=email.value or '', password=password.value or '')
+                    actor = accounts.authenticate(email=email.value or '', password=password.value or '',
+                                                  client_address=address)
                 except ValidationError as exc:
                     error.text = str(exc)
                     return
@@ -92,6 +94,7 @@ def register_page() -> None:
         ui.navigate.to('/')
         return
 
+    address = client_address()
     with frame('Create an account'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Create a patient account').classes('text-h5')
@@ -115,7 +118,8 @@ def register_page() -> None:
                     accounts.register_patient(full_name=name.value or '', email=email.value or '',
                                               password=password.value or '', date_of_birth=birth_date,
                                               phone=phone.value or '')
-                    actor = accounts.authenticate(email=email.value or '', password=password.value or '')
+                    actor = accounts.authenticate(email=email.value or '', password=password.value or '',
+                                                  client_address=address)
                 except ValidationError as exc:
                     error.text = str(exc)
                     if exc.field in fields:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..db import session_scope
 from ..models import Doctor, Patient, Role, User
 from ..models.base import utcnow
-from . import audit
+from . import audit, throttle
 from .actors import SYSTEM, Actor, load_actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -148,30 +148,77 @@ def create_admin(*, full_name: str, email: str, password: str) -> AccountInfo:
         return AccountInfo(user.id, user.email, user.role, user.full_name)
 
 
-def authenticate(*, email: str, password: str) -> Actor:
-    """Return the actor for valid credentials of an active account, else raise one generic error."""
+def authenticate(*, email: str, password: str, client_address: str | None = None) -> Actor:
+    """Return the actor for valid credentials of an active account, else raise one generic error.
+
+    Every attempt is counted by the sign-in throttle and written to the audit log. While the account
+    or the client address is locked, SignInThrottledError is raised before the password is checked.
+    """
     failure = ValidationError('Email or password is incorrect.', field='password')
     try:
         email = normalize_email(email)
+        email_is_valid = True
     except ValidationError:
-        raise failure from None
+        # No account has an invalid email, but the attempt still counts against what was typed.
+        email = email.strip().lower()
+        email_is_valid = False
+    email_hash = throttle.hash_key(email)
+
+    # 1. Count the attempt, committed before the password is checked so concurrent attempts see it.
+    try:
+        with session_scope() as session:
+            reservation = throttle.reserve_attempt(session, account=email, address=client_address)
+    except throttle.SignInThrottledError:
+        with session_scope() as session:
+            user_id = _find_user_id(session, email) if email_is_valid else None
+            audit.record_sign_in(session, 'sign_in.throttled', user_id=user_id, email_hash=email_hash,
+                                 client_address=client_address)
+        raise
+
+    # 2. Check the password outside any transaction, because argon2 takes a while.
     with session_scope() as session:
-        user = session.scalar(select(User).where(User.email == email))
-        if user is None or not user.password_hash:
-            password_context.dummy_verify()
-            raise failure
-        valid, new_hash = password_context.verify_and_update(password, user.password_hash)
-        if not valid:
-            logger.info('sign-in failed for user %s', user.id)
-            raise failure
-        if new_hash:
-            user.password_hash = new_hash
-        actor = load_actor(session, user.id)
+        user = session.scalar(select(User).where(User.email == email)) if email_is_valid else None
+        user_id = user.id if user else None
+        password_hash = user.password_hash if user else None
+    if password_hash:
+        valid, new_hash = password_context.verify_and_update(password, password_hash)
+    else:
+        password_context.dummy_verify()
+        valid, new_hash = False, None
+    if not valid:
+        with session_scope() as session:
+            audit.record_sign_in(session, 'sign_in.failed', user_id=user_id, email_hash=email_hash,
+                                 client_address=client_address,
+                                 reason='wrong password' if user_id else 'unknown account')
+        logger.info('sign-in failed for %s', f'user {user_id}' if user_id else f'email hash {email_hash[:12]}...')
+        if reservation.locked_until is not None:
+            raise throttle.SignInThrottledError(reservation.locked_until - utcnow(), password_was_checked=True)
+        raise failure
+
+    # 3. The password is right. A deactivated account still counts as a failed sign-in.
+    assert user_id is not None
+    with session_scope() as session:
+        actor = load_actor(session, user_id)
         if actor is None:
-            logger.info('sign-in rejected for deactivated user %s', user.id)
-            raise ValidationError('This account is deactivated. Contact the practice.', field='email')
-        user.last_login_at = utcnow()
-        return actor
+            audit.record_sign_in(session, 'sign_in.failed', user_id=user_id, email_hash=email_hash,
+                                 client_address=client_address, reason='account deactivated')
+        else:
+            throttle.take_back(session, reservation)
+            user = session.get(User, user_id)
+            assert user is not None
+            if new_hash:
+                user.password_hash = new_hash
+            user.last_login_at = utcnow()
+            audit.record_sign_in(session, 'sign_in.succeeded', user_id=user_id, email_hash=email_hash,
+                                 client_address=client_address)
+    if actor is None:
+        logger.info('sign-in rejected for deactivated user %s', user_id)
+        raise ValidationError('This account is deactivated. Contact the practice.', field='email')
+    return actor
+
+
+def _find_user_id(session: Session, email: str) -> int | None:
+    return session.scalar(select(User.id).where(User.email == email))
 
 
 def get_actor(user_id: int | None) -> Actor | None:

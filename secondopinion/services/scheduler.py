@@ -1,4 +1,4 @@
-"""Background jobs with APScheduler 3: delivery of the notification outbox and removal of abandoned uploads."""
+"""Background jobs with APScheduler 3: outbox delivery, removal of abandoned uploads, old sign-in counters."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import get_settings
-from . import notifications, uploads
+from . import notifications, throttle, uploads
 
 logger = logging.getLogger(__name__)
 
 DELIVERY_JOB_ID = 'deliver-notifications'
 UPLOAD_SWEEP_JOB_ID = 'sweep-stale-uploads'
 UPLOAD_SWEEP_INTERVAL_SECONDS = 10 * 60
+SIGN_IN_PURGE_JOB_ID = 'purge-sign-in-counters'
+SIGN_IN_PURGE_INTERVAL_SECONDS = 60 * 60
 # Seconds a run may start late and still run. Later runs are dropped, which loses nothing because
 # the next run delivers every row that is due by then.
 MISFIRE_GRACE_SECONDS = 60
@@ -25,7 +27,7 @@ _scheduler: BackgroundScheduler | None = None
 
 
 def start_scheduler() -> None:
-    """Start delivering due notifications every `notification_interval_seconds` and sweeping stale uploads.
+    """Start delivering due notifications every `notification_interval_seconds`, and the sweep and purge jobs.
 
     A second call does nothing.
     """
@@ -45,6 +47,10 @@ def start_scheduler() -> None:
         scheduler.add_job(
             _sweep_uploads_job, 'interval', seconds=UPLOAD_SWEEP_INTERVAL_SECONDS, id=UPLOAD_SWEEP_JOB_ID,
             max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS, next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            _purge_sign_in_counters_job, 'interval', seconds=SIGN_IN_PURGE_INTERVAL_SECONDS, id=SIGN_IN_PURGE_JOB_ID,
+            max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
         scheduler.start()
         _scheduler = scheduler
@@ -85,3 +91,13 @@ def _sweep_uploads_job() -> None:
         return
     if removed:
         logger.info('sweep removed %s stale upload(s)', removed)
+
+
+def _purge_sign_in_counters_job() -> None:
+    try:
+        removed = throttle.purge_stale()
+    except Exception:
+        logger.exception('purge of old sign-in counters failed')
+        return
+    if removed:
+        logger.info('purge removed %s old sign-in counter(s)', removed)
