@@ -1,9 +1,9 @@
 """Benchmark: a large study sent through the app's upload routes against a bare streaming endpoint, in one run.
 
 Run with `.venv/bin/python bench/upload.py [--megabytes 1024] [--runs 3]`. It writes a synthetic CT
-series of 512 x 512 slices, starts the app (`main.py`) and a bare Starlette app that streams each
-request body to a file on the same disk, both on loopback, and sends the series to each with the
-same client: three files at a time, as the page's uploader does. The app's upload is then committed
+series of 512 x 512 slices. It starts the app (`main.py`) and a bare Starlette app that streams each
+request body to a file on the same disk, both on loopback. Then it sends the series to each with the
+same client, three files at a time, as the page's uploader does. The app's upload is then committed
 once, which parses, stores and indexes every file.
 
 It prints, as medians over the runs: the send time to each server and their throughput ratio
@@ -108,7 +108,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None
             with opener.open(url, timeout=2):
                 return
         except urllib.error.HTTPError:
-            return  # the server answers, even if not with 200
+            return  # the server is up, even if this path returns an error status
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f'{url} did not answer within {timeout:.0f} s')

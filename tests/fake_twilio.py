@@ -1,7 +1,7 @@
 """A small fake of Twilio's Messages API on loopback, for driving the real `twilio` library in tests.
 
 It checks the account's basic authentication, records each message and responds as Twilio does
-(201 with the message resource). Statuses queued in `fail_next` are answered instead, in Twilio's
+(201 with the message resource). Statuses queued in `fail_next` are returned instead, in Twilio's
 error shape, to test retries.
 """
 

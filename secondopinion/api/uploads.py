@@ -2,7 +2,7 @@
 
 POST /api/exams/{id}/uploads announces the files, PUT /api/uploads/{upload}/files/{index} sends one
 file as the raw request body, POST /api/uploads/{upload}/commit ingests them all, and DELETE
-/api/uploads/{upload} drops an unfinished upload. Errors answer with JSON `{"detail": message}`,
+/api/uploads/{upload} drops an unfinished upload. Errors are returned as JSON `{"detail": message}`,
 where the message is written for the patient.
 
 The PUT requests carry the bytes, so they are served by `FileRequests` in front of NiceGUI's

@@ -129,7 +129,7 @@ class ImageLink(Base):
 
 
 class Comparison(StrEnum):
-    """How the second opinion relates to the first radiologist's report the patient uploaded."""
+    """Relation of the second opinion to the first radiologist's report that the patient uploaded."""
 
     NONE = ''
     AGREES = 'agrees'

@@ -377,20 +377,15 @@ def _suggest_from_images(actor: Actor, examination_id: str, modality: ui.select,
 
     Returns True when a field changed, so the caller saves the draft.
     """
-    series = [item for study in studies.get_study_summary(actor=actor, examination_id=examination_id).studies
-              for item in study.series]
+    suggested_modality, suggested_body_part = examinations.suggest_details(actor=actor,
+                                                                           examination_id=examination_id)
     changed = False
-    if not modality.value:
-        known = [item.modality for item in series if item.modality in examinations.MODALITIES]
-        if known:
-            modality.value = known[0]
-            changed = True
-    if not (body_part.value or '').strip():
-        parts = [item.body_part for item in series if item.body_part]
-        if parts:
-            # DICOM writes body parts in capitals with underscores, such as "CSPINE" or "LOWER_LEG".
-            body_part.value = parts[0].replace('_', ' ').capitalize()
-            changed = True
+    if not modality.value and suggested_modality:
+        modality.value = suggested_modality
+        changed = True
+    if not (body_part.value or '').strip() and suggested_body_part:
+        body_part.value = suggested_body_part
+        changed = True
     return changed
 
 

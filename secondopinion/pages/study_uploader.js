@@ -1,6 +1,6 @@
 // The study uploader: sends the chosen files a few at a time to the chunked upload routes
-// (secondopinion/api/uploads.py), shows per-file progress, retries failed requests, and asks the
-// server to commit the upload when every file has arrived. It emits "uploaded" with the server's
+// (secondopinion/api/uploads.py), shows per-file progress, retries failed requests, and requests
+// the commit of the upload when every file has arrived. It emits "uploaded" with the server's
 // summary, or "failed" with a message for the patient.
 
 const RETRY_STATUSES = [0, 408, 425, 429, 500, 502, 503, 504];
@@ -206,7 +206,7 @@ export default {
       const data = await response.json().catch(() => ({}));
       if (!response.ok) {
         const detail = typeof data.detail === "string" ? data.detail : "";
-        throw new Error(detail || `The server refused the upload (status ${response.status}). Please try again.`);
+        throw new Error(detail || `The upload failed (server status ${response.status}). Please try again.`);
       }
       return data;
     },

@@ -170,7 +170,7 @@ class SliceViewer:
             ui.button(icon='chevron_left', on_click=lambda: self._move(-1)) \
                 .props('flat round dense aria-label="Previous slice"')
             # NOTE: the slider's throttled last event (50 ms) can undo a Home or End pressed right after a slider
-            # key; a person is slower than that, a test is not.
+            # key. A person is slower than that, but a test may not be.
             self.slider = ui.slider(min=0, max=max(1, self.current.frame_count - 1), value=0,
                                     on_change=lambda event: self._go_to(int(event.value or 0))) \
                 .classes('grow').mark('slice-slider')

@@ -137,6 +137,18 @@ def open_new_draft(*, actor: Actor) -> str:
     return create_draft(actor=actor)
 
 
+def suggest_details(*, actor: Actor, examination_id: str) -> tuple[str, str]:
+    """Return the examination type and body part that the uploaded images suggest, '' where they have none."""
+    from .studies import get_study_summary
+
+    series = [item for study in get_study_summary(actor=actor, examination_id=examination_id).studies
+              for item in study.series]
+    modality = next((item.modality for item in series if item.modality in MODALITIES), '')
+    body_part = next((item.body_part for item in series if item.body_part), '')
+    # DICOM writes body parts in capitals with underscores, such as "CSPINE" or "LOWER_LEG".
+    return modality, body_part.replace('_', ' ').capitalize()
+
+
 def update_details(*, actor: Actor, examination_id: str, modality: str, body_part: str, clinical_question: str,
                    history: str = '', urgency: str = Urgency.ROUTINE, prior_report_text: str = '') -> None:
     """Save the clinical details of a draft; a draft may be saved incomplete."""

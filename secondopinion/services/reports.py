@@ -266,7 +266,7 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
     """Add a signed addendum to the acting doctor's finalized report and return the new version number.
 
     The addendum gets its own PDF (the report with every addendum so far); earlier PDFs are kept
-    unchanged, and the patient is told again.
+    unchanged, and the patient is notified again.
     """
     from .notifications import notify_patient
     from .report_pdf import render_report_pdf

@@ -103,8 +103,8 @@ def reserve_attempt(session: Session, *, account: str, address: str | None,
     """
     account_hash = hash_key(account)
     address_hash = hash_key(address) if address else None
-    # Every function here changes the account row before the address row, so two transactions never
-    # wait on each other's rows in opposite order.
+    # reserve_attempt and take_back both change the account row before the address row, so two
+    # transactions never wait on each other's rows in opposite order.
     account_locked_until = _count_failure(session, ACCOUNT, account_hash, now)
     address_locked_until = _count_failure(session, ADDRESS, address_hash, now) if address_hash else None
     return Reservation(account_hash, address_hash, account_locked_until, address_locked_until)

@@ -58,7 +58,7 @@ class AnnouncedFile:
 
 @dataclass(frozen=True)
 class FileSlot:
-    """Where one announced file of an upload is written, and how many bytes it must have."""
+    """Location and expected size of one announced file of an upload."""
 
     upload_id: str
     index: int
@@ -293,7 +293,7 @@ def _load_manifest(folder_path: Path) -> _Manifest:
     """Return the manifest of an upload, parsed once per process, because each of its file requests needs it.
 
     A manifest never changes once written. A cached one may outlive its folder, and then writing a
-    file or committing finds the folder missing and answers "not found".
+    file or committing finds the folder missing and raises NotFoundError.
     """
     manifest = _manifests.get(folder_path.name)
     if manifest is not None:

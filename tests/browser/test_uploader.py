@@ -121,7 +121,7 @@ def test_cancel_leaves_nothing(open_page, app: AppServer, ct_series: list[Path])
 
     def hold_later_files(route: Route) -> None:
         if int(FILE_ROUTE.search(route.request.url).group(1)) < 10:
-            route.continue_()  # the rest never get an answer, as on a stalled connection
+            route.continue_()  # the rest never get a response, as on a stalled connection
 
     page.route(FILE_ROUTE, hold_later_files)
     upload_images(page, ct_series[:30])

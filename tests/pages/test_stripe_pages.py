@@ -15,7 +15,7 @@ from .helpers import sign_in
 WEBHOOK = '/api/stripe/webhook'
 
 
-async def test_webhook_route_checks_the_signature_on_the_raw_body(user: User, stripe_server, make_patient):
+async def test_webhook_route_checks_signature(user: User, stripe_server, make_patient):
     patient = make_patient()
     exam_id = submitted(patient)
     session_id = payments.start_checkout(actor=patient, examination_id=exam_id).rsplit('/', 1)[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from secondopinion import db
 from secondopinion.models import (AuditEvent, Examination, Income, Notification, Payment, ProcessedEvent, Report)
-from secondopinion.services import accounts, events, examinations, payments, reports
+from secondopinion.services import accounts, events, examinations, payments, reports, studies
 from secondopinion.services.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
 from .flow import draft_with_link, paid, submitted
@@ -366,3 +367,20 @@ def test_new_examination_reuses_an_untouched_draft(make_patient):
     assert examinations.open_new_draft(actor=patient) not in {first, second}
     other = make_patient('Bob', email='bob@example.org')
     assert examinations.open_new_draft(actor=other) not in {first, second}
+
+
+def test_suggest_details_from_images(make_patient):
+    from pathlib import Path
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    patient = make_patient()
+    exam_id = examinations.create_draft(actor=patient)
+    assert examinations.suggest_details(actor=patient, examination_id=exam_id) == ('', '')
+    dataset = pydicom.dcmread(get_testdata_file('CT_small.dcm'))
+    dataset.BodyPartExamined = 'LOWER_LEG'
+    path = Path(os.environ['SECONDOPINION_DATA_DIR']).parent / 'leg.dcm'
+    dataset.save_as(path)
+    studies.add_files(actor=patient, examination_id=exam_id, files=[('leg.dcm', path)])
+    assert examinations.suggest_details(actor=patient, examination_id=exam_id) == ('CT', 'Lower leg')

@@ -69,7 +69,7 @@ def test_paying_again_reuses_the_open_session(stripe_server, patient):
     assert len(stripe_server.sessions) == 1
 
 
-def test_paid_session_not_yet_confirmed_is_not_offered_again(stripe_server, patient):
+def test_unconfirmed_paid_session_not_reoffered(stripe_server, patient):
     exam_id, session_id = _checkout(patient, stripe_server)
     stripe_server.complete(session_id)
     with pytest.raises(ConflictError, match='being confirmed'):

@@ -64,7 +64,7 @@ def _staged() -> list[Path]:
     return sorted(root.rglob('*')) if root.exists() else []
 
 
-def test_upload_in_pieces_stores_every_file_and_clears_staging(patient, exam_id):
+def test_upload_stores_files_clears_staging(patient, exam_id):
     paths = [pydicom_file('CT_small.dcm'), pydicom_file('MR_small.dcm')]
     summary = _upload(patient, exam_id, paths)
     assert (summary.accepted, summary.series_count) == (2, 2)
@@ -89,7 +89,7 @@ def test_interrupted_file_leaves_no_partial_file(patient, exam_id):
     assert [entry.name for entry in _staged()] == [upload_id, uploads.MANIFEST_NAME]
 
 
-def test_commit_with_a_missing_file_names_it_and_stores_nothing(patient, exam_id):
+def test_commit_missing_file_stores_nothing(patient, exam_id):
     paths = [pydicom_file('CT_small.dcm'), pydicom_file('MR_small.dcm')]
     upload_id = _start(patient, exam_id, _announce(paths))
     _send(patient, upload_id, 0, paths[0].read_bytes())
@@ -100,20 +100,21 @@ def test_commit_with_a_missing_file_names_it_and_stores_nothing(patient, exam_id
     assert _staged() == []
 
 
-def test_a_body_larger_than_announced_is_refused_at_once(patient, exam_id):
+def test_receive_larger_body_rejected(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
     upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a.dcm', 100)])
     with pytest.raises(uploads.FileTooLargeError, match='a.dcm is larger than the 100 bytes announced'):
         _send(patient, upload_id, 0, path.read_bytes())
     slot = uploads.open_file_slot(actor=patient, upload_id=upload_id, index=0)
-    assert not slot.partial_path.exists() and not slot.path.exists()
+    assert not slot.partial_path.exists()
+    assert not slot.path.exists()
     with pytest.raises(uploads.FileTooLargeError):
         uploads.check_declared_length(slot, 101)
     with pytest.raises(ValidationError, match='not the 100 announced'):
         uploads.check_declared_length(slot, 99)
 
 
-def test_a_short_body_is_not_kept(patient, exam_id):
+def test_receive_short_body_not_kept(patient, exam_id):
     upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a.dcm', 100)])
     with pytest.raises(ValidationError, match=r'a.dcm arrived incomplete \(60 of 100 bytes\)'):
         _send(patient, upload_id, 0, b'x' * 60)
@@ -156,7 +157,7 @@ def test_another_patient_cannot_touch_an_upload(patient, exam_id, make_patient):
         uploads.open_file_slot(actor=other, upload_id=upload_id, index=0)
     with pytest.raises(NotFoundError):
         uploads.commit_upload(actor=other, upload_id=upload_id)
-    uploads.cancel_upload(actor=other, upload_id=upload_id)  # answers like a missing upload and deletes nothing
+    uploads.cancel_upload(actor=other, upload_id=upload_id)  # treated as a missing upload: deletes nothing
     with pytest.raises(NotFoundError):
         _start(other, exam_id, _announce([path]))
     _send(patient, upload_id, 0, path.read_bytes())
@@ -176,7 +177,7 @@ def test_index_outside_the_announced_files_is_not_found(patient, exam_id):
             uploads.open_file_slot(actor=patient, upload_id=upload_id, index=index)
 
 
-def test_a_second_commit_finds_nothing(patient, exam_id):
+def test_commit_twice_not_found(patient, exam_id):
     path = pydicom_file('CT_small.dcm')
     upload_id = _start(patient, exam_id, _announce([path]))
     _send(patient, upload_id, 0, path.read_bytes())
@@ -206,7 +207,7 @@ def test_refused_files_are_named_and_nothing_is_stored(patient, exam_id, tmp_pat
     assert _staged() == []
 
 
-def test_folder_upload_skips_other_files_and_keeps_same_named_files_apart(patient, exam_id, tmp_path):
+def test_folder_upload_skips_non_dicom(patient, exam_id, tmp_path):
     """A CD folder: images with the same base name in two subfolders, a DICOMDIR, a README and viewer files."""
     cd = dicomdir_folder()
     images = sorted(path for path in cd.rglob('*') if path.is_file() and path.name != 'DICOMDIR'
