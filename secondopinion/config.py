@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         'secondopinion', min_length=3, max_length=63, pattern=r'^[a-z0-9]+(-[a-z0-9]+)*$',
         description='Azure container, created when missing: lowercase letters, digits and single hyphens')
 
+    # Sessions: signed out after this long without activity, and after the maximum in any case.
+    session_idle_minutes: int = Field(30, ge=1, description='Minutes without activity after which a session ends')
+    session_max_hours: int = Field(12, ge=1, description='Hours after sign-in after which a session ends')
+
     notification_interval_seconds: float = 5.0
     notification_max_attempts: int = 8
     notification_retry_base_seconds: float = Field(
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f'sqlite:///{(self.data_dir / "secondopinion.db").resolve()}'
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether browsers reach the app over HTTPS, so that cookies must carry the Secure flag."""
+        return self.behind_https_proxy or self.public_base_url.startswith('https://')
 
     @property
     def blob_dir(self) -> Path:

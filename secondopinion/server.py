@@ -13,4 +13,6 @@ def run() -> None:
     setup()
     ui.run(host=settings.host, port=settings.port, title='SecondOpinion', reload=False, show=False,
            storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
-           reconnect_timeout=10)
+           reconnect_timeout=10,
+           # NiceGUI's own cookie holds only the browser id; the sign-in lives in the session cookie.
+           session_middleware_kwargs={'same_site': 'lax', 'https_only': settings.cookies_secure})

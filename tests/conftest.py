@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from secondopinion import db
 from secondopinion.config import reset_settings
-from secondopinion.services import accounts
+from secondopinion.services import accounts, sessions
 from secondopinion.services.actors import Actor
 from tests import fake_stripe
 from tests.fake_stripe import FakeStripe
@@ -47,6 +47,15 @@ def app_env(tmp_path, monkeypatch) -> Iterator[None]:
     yield
     db.dispose_engine()
     reset_settings()
+
+
+def open_session(user_id: int) -> str:
+    """Sign the user in as the sign-in page does, and return the session cookie value."""
+    with db.session_scope() as session:
+        ticket = sessions.start(session, user_id, method='password', client_address='127.0.0.1')
+    activation = sessions.activate(ticket, client_address='127.0.0.1', user_agent='pytest')
+    assert activation is not None
+    return activation.token
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from nicegui import app
 
 from ..db import ping
-from ..services import accounts, reports, studies, viewer
+from ..services import reports, sessions, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError, ValidationError
 from ..services.storage import get_storage
@@ -18,9 +18,10 @@ from ..services.storage import get_storage
 logger = logging.getLogger(__name__)
 
 
-def current_actor() -> Actor:
+def current_actor(request: Request) -> Actor:
     """Return the signed-in actor of this request; anyone else gets the same 404 as for a missing object."""
-    actor = accounts.get_actor(app.storage.user.get('user_id'))
+    actor = sessions.resolve(request.cookies.get(sessions.COOKIE_NAME),
+                             client_address=request.client.host if request.client else None)
     if actor is None:
         raise HTTPException(status_code=404, detail='Not found')
     return actor
@@ -47,8 +48,8 @@ def register_routes() -> None:
                             status_code=200 if healthy else 503)
 
     @app.get('/api/exams/{examination_id}/images.zip', include_in_schema=False)
-    def download_images(examination_id: str) -> StreamingResponse:
-        actor = current_actor()
+    def download_images(request: Request, examination_id: str) -> StreamingResponse:
+        actor = current_actor(request)
         try:
             name, chunks = studies.stream_images_zip(actor=actor, examination_id=examination_id)
         except NotFoundError:
@@ -57,8 +58,8 @@ def register_routes() -> None:
         return StreamingResponse(chunks, media_type='application/zip', headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/report.pdf', include_in_schema=False)
-    def download_report(examination_id: str, version: int | None = None) -> StreamingResponse:
-        actor = current_actor()
+    def download_report(request: Request, examination_id: str, version: int | None = None) -> StreamingResponse:
+        actor = current_actor(request)
         try:
             name, chunks = reports.open_report_pdf(actor=actor, examination_id=examination_id, version=version)
         except NotFoundError:
@@ -66,8 +67,8 @@ def register_routes() -> None:
         return StreamingResponse(chunks, media_type='application/pdf', headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/series/{series_id}/thumbnail.png', include_in_schema=False)
-    def thumbnail(examination_id: str, series_id: int) -> Response:
-        actor = current_actor()
+    def thumbnail(request: Request, examination_id: str, series_id: int) -> Response:
+        actor = current_actor(request)
         try:
             data = studies.get_thumbnail(actor=actor, examination_id=examination_id, series_id=series_id)
         except NotFoundError:
@@ -75,8 +76,8 @@ def register_routes() -> None:
         return Response(data, media_type='image/png', headers={'Cache-Control': 'private, max-age=3600'})
 
     @app.get('/api/exams/{examination_id}/prior-report/{file_id}', include_in_schema=False)
-    def prior_report(examination_id: str, file_id: int) -> StreamingResponse:
-        actor = current_actor()
+    def prior_report(request: Request, examination_id: str, file_id: int) -> StreamingResponse:
+        actor = current_actor(request)
         try:
             name, content_type, chunks = studies.open_prior_report(actor=actor, examination_id=examination_id,
                                                                    file_id=file_id)
@@ -85,9 +86,9 @@ def register_routes() -> None:
         return StreamingResponse(chunks, media_type=content_type, headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/series/{series_id}/slices/{index}.png', include_in_schema=False)
-    def slice_png(examination_id: str, series_id: int, index: int, wc: float | None = None, ww: float | None = None,
+    def slice_png(request: Request, examination_id: str, series_id: int, index: int, wc: float | None = None, ww: float | None = None,
                   preset: str | None = None) -> Response:
-        actor = current_actor()
+        actor = current_actor(request)
         try:
             data = viewer.render_slice(actor=actor, examination_id=examination_id, series_id=series_id, index=index,
                                        window_center=wc, window_width=ww, preset=preset or None)

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import get_settings
-from ..services import uploads
+from ..services import sessions, uploads
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from .routes import current_actor
 
@@ -61,8 +61,8 @@ def _error(error: DomainError) -> JSONResponse:
 
 def register_upload_routes() -> None:
     @app.post('/api/exams/{examination_id}/uploads', include_in_schema=False)
-    def start(examination_id: str, body: StartUploadIn) -> JSONResponse:
-        actor = current_actor()
+    def start(request: Request, examination_id: str, body: StartUploadIn) -> JSONResponse:
+        actor = current_actor(request)
         files = [uploads.AnnouncedFile(file.name, file.size) for file in body.files]
         try:
             upload_id = uploads.start_upload(actor=actor, examination_id=examination_id, files=files,
@@ -72,8 +72,8 @@ def register_upload_routes() -> None:
         return JSONResponse({'upload_id': upload_id}, status_code=201)
 
     @app.post('/api/uploads/{upload_id}/commit', include_in_schema=False)
-    def commit(upload_id: str) -> JSONResponse:
-        actor = current_actor()
+    def commit(request: Request, upload_id: str) -> JSONResponse:
+        actor = current_actor(request)
         try:
             summary = uploads.commit_upload(actor=actor, upload_id=upload_id)
         except DomainError as error:
@@ -83,8 +83,8 @@ def register_upload_routes() -> None:
                              'series': summary.series_count})
 
     @app.delete('/api/uploads/{upload_id}', include_in_schema=False)
-    def cancel(upload_id: str) -> Response:
-        actor = current_actor()
+    def cancel(request: Request, upload_id: str) -> Response:
+        actor = current_actor(request)
         uploads.cancel_upload(actor=actor, upload_id=upload_id)
         return Response(status_code=204)
 
@@ -109,8 +109,8 @@ class FileRequests:
             await self.inner(scope, receive, send)
 
 
-def _open_slot(upload_id: str, index: int, session_id: str | None) -> uploads.FileSlot:
-    actor = uploads.session_actor(upload_id=upload_id, session_id=session_id)
+def _open_slot(upload_id: str, index: int, session_id: str | None, token: str | None) -> uploads.FileSlot:
+    actor = uploads.session_actor(upload_id=upload_id, session_id=session_id, session_token=token)
     return uploads.open_file_slot(actor=actor, upload_id=upload_id, index=index)
 
 
@@ -120,7 +120,8 @@ async def _put_file(scope: Scope, receive: Receive, send: Send) -> None:
     upload_id, index = match['upload_id'], int(match['index'])
     request = Request(scope, receive)
     try:
-        slot = await asyncio.to_thread(_open_slot, upload_id, index, scope['session'].get(BROWSER_ID_KEY))
+        slot = await asyncio.to_thread(_open_slot, upload_id, index, scope['session'].get(BROWSER_ID_KEY),
+                                       request.cookies.get(sessions.COOKIE_NAME))
         declared = request.headers.get('content-length')
         if declared is not None and declared.isdigit():
             # Checked before a byte is read, so a wrong or oversized body costs no disk or time.

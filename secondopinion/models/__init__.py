@@ -7,11 +7,12 @@ from .examinations import (
     Comparison, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
 )
 from .notifications import Notification, NotificationStatus
+from .sessions import AccountToken, ExternalIdentity, TokenPurpose, UserSession
 from .sign_in import SignInAttempt
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
-    'AuditEvent', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
     'Role', 'Series', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

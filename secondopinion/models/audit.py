@@ -19,4 +19,5 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_address: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)

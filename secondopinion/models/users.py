@@ -30,6 +30,17 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Set when the owner opened the verification link, or signed in through a provider that vouches for it.
+    email_verified_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+    # The TOTP secret, encrypted with a key derived from the storage secret; enabled once confirmed by a code.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled_at: Mapped[datetime | None]
+    # The last accepted TOTP time step, so that one code cannot be used twice.
+    totp_last_step: Mapped[int | None]
+    # Set when the account was deleted at its owner's request: the row stays for the ledger and the
+    # audit log, with every personal field replaced.
+    deleted_at: Mapped[datetime | None]
 
     patient: Mapped[Patient | None] = relationship(back_populates='user', uselist=False)
     doctor: Mapped[Doctor | None] = relationship(back_populates='user', uselist=False)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from urllib.parse import quote
 
-from nicegui import app, ui
+from nicegui import ui
 
+from ..db import session_scope
 from ..models import Role
-from ..services import accounts
+from ..services import sessions
 from ..services.actors import Actor
 from ..services.errors import DomainError
 
@@ -41,13 +46,58 @@ NAV_CSS = '''
 '''
 
 
+# Seconds between the checks an open page makes of its session in the database, which notice a
+# session ended by another app instance; ends in this instance are noticed within a second.
+SESSION_RECHECK_SECONDS = 30
+# Ended session ids are remembered this long, for pages that check them once a second.
+ENDED_MEMORY_SECONDS = 600
+
+# Sent by every signed-in page: report clicks and keys to the server at most once a minute, which
+# holds off the idle timeout, and leave when the server says the session has ended.
+ACTIVITY_SCRIPT = """<script>
+(() => {
+  let last = 0;
+  const report = () => {
+    const now = Date.now();
+    if (now - last < 60000) return;
+    last = now;
+    fetch('/auth/activity', {method: 'POST', credentials: 'same-origin', keepalive: true})
+      .then(response => { if (response.status === 401) window.location.href = '/auth/signed-out?reason=ended'; })
+      .catch(() => {});
+  };
+  for (const name of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
+    window.addEventListener(name, report, {passive: true, capture: true});
+  }
+})();
+</script>"""
+
+_ended_sessions: dict[int, float] = {}
+_ended_lock = threading.Lock()
+
+
+def _remember_ended(session_ids: Iterable[int]) -> None:
+    """Revocation listener: may run in any thread, so it only records the ids for the page timers."""
+    now = time.monotonic()
+    with _ended_lock:
+        for session_id in session_ids:
+            _ended_sessions[session_id] = now
+        for session_id, ended_at in list(_ended_sessions.items()):
+            if now - ended_at > ENDED_MEMORY_SECONDS:
+                del _ended_sessions[session_id]
+
+
+sessions.add_revocation_listener(_remember_ended)
+
+
+def session_token() -> str | None:
+    """The session cookie of the browser that opened this page."""
+    request = ui.context.client.request
+    return request.cookies.get(sessions.COOKIE_NAME) if request is not None else None
+
+
 def current_actor() -> Actor | None:
     """Return the signed-in actor of this browser, re-read from the database on every call."""
-    user_id = app.storage.user.get('user_id')
-    actor = accounts.get_actor(user_id)
-    if actor is None and user_id:
-        app.storage.user.clear()
-    return actor
+    return sessions.resolve(session_token(), client_address=client_address())
 
 
 def client_address() -> str | None:
@@ -59,13 +109,50 @@ def client_address() -> str | None:
     return ui.context.client.ip or None
 
 
-def sign_in(actor: Actor) -> None:
-    app.storage.user.clear()
-    app.storage.user['user_id'] = actor.user_id
+def sign_in(actor: Actor, *, method: str = 'password', next_path: str | None = None) -> None:
+    """Start a session for the actor whose credentials were checked, and send the browser to take it up.
+
+    The session cookie is set by the HTTP response of `/auth/session`, never over the websocket.
+    """
+    with session_scope() as session:
+        ticket = sessions.start(session, actor.user_id, method=method, client_address=client_address())
+    target = f'/auth/session?ticket={ticket}'
+    if next_path:
+        target += f'&next={quote(next_path)}'
+    ui.navigate.to(target)
 
 
 def sign_out() -> None:
-    app.storage.user.clear()
+    """End this browser's session on the server at once, then let `/auth/signed-out` remove the cookie."""
+    sessions.end(session_token())
+    ui.navigate.to('/auth/signed-out')
+
+
+def _watch_session(actor: Actor) -> None:
+    """Send this page to the sign-in page as soon as its session ends, and stop serving its events."""
+    client = ui.context.client
+    session_id = actor.session_id
+    opened_at = time.monotonic()
+    ticks = 0
+
+    def check() -> None:
+        nonlocal ticks
+        ticks += 1
+        # Only an end announced after this page opened counts: ids of a database replaced since
+        # (as between tests) may be reused.
+        ended = _ended_sessions.get(session_id, 0.0) >= opened_at
+        if not ended and ticks % SESSION_RECHECK_SECONDS == 0:
+            ended = not sessions.is_live(session_id)
+        if not ended:
+            return
+        timer.cancel()
+        logger.info('page of user %s left because session %s ended', actor.user_id, session_id)
+        ui.navigate.to('/auth/signed-out?reason=ended')
+        # Give the browser a moment to receive the navigation, then drop the page and its handlers.
+        asyncio.get_running_loop().call_later(1.0, client.delete)
+
+    timer = ui.timer(1.0, check)
+    ui.add_body_html(ACTIVITY_SCRIPT)
 
 
 def require_actor(*roles: str) -> Actor | None:
@@ -149,10 +236,11 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
             else:
                 ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
                 ui.button('Register', on_click=lambda: ui.navigate.to('/register')).props('flat color=white dense')
+    if actor is not None and actor.session_id is not None:
+        _watch_session(actor)
     with ui.column().classes('w-full max-w-5xl mx-auto q-pa-md gap-4'):
         yield
 
 
 def _sign_out_clicked() -> None:
     sign_out()
-    ui.navigate.to('/login')

@@ -80,7 +80,6 @@ def login_page() -> None:
                     notify_error(exc)
                     return
                 sign_in(actor)
-                ui.navigate.to(HOME_BY_ROLE[actor.role])
 
             password.on('keydown.enter', submit)
             ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
@@ -133,8 +132,7 @@ def register_page() -> None:
                 except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
                     notify_error(exc)
                     return
-                sign_in(actor)
-                ui.navigate.to('/exams')
+                sign_in(actor, next_path='/exams')
 
             ui.button('Create account', on_click=submit).classes('w-full').mark('register')
             with ui.row().classes('gap-1'):

@@ -17,6 +17,9 @@ class Actor:
     name: str
     patient_id: int | None = None
     doctor_id: int | None = None
+    # The browser session this actor acts through, and its client address, for the audit log.
+    session_id: int | None = None
+    client_address: str | None = None
 
     @property
     def is_admin(self) -> bool:

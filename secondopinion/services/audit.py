@@ -1,19 +1,43 @@
-"""Writing audit events inside the caller's transaction."""
+"""Writing audit events: who did what to which object, when, and from which client address.
+
+The table is append-only: migration 0005 makes the database refuse UPDATE and DELETE on it.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ..db import session_scope
 from ..models import AuditEvent
 from .actors import Actor
+
+logger = logging.getLogger(__name__)
 
 
 def record(session: Session, actor: Actor, action: str, object_type: str, object_id: str | int,
            **detail: Any) -> None:
+    """Add an event inside the caller's transaction, so it is written exactly when the change is."""
     session.add(AuditEvent(actor_user_id=actor.user_id or None, action=action, object_type=object_type,
-                           object_id=str(object_id), detail=detail))
+                           object_id=str(object_id), client_address=actor.client_address, detail=detail))
+
+
+def record_now(actor: Actor, action: str, object_type: str, object_id: str | int, **detail: Any) -> None:
+    """Write an event in its own transaction: for reads and refusals, where the caller's may roll back."""
+    try:
+        with session_scope() as session:
+            record(session, actor, action, object_type, object_id, **detail)
+    except Exception:
+        # A read must not fail because of its audit row, but the failure is logged for the operators.
+        logger.exception('audit event %s for %s %s of user %s could not be written', action, object_type, object_id,
+                         actor.user_id)
+
+
+def record_denied(actor: Actor, object_type: str, object_id: str | int, **detail: Any) -> None:
+    """Write that the actor asked for an object that is not theirs (or does not exist)."""
+    record_now(actor, 'access.denied', object_type, str(object_id)[:64], **detail)
 
 
 def record_sign_in(session: Session, action: str, *, user_id: int | None, email_hash: str,
@@ -27,4 +51,4 @@ def record_sign_in(session: Session, action: str, *, user_id: int | None, email_
     else:
         object_type, object_id = 'email_sha256', email_hash
     session.add(AuditEvent(actor_user_id=user_id or None, action=action, object_type=object_type,
-                           object_id=object_id, detail={'client_address': client_address or '', **detail}))
+                           object_id=object_id, client_address=client_address, detail=detail))

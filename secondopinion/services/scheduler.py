@@ -1,4 +1,5 @@
-"""Background jobs with APScheduler 3: outbox delivery, removal of abandoned uploads, old sign-in counters."""
+"""Background jobs with APScheduler 3: outbox delivery, removal of abandoned uploads, old sign-in counters,
+idle sessions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import get_settings
-from . import notifications, throttle, uploads
+from . import notifications, sessions, throttle, uploads
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,8 @@ UPLOAD_SWEEP_JOB_ID = 'sweep-stale-uploads'
 UPLOAD_SWEEP_INTERVAL_SECONDS = 10 * 60
 SIGN_IN_PURGE_JOB_ID = 'purge-sign-in-counters'
 SIGN_IN_PURGE_INTERVAL_SECONDS = 60 * 60
+SESSION_EXPIRY_JOB_ID = 'end-idle-sessions'
+SESSION_EXPIRY_INTERVAL_SECONDS = 60
 # Seconds a run may start late and still run. Later runs are dropped, which loses nothing because
 # the next run delivers every row that is due by then.
 MISFIRE_GRACE_SECONDS = 60
@@ -50,6 +53,10 @@ def start_scheduler() -> None:
         )
         scheduler.add_job(
             _purge_sign_in_counters_job, 'interval', seconds=SIGN_IN_PURGE_INTERVAL_SECONDS, id=SIGN_IN_PURGE_JOB_ID,
+            max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        )
+        scheduler.add_job(
+            _end_idle_sessions_job, 'interval', seconds=SESSION_EXPIRY_INTERVAL_SECONDS, id=SESSION_EXPIRY_JOB_ID,
             max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS,
         )
         scheduler.start()
@@ -101,3 +108,13 @@ def _purge_sign_in_counters_job() -> None:
         return
     if removed:
         logger.info('purge removed %s old sign-in counter(s)', removed)
+
+
+def _end_idle_sessions_job() -> None:
+    try:
+        ended = sessions.end_idle()
+    except Exception:
+        logger.exception('ending idle sessions failed')
+        return
+    if ended:
+        logger.info('ended %s idle or expired session(s)', ended)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..config import get_settings
 from ..db import session_scope
-from . import access, accounts, studies
+from . import access, sessions, studies
 from .actors import Actor
 from .errors import NotFoundError, ValidationError
 
@@ -135,18 +135,20 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
     return upload_id
 
 
-def session_actor(*, upload_id: str, session_id: str | None) -> Actor:
-    """Return the account that started the upload, when `session_id` is the session that started it.
+def session_actor(*, upload_id: str, session_id: str | None, session_token: str | None) -> Actor:
+    """Return the account that started the upload, when the request comes from the browser that started it.
 
     The file requests of an upload are served before the app's session handling, so they are
-    authorized by the browser session recorded at the start and the account's current state.
+    authorized here: the browser id recorded at the start must match, and the session cookie must
+    belong to a live session of the same account.
     """
     manifest = _load_manifest(_upload_folder(upload_id))
     if not session_id or manifest.session_id != session_id:
         logger.warning('upload %s: a file request came from another browser session', upload_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)
-    actor = accounts.get_actor(manifest.user_id)
-    if actor is None:
+    actor = sessions.resolve(session_token)
+    if actor is None or actor.user_id != manifest.user_id:
+        logger.info('upload %s: a file request came without a live session of its owner', upload_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)
     return actor
 

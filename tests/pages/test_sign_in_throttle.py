@@ -44,7 +44,7 @@ async def test_page_passes_client_address(user: User, make_patient):
     with session_scope() as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == 'sign_in.succeeded')).one()
     # httpx's ASGI transport, which the User fixture uses, reports this client address.
-    assert event.detail['client_address'] == '127.0.0.1'
+    assert event.client_address == '127.0.0.1'
 
 
 async def test_unknown_account_locked_alike(user: User):

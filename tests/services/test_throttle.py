@@ -213,7 +213,7 @@ def test_audit_rows_without_email(make_patient):
         ('user', str(alice.user_id)), ('email_sha256', throttle.hash_key('nobody@example.org')),
         ('user', str(alice.user_id))]
     for event in events:
-        assert event.detail['client_address'] == ADDRESS
+        assert event.client_address == ADDRESS
         assert event.at is not None
         assert 'example.org' not in repr(event.detail)
         assert PASSWORD not in repr(event.detail)

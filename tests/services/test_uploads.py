@@ -10,8 +10,10 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from secondopinion.config import reset_settings
-from secondopinion.services import uploads
+from secondopinion.services import sessions, uploads
 from secondopinion.services.errors import NotFoundError, ValidationError
+
+from tests.conftest import open_session
 
 from .dicom_files import create_draft, dicomdir_folder, jpeg_bytes, pydicom_file, row_counts, stored_blobs
 
@@ -238,9 +240,19 @@ def test_sweep_removes_only_stale_uploads(patient, exam_id):
     assert sorted(path.name for path in uploads.staging_root().iterdir()) == [fresh]
 
 
-def test_only_the_starting_session_may_send_files(patient, exam_id):
+def test_only_the_starting_session_may_send_files(patient, exam_id, make_patient):
     upload_id = _start(patient, exam_id, [uploads.AnnouncedFile('a', 1)])
-    assert uploads.session_actor(upload_id=upload_id, session_id=SESSION).user_id == patient.user_id
+    token = open_session(patient.user_id)
+    assert uploads.session_actor(upload_id=upload_id, session_id=SESSION,
+                                 session_token=token).user_id == patient.user_id
     for other_session in ('browser-session-2', '', None):
         with pytest.raises(NotFoundError):
-            uploads.session_actor(upload_id=upload_id, session_id=other_session)
+            uploads.session_actor(upload_id=upload_id, session_id=other_session, session_token=token)
+    # The right browser id is not enough: the cookie must hold a live session of the same account.
+    other_token = open_session(make_patient(name='Bea Other').user_id)
+    for wrong_token in (other_token, 'not-a-session', None):
+        with pytest.raises(NotFoundError):
+            uploads.session_actor(upload_id=upload_id, session_id=SESSION, session_token=wrong_token)
+    sessions.end(token)
+    with pytest.raises(NotFoundError):
+        uploads.session_actor(upload_id=upload_id, session_id=SESSION, session_token=token)
