@@ -82,7 +82,8 @@ def check_settings() -> None:
             setting = '_'.join(str(part) for part in problem['loc']).upper()
             prefix = f'SECONDOPINION_{setting}: ' if setting else ''
             message = problem['msg'].removeprefix('Value error, ')
-            print(f'Configuration error: {prefix}{message}', file=sys.stderr)
+            for line in message.splitlines():
+                print(f'Configuration error: {prefix}{line}', file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_STORAGE_SECRET = 'development-only-storage-secret-change-me'
+MIN_PRODUCTION_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -79,15 +80,37 @@ class Settings(BaseSettings):
 
     @model_validator(mode='after')
     def _reject_unsafe_production(self) -> Settings:
-        if self.environment == 'production':
-            if self.storage_secret.get_secret_value() == DEVELOPMENT_STORAGE_SECRET:
-                raise ValueError('SECONDOPINION_STORAGE_SECRET must be set to a random value in production')
-            if not self.database_url:
-                raise ValueError('SECONDOPINION_DATABASE_URL must be set in production')
+        problems = self.production_problems() if self.environment == 'production' else []
         if self.stripe_secret_key and not self.stripe_webhook_secret:
-            raise ValueError('SECONDOPINION_STRIPE_WEBHOOK_SECRET must be set with SECONDOPINION_STRIPE_SECRET_KEY, '
-                             'because payments are confirmed by the webhook only')
+            problems.append('SECONDOPINION_STRIPE_WEBHOOK_SECRET must be set with SECONDOPINION_STRIPE_SECRET_KEY, '
+                            'because payments are confirmed by the webhook only')
+        if problems:
+            # One line per problem; `cli.check_settings` prints each on its own line.
+            raise ValueError('\n'.join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """What keeps these settings from being safe for real patients, one sentence per setting."""
+        problems = []
+        secret = self.storage_secret.get_secret_value()
+        if secret == DEVELOPMENT_STORAGE_SECRET:
+            problems.append('SECONDOPINION_STORAGE_SECRET must be set to a random value in production')
+        elif len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+            problems.append(f'SECONDOPINION_STORAGE_SECRET must have at least {MIN_PRODUCTION_SECRET_LENGTH} '
+                            'characters in production, e.g. the output of `python -c "import secrets; '
+                            'print(secrets.token_urlsafe(48))"`')
+        if not self.database_url:
+            problems.append('SECONDOPINION_DATABASE_URL must be set in production')
+        if not self.stripe_secret_key:
+            problems.append('SECONDOPINION_STRIPE_SECRET_KEY must be set in production, because without it the '
+                            'test checkout takes no money')
+        if not self.smtp_host:
+            problems.append('SECONDOPINION_SMTP_HOST must be set in production, because without it emails are '
+                            'only written to files')
+        if not self.public_base_url.startswith('https://'):
+            problems.append('SECONDOPINION_PUBLIC_BASE_URL must start with https:// in production, because the '
+                            'links in emails carry sign-in secrets')
+        return problems
 
     @property
     def resolved_database_url(self) -> str:

@@ -40,6 +40,38 @@ def test_production_requires_database_url(monkeypatch):
         Settings(_env_file=None, environment='production', storage_secret='x' * 40)
 
 
+PRODUCTION = {'environment': 'production', 'storage_secret': 's' * 48,
+              'database_url': 'postgresql+psycopg://db/x', 'stripe_secret_key': 'sk_live_x',
+              'stripe_webhook_secret': 'whsec_x', 'smtp_host': 'smtp.example.org',
+              'public_base_url': 'https://second.example.org'}
+
+
+def test_complete_production_settings_are_accepted():
+    settings = Settings(_env_file=None, **PRODUCTION)
+    assert settings.production_problems() == []
+    assert settings.cookies_secure
+
+
+@pytest.mark.parametrize(('change', 'setting'), [
+    ({'storage_secret': 'too-short'}, 'STORAGE_SECRET'),
+    ({'stripe_secret_key': None, 'stripe_webhook_secret': None}, 'STRIPE_SECRET_KEY'),
+    ({'smtp_host': None}, 'SMTP_HOST'),
+    ({'public_base_url': 'http://second.example.org'}, 'PUBLIC_BASE_URL'),
+])
+def test_production_refuses_missing_keys(change, setting):
+    with pytest.raises(ValidationError, match=setting):
+        Settings(_env_file=None, **{**PRODUCTION, **change})
+
+
+def test_production_lists_every_problem_at_once(monkeypatch):
+    monkeypatch.delenv('SECONDOPINION_DATABASE_URL', raising=False)
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, environment='production')
+    message = str(raised.value)
+    for setting in ('STORAGE_SECRET', 'DATABASE_URL', 'STRIPE_SECRET_KEY', 'SMTP_HOST', 'PUBLIC_BASE_URL'):
+        assert f'SECONDOPINION_{setting}' in message
+
+
 def test_price_includes_urgent_surcharge():
     settings = Settings(_env_file=None)
     assert settings.price_for('ct', 'routine') == 15000

@@ -54,16 +54,27 @@ def landing_page() -> None:
                 .classes('text-caption')
 
 
-def login_page() -> None:
+SIGN_IN_NOTICES = {
+    'idle': 'You were signed out because the page was not used for a while. Please sign in again.',
+    'ended': 'Your session has ended. Please sign in again.',
+    'ticket': 'The sign-in did not complete in time. Please sign in again.',
+}
+
+
+def login_page(ended: str = '', ticket: str = '') -> None:
     actor = current_actor()
     if actor:
         ui.navigate.to(HOME_BY_ROLE[actor.role])
         return
 
     address = client_address()
+    notice = SIGN_IN_NOTICES['idle' if ended == 'idle' else 'ended'] if ended else \
+        SIGN_IN_NOTICES['ticket'] if ticket else ''
     with frame('Sign in'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Sign in').classes('text-h5')
+            if notice:
+                ui.label(notice).classes('text-body2 text-grey-8').mark('sign-in-notice')
             email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
             password = ui.input('Password', password=True, password_toggle_button=True) \
                 .props('autocomplete=current-password').classes('w-full').mark('password')

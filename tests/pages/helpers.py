@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from nicegui import ui
@@ -9,14 +10,34 @@ from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
 from secondopinion.pages.study_uploader import StudyUploader
+from secondopinion.services import sessions
 from tests.conftest import PASSWORD
 
 
 async def sign_in(user: User, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the sign-in page; with the right password, return once the signed-in page is open."""
     await user.open('/login')
     user.find(marker='email').type(email)
     user.find(marker='password').type(password)
+    pages_before = len(user.back_history)
     user.find(marker='sign-in').click()
+    if password == PASSWORD:
+        await wait_for_session(user, pages_before)
+
+
+async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0) -> None:
+    """Wait until the browser has traded its sign-in ticket for the session cookie and opened the next page.
+
+    Sign-in ends with a navigation that runs in the background, so a test that opens another page
+    at once would otherwise race it.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if user.http_client.cookies.get(sessions.COOKIE_NAME) and len(user.back_history) > pages_before \
+                and user.back_history[-1].startswith('/auth/session'):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f'no session started within {timeout} s; the page shows: {user.current_layout}')
 
 
 async def upload(user: User, marker: str, paths: list[Path], *, names: list[str] | None = None,

@@ -231,7 +231,9 @@ async def test_closed_board_unsubscribes(user: User, make_patient, make_doctor, 
     client = await user.open('/doctor')
     await user.should_see(marker=f'accept-{exam_id}')
     assert events.subscriber_count() == before + 1
-    timers = [element for element in client.elements.values() if isinstance(element, ui.timer)]
+    # The board's timer calls a method of the board; the page frame's session timer calls a plain function.
+    timers = [element for element in client.elements.values()
+              if isinstance(element, ui.timer) and hasattr(element.callback, '__self__')]
     board = weakref.ref(timers[0].callback.__self__)
     del timers
 
