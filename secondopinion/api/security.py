@@ -1,4 +1,5 @@
-"""Security headers on every HTTP response, and a request body limit for each route.
+"""Security headers on every HTTP response, a request body limit for each route, and the session check of
+the upload route that NiceGUI creates for each `ui.upload`.
 
 `SecurityMiddleware` is a plain ASGI wrapper instead of Starlette's BaseHTTPMiddleware, so request and
 response bodies pass through it chunk by chunk, without buffering and without an extra task per request.
@@ -8,17 +9,20 @@ of NiceGUI's middleware.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import re
 from collections.abc import Callable
 
-from nicegui import app
+from nicegui import Client, app
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings, get_settings
+from ..services import sessions
 from ..services.studies import MAX_PRIOR_REPORT_BYTES
 from .uploads import FILE_PATH
 
@@ -64,7 +68,7 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 ANNOUNCED_FILE_BYTES = 1024
 ANNOUNCEMENT_ENVELOPE_BYTES = 1024
 
-NICEGUI_UPLOAD_PATH = re.compile(r'/_nicegui/client/[^/]+/upload/[^/]+')
+NICEGUI_UPLOAD_PATH = re.compile(r'/_nicegui/client/(?P<client_id>[^/]+)/upload/[^/]+')
 START_UPLOAD_PATH = re.compile(r'/api/exams/[^/]+/uploads')
 STRIPE_WEBHOOK_PATH = '/api/stripe/webhook'
 
@@ -130,6 +134,11 @@ class SecurityMiddleware:
                 message['headers'] = [*message.get('headers', []), *missing]
             await send(message)
 
+        upload = NICEGUI_UPLOAD_PATH.fullmatch(scope['path'])
+        if upload and not await _upload_comes_from_page_session(upload['client_id'], scope):
+            await JSONResponse({'detail': 'Not found'}, status_code=404)(scope, receive, send_with_headers)
+            return
+
         limit = max_body_bytes(scope['path'], settings)
         declared = _content_length(headers)
         if declared is not None and declared > limit:
@@ -139,6 +148,26 @@ class SecurityMiddleware:
             return
 
         await LimitedRequest(self.inner, limit)(scope, receive, send_with_headers)
+
+
+async def _upload_comes_from_page_session(client_id: str, scope: Scope) -> bool:
+    """Tell whether a file sent to a page's ui.upload comes with that page's own, still live, session.
+
+    NiceGUI routes such a file to the page by the client id in the URL alone, and the page's handler
+    then acts as the page's signed-in user. So the request must carry the same session cookie as the
+    request that opened the page, and that session must not have ended since.
+    """
+    client = Client.instances.get(client_id)
+    page_request = client.request if client is not None else None
+    page_token = page_request.cookies.get(sessions.COOKIE_NAME) if page_request is not None else None
+    caller_token = Request(scope).cookies.get(sessions.COOKIE_NAME)
+    if not page_token or not caller_token or not hmac.compare_digest(page_token, caller_token):
+        logger.warning('upload to page %s refused: the request does not come from the page\'s session', client_id)
+        return False
+    if await asyncio.to_thread(sessions.resolve, caller_token) is None:
+        logger.info('upload to page %s refused: its session has ended', client_id)
+        return False
+    return True
 
 
 class LimitedRequest:
