@@ -6,8 +6,9 @@ whose HTTP response sets a new random session cookie and a new NiceGUI browser i
 sign-in starts a new session, and a session id fixed before sign-in is worth nothing after it.
 
 A session ends when its owner signs out, after `session_idle_minutes` without a request or a
-click (pages report activity at most once a minute), after `session_max_hours` in any case,
-and at once when the password changes (the other sessions) or an admin deactivates the account.
+click, and after `session_max_hours` in any case. Pages report activity at most once a minute.
+It also ends at once when the password changes (the other sessions) or an admin deactivates the
+account.
 Pages open in a browser whose session ended are sent to the sign-in page by the listeners
 registered here. Only SHA-256 digests of tickets and cookie values are stored.
 """
@@ -164,7 +165,7 @@ def resolve(token: str | None, *, client_address: str | None = None, touch: bool
 
 
 def is_live(session_id: int | None) -> bool:
-    """Whether the session exists and has not been ended (used by open pages before acting)."""
+    """Tell whether the session exists and has not ended (open pages check this every 30 seconds)."""
     if session_id is None:
         return False
     with session_scope() as session:
