@@ -20,6 +20,7 @@ def setup() -> None:
     from .api.auth import register_auth_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
+    from .api.socket_guard import install_socket_guard
     from .api.stripe_webhook import register_stripe_webhook
     from .api.uploads import register_upload_routes
     from .pages import register_pages
@@ -32,6 +33,7 @@ def setup() -> None:
     register_stripe_webhook()
     # After register_upload_routes, so that the security wrapper also covers the upload file requests.
     install_security_middleware()
+    install_socket_guard()
     app.on_startup(_startup)
     app.on_shutdown(_shutdown)
 
