@@ -60,12 +60,20 @@ def register_auth_routes() -> None:
 
     @app.get('/auth/signed-out', include_in_schema=False)
     def signed_out(request: Request, reason: str = '') -> Response:
-        """End the cookie's session, if any, remove the cookie, and show the sign-in page."""
-        sessions.end(request.cookies.get(sessions.COOKIE_NAME))
+        """Remove the cookie of a session that has ended, and show the sign-in page.
+
+        The session itself is ended by the page's sign-out button (or by the server), never by this
+        GET, so a link on another site cannot sign anyone out.
+        """
+        token = request.cookies.get(sessions.COOKIE_NAME)
+        actor = sessions.resolve(token, touch=False)
+        if actor is not None:
+            return RedirectResponse(HOME_BY_ROLE.get(actor.role, '/'), status_code=303)
         request.session[BROWSER_ID_KEY] = str(uuid.uuid4())
         target = '/login?ended=idle' if reason == 'idle' else '/login?ended=1' if reason else '/login'
         response = RedirectResponse(target, status_code=303)
-        response.delete_cookie(sessions.COOKIE_NAME, path='/', httponly=True, samesite='lax',
-                               secure=secure_cookies(request))
+        if token:
+            response.delete_cookie(sessions.COOKIE_NAME, path='/', httponly=True, samesite='lax',
+                                   secure=secure_cookies(request))
         response.headers['Cache-Control'] = 'no-store'
         return response

@@ -91,3 +91,14 @@ async def test_activity_keeps_the_session_and_answers_401_without_one(user: User
     assert (await user.http_client.post('/auth/activity')).status_code == 204
     user.http_client.cookies.delete(sessions.COOKIE_NAME)
     assert (await user.http_client.post('/auth/activity')).status_code == 401
+
+
+async def test_signed_out_link_does_not_end_a_live_session(user: User, make_patient):
+    make_patient(email='alice@example.org')
+    await sign_in(user, 'alice@example.org')
+    await user.should_see('My examinations')
+    token = user.http_client.cookies.get(sessions.COOKIE_NAME)
+    response = await user.http_client.get('/auth/signed-out', follow_redirects=False)
+    assert response.headers['location'] == '/exams'
+    assert sessions.resolve(token) is not None
+    assert user.http_client.cookies.get(sessions.COOKIE_NAME) == token
