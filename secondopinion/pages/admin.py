@@ -12,6 +12,7 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_incomes import incomes_panel
 from .layout import format_time, frame, notify_error, plural, require_actor
+from .two_step import admin_reset_box
 
 
 TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
@@ -36,6 +37,7 @@ def admin_page() -> None:
         return
     with frame('Admin panel', actor):
         ui.label('Admin panel').classes('text-h5')
+        admin_reset_box(actor)
         with ui.tabs().classes('w-full') as tabs:
             doctors_tab = ui.tab('Doctors')
             patients_tab = ui.tab('Patients')
