@@ -10,13 +10,31 @@ from nicegui.testing import User
 
 from secondopinion.pages.study_uploader import StudyUploader
 from tests.conftest import PASSWORD
+from tests.totp_codes import TOTP_SECRETS, fresh_code_for
 
 
-async def sign_in(user: User, email: str, password: str = PASSWORD) -> None:
+async def sign_in(user: User, email: str, password: str = PASSWORD, *, totp_secret: str | None = None) -> None:
+    """Sign in on the login page; when it asks for a code, type one made from the account's TOTP secret.
+
+    The secret is the key that the page shows when it sets up two-step sign-in (an admin without
+    one), else `totp_secret`, else the one tests/totp_codes.py knows for the email (the admin's).
+    """
     await user.open('/login')
     user.find(marker='email').type(email)
     user.find(marker='password').type(password)
     user.find(marker='sign-in').click()
+    try:
+        code = user.find(marker='totp-code')
+    except AssertionError:
+        return  # wrong password, locked, or no second factor: the page shows why
+    try:
+        # An admin without a second factor sets it up here, as a person would: from the key shown.
+        secret = user.find(marker='totp-secret').elements.pop().text.replace(' ', '')
+    except AssertionError:
+        secret = totp_secret or TOTP_SECRETS.get(email)
+    assert secret, f'the sign-in of {email} asks for a code, but no TOTP secret is known for it'
+    code.type(fresh_code_for(email, secret))
+    user.find(marker='totp-submit').click()
 
 
 async def upload(user: User, marker: str, paths: list[Path], *, names: list[str] | None = None,
