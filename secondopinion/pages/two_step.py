@@ -88,6 +88,7 @@ def profile_section(actor: Actor) -> None:
                     try:
                         totp.confirm_enrollment(actor=actor, code=code.value or '')
                     except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+                        code.value = ''
                         show_error(error)
                         return
                     show('Two-step sign-in is on. From now on, enter a code from the app after your password.')
