@@ -16,8 +16,8 @@ ADMIN_TOTP_SECRET = pyotp.random_base32()
 TOTP_SECRETS = {'admin@example.org': ADMIN_TOTP_SECRET}
 
 
-def fresh_code(secret: str, last_step: int | None) -> str:
-    """Return a code for a step after `last_step` that the app accepts now, waiting for the next step if needed.
+def fresh_step(secret: str, last_step: int | None) -> int:
+    """Return a time step after `last_step` that the app accepts now, waiting for the next step if needed.
 
     The app accepts each step once, and only the current step and its neighbours, so signing in
     twice within 30 seconds needs the code of the next step.
@@ -27,8 +27,13 @@ def fresh_code(secret: str, last_step: int | None) -> str:
         current = totp.timecode(time.time())
         step = current if last_step is None else max(current, last_step + 1)
         if step <= current + 1:
-            return totp.generate_otp(step)
+            return step
         time.sleep(totp.interval - time.time() % totp.interval + 0.05)
+
+
+def fresh_code(secret: str, last_step: int | None) -> str:
+    """Return the code of `fresh_step`."""
+    return pyotp.TOTP(secret).generate_otp(fresh_step(secret, last_step))
 
 
 def fresh_code_for(email: str, secret: str) -> str:

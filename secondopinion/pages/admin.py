@@ -37,7 +37,6 @@ def admin_page() -> None:
         return
     with frame('Admin panel', actor):
         ui.label('Admin panel').classes('text-h5')
-        admin_reset_box(actor)
         with ui.tabs().classes('w-full') as tabs:
             doctors_tab = ui.tab('Doctors')
             patients_tab = ui.tab('Patients')
@@ -45,6 +44,7 @@ def admin_page() -> None:
             incomes_tab = ui.tab('Incomes')
             outbox_tab = ui.tab('Notifications')
             audit_tab = ui.tab('Audit log')
+            two_step_tab = ui.tab('Two-step sign-in')
         with ui.tab_panels(tabs, value=doctors_tab).classes('w-full'):
             with ui.tab_panel(doctors_tab):
                 _doctors_panel(actor)
@@ -56,6 +56,8 @@ def admin_page() -> None:
                 incomes_panel(actor)
             with ui.tab_panel(outbox_tab):
                 _notifications_panel(actor)
+            with ui.tab_panel(two_step_tab):
+                admin_reset_box(actor)
             with ui.tab_panel(audit_tab):
                 rows = [{'at': format_time(row.at), 'actor': row.actor, 'action': row.action,
                          'object': f'{row.object_type} {row.object_id}'}

@@ -125,8 +125,8 @@ def admin_reset_box(actor: Actor) -> None:
     """Admin panel: remove a user's second factor after a lost phone."""
     if actor.role != Role.ADMIN:
         return
-    with ui.expansion("Reset a user's two-step sign-in (lost phone)", icon='phonelink_erase') \
-            .classes('w-full').mark('totp-reset'):
+    with ui.column().classes('w-full max-w-xl gap-2').mark('totp-reset'):
+        ui.label("Reset a user's two-step sign-in after a lost phone").classes('text-subtitle1')
         ui.label('The user then signs in with the password alone. An admin is asked to set up two-step sign-in '
                  'again at the next sign-in. Check who is asking before you reset.').classes('text-caption')
         email = ui.input('Email address of the account').classes('w-full').mark('totp-reset-email')
