@@ -35,7 +35,7 @@ def code_input() -> ui.input:
 
 
 def profile_section(actor: Actor) -> None:
-    """The "Two-step sign-in" card of the profile page: status, set-up and turning off."""
+    """Show the "Two-step sign-in" card of the profile page: status, set-up and turning off."""
     with ui.card().classes('w-full max-w-xl'):
         ui.label('Two-step sign-in').classes('text-h6')
         ui.label('After your password, you also enter a 6-digit code from an authenticator app on your phone '
@@ -122,7 +122,7 @@ def _disable_form(actor: Actor, show, show_error) -> None:  # noqa: ANN001 (call
 
 
 def admin_reset_box(actor: Actor) -> None:
-    """Admin panel: remove a user's second factor after a lost phone."""
+    """Show the admin panel's form that removes a user's second factor after a lost phone."""
     if actor.role != Role.ADMIN:
         return
     with ui.column().classes('w-full max-w-xl gap-2').mark('totp-reset'):

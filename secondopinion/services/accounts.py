@@ -136,8 +136,8 @@ def create_doctor(*, actor: Actor, full_name: str, email: str, password: str, li
 def create_admin(*, full_name: str, email: str, password: str, totp_secret: str | None = None) -> AccountInfo:
     """Create an admin account; called from the command line, which is trusted.
 
-    Without `totp_secret` the admin sets up two-step sign-in at the first sign-in; with it (scripted
-    setups) two-step sign-in is on at once with that base32 secret.
+    Without `totp_secret`, the admin sets up two-step sign-in at the first sign-in. With it (for
+    scripted setups), two-step sign-in is on at once with that base32 secret.
     """
     name = _require_name(full_name)
     email = normalize_email(email)

@@ -1,9 +1,9 @@
 """Two-step sign-in with time-based one-time codes (TOTP, RFC 6238, as authenticator apps make them).
 
 Optional for patients and doctors, required for admins: an admin without a second factor is taken
-through enrollment at sign-in before any session starts, and cannot turn it off. An admin can reset
-another user's second factor when a phone is lost; the user then signs in with the password alone
-(an admin sets it up again at the next sign-in).
+through enrollment at sign-in before any session starts, and cannot turn it off. When a phone is
+lost, an admin can reset another user's second factor. That user then signs in with the password
+alone, except an admin, who is taken through enrollment again at the next sign-in.
 
 Secrets at rest. `users.totp_secret` holds the secret encrypted with Fernet (AES-128-CBC with an
 HMAC-SHA256 tag), under a key derived from the storage secret (`SECONDOPINION_STORAGE_SECRET`) with
@@ -60,19 +60,19 @@ from .errors import ConflictError, NotFoundError, PermissionDeniedError, Validat
 logger = logging.getLogger(__name__)
 
 HKDF_INFO = b'secondopinion totp-secret encryption v1'
-# Steps before and after the current one that are accepted as well.
+# Number of 30-second steps before and after the current one whose codes are accepted too.
 VALID_WINDOW = 1
 PENDING_LIFETIME_SECONDS = 300
 CODE_PATTERN = re.compile(r'^\d{6}$')
 METHOD = 'password+totp'
 
-WRONG_CODE = ('The code is wrong or was already used. Enter the 6-digit code that your authenticator app '
+WRONG_CODE = ('The code is incorrect or was already used. Enter the 6-digit code that your authenticator app '
               'shows now.')
 EXPIRED = 'The sign-in took longer than 5 minutes. Enter your email address and password again.'
 
 
 class SecondFactorRequired(Exception):  # noqa: N818 (a step of the sign-in, not an error)
-    """The password was right; the sign-in continues with a code (and first an enrollment when `enroll`)."""
+    """Raised when the password was right and the sign-in continues with a code (after an enrollment when `enroll`)."""
 
     def __init__(self, pending_id: str, *, enroll: bool) -> None:
         super().__init__('A 6-digit code from the authenticator app is needed to finish signing in.')
@@ -82,7 +82,7 @@ class SecondFactorRequired(Exception):  # noqa: N818 (a step of the sign-in, not
 
 @dataclass(frozen=True)
 class Enrollment:
-    """What the user needs to add the account to an authenticator app."""
+    """Provisioning data for an authenticator app: the secret, its otpauth:// URI and that URI as a QR code."""
 
     secret: str
     provisioning_uri: str
@@ -164,14 +164,14 @@ def use_code(session: Session, user: User, code: str, *, now: float | None = Non
                            or_(User.totp_last_step.is_(None), User.totp_last_step < step))
         .values(totp_last_step=step).execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        logger.info('TOTP code of user %s refused: its step was used at the same time', user.id)
+        logger.info('TOTP code of user %s rejected: a concurrent request used its step first', user.id)
         return False
     user.totp_last_step = step
     return True
 
 
 def needs_second_factor(user: User) -> bool:
-    """Whether signing in to this account takes a code: enabled by the user, or an admin (always)."""
+    """Return whether signing in to this account takes a code: when its owner turned it on, and always for admins."""
     return user.totp_enabled_at is not None or user.role == Role.ADMIN
 
 
@@ -213,7 +213,7 @@ def get_status(*, actor: Actor) -> TotpStatus:
 
 
 def begin_enrollment(*, actor: Actor) -> Enrollment:
-    """Make a new secret for the user, not yet enabled; `confirm_enrollment` enables it with a code."""
+    """Store a new secret for the user, not yet enabled. `confirm_enrollment` enables it with a code."""
     with session_scope() as session:
         user = _own_user(session, actor)
         if user.totp_enabled_at is not None:
@@ -243,7 +243,7 @@ def confirm_enrollment(*, actor: Actor, code: str, now: float | None = None) -> 
 
 
 def disable(*, actor: Actor, password: str, code: str) -> None:
-    """Turn off the user's own second factor; needs the current password and a valid code. Not for admins.
+    """Turn off the user's own second factor, which takes the current password and a valid code. Not for admins.
 
     Wrong passwords and codes count against the sign-in throttle, as at sign-in.
     """
@@ -278,13 +278,13 @@ def disable(*, actor: Actor, password: str, code: str) -> None:
         if reservation.locked_until is not None:
             raise throttle.SignInThrottledError(reservation.locked_until - utcnow())
         if reason == 'wrong password':
-            raise ValidationError('The password is wrong. Enter your current password.', field='password')
+            raise ValidationError('The password is incorrect. Enter your current password.', field='password')
         raise ValidationError(WRONG_CODE, field='code')
     logger.info('user %s turned off two-step sign-in', actor.user_id)
 
 
 def reset(*, actor: Actor, email: str) -> None:
-    """Admin: remove another user's second factor (lost phone). An admin sets it up again at the next sign-in."""
+    """Remove another user's second factor after a lost phone (admins only). An admin re-enrolls at the next sign-in."""
     from .accounts import normalize_email
 
     require_role(actor, Role.ADMIN)
@@ -338,7 +338,7 @@ _pending_lock = threading.Lock()
 
 def hold_sign_in(*, user_id: int, account: str, email_hash: str, client_address: str | None,
                  reservation: throttle.Reservation, enroll: bool) -> SecondFactorRequired:
-    """Remember that the password of this user was right; return the exception that asks for the code."""
+    """Store that the password of this user was right, and return the exception that requests the code."""
     pending_id = secrets.token_urlsafe(24)
     now = time.monotonic()
     with _pending_lock:
@@ -387,8 +387,8 @@ def finish_sign_in(pending_id: str, code: str) -> Actor:
     """Check the code of a waiting sign-in and return the actor for `layout.sign_in(method='password+totp')`.
 
     Every code attempt is counted by the sign-in throttle before it is checked. A wrong code writes
-    `sign_in.failed` with the reason 'wrong second factor'; the right one writes `sign_in.succeeded`,
-    and for an enrollment `totp.enabled`, and clears the counts of this sign-in.
+    `sign_in.failed` with the reason 'wrong second factor'. The right one writes `sign_in.succeeded`
+    (and `totp.enabled` for an enrollment) and clears the counts of this sign-in.
     """
     pending = _get_pending(pending_id)
     code = normalize_code(code)

@@ -48,7 +48,8 @@ async def test_sign_in_with_code(user: User, make_patient):
     user.find(marker='totp-submit').click()
     await user.should_see('My examinations')
     [row] = _session_rows()
-    assert row.method == 'password+totp' and row.activated_at is not None
+    assert row.method == 'password+totp'
+    assert row.activated_at is not None
 
 
 async def test_no_session_before_the_code(user: User, make_patient):
@@ -67,13 +68,13 @@ async def test_no_session_before_the_code(user: User, make_patient):
     await user.should_not_see('My examinations')
 
 
-async def test_wrong_code_shows_message_and_keeps_the_step(user: User, make_patient):
+async def test_wrong_code_shows_message(user: User, make_patient):
     alice = make_patient('Alice', email='alice@example.org')
     secret = _enroll(alice)
     await _password_step(user, 'alice@example.org')
     user.find(marker='totp-code').type(_wrong_code(secret))
     user.find(marker='totp-submit').click()
-    await user.should_see('The code is wrong or was already used. Enter the 6-digit code that your '
+    await user.should_see('The code is incorrect or was already used. Enter the 6-digit code that your '
                           'authenticator app shows now.')
     user.find(marker='totp-code').type('12 34')
     user.find(marker='totp-submit').click()
@@ -100,21 +101,22 @@ async def test_admin_forced_to_enroll(user: User):
     await _password_step(user, 'root@example.org')
     await user.should_see('Admins need two-step sign-in.', retries=50)
     await user.should_see(marker='totp-qr')
-    shown = user.find(marker='totp-secret').elements.pop().text
-    assert len(shown.split(' ')[0]) == 4
+    key = user.find(marker='totp-secret').elements.pop().text
+    assert len(key.split(' ')[0]) == 4
     # Leaving for another page without a code gives no session.
     await user.open('/admin')
     await user.should_see(marker='email')
     assert _session_rows() == []
 
     await _password_step(user, 'root@example.org')
-    shown = user.find(marker='totp-secret').elements.pop().text
-    user.find(marker='totp-code').type(pyotp.TOTP(shown.replace(' ', '')).now())
+    key = user.find(marker='totp-secret').elements.pop().text
+    user.find(marker='totp-code').type(pyotp.TOTP(key.replace(' ', '')).now())
     user.find(marker='totp-submit').click()
     await user.should_see('Admin panel')
     with session_scope() as session:
         row = session.get(UserRow, info.user_id)
-        assert row is not None and row.totp_enabled_at is not None
+        assert row is not None
+        assert row.totp_enabled_at is not None
     [session_row] = [row for row in _session_rows() if row.activated_at is not None]
     assert session_row.method == 'password+totp'
 
@@ -140,7 +142,7 @@ async def test_patient_turns_on_and_off_in_profile(user: User, make_patient):
     secret = user.find(marker='totp-secret').elements.pop().text.replace(' ', '')
     user.find(marker='totp-code').type(_wrong_code(secret))
     user.find(marker='totp-confirm').click()
-    await user.should_see('The code is wrong or was already used.')
+    await user.should_see('The code is incorrect or was already used.')
     user.find(marker='totp-code').type(pyotp.TOTP(secret).now())
     user.find(marker='totp-confirm').click()
     await user.should_see('Two-step sign-in is on.')
@@ -149,7 +151,7 @@ async def test_patient_turns_on_and_off_in_profile(user: User, make_patient):
     user.find(marker='totp-password').type('not the password')
     user.find(marker='totp-code').type(fresh_code_for('alice@example.org', secret))
     user.find(marker='totp-disable').click()
-    await user.should_see('The password is wrong. Enter your current password.')
+    await user.should_see('The password is incorrect. Enter your current password.')
     user.find(marker='totp-password').type(PASSWORD)
     user.find(marker='totp-code').type(fresh_code_for('alice@example.org', secret))
     user.find(marker='totp-disable').click()
@@ -212,4 +214,4 @@ async def test_code_cannot_be_used_twice_on_page(user: User, make_patient, creat
     await _password_step(other, 'alice@example.org')
     other.find(marker='totp-code').type(code)
     other.find(marker='totp-submit').click()
-    await other.should_see('The code is wrong or was already used.')
+    await other.should_see('The code is incorrect or was already used.')

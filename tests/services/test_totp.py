@@ -77,7 +77,9 @@ def test_confirm_with_valid_code_turns_it_on(alice):
     enrollment = totp.begin_enrollment(actor=alice)
     totp.confirm_enrollment(actor=alice, code=pyotp.TOTP(enrollment.secret).now())
     status = totp.get_status(actor=alice)
-    assert status.enabled and status.enabled_at is not None and not status.required
+    assert status.enabled
+    assert status.enabled_at is not None
+    assert not status.required
     assert [action for action, _ in _actions('totp.')] == ['totp.enrollment_started', 'totp.enabled']
     _password_step('alice@example.org')
 
@@ -85,7 +87,7 @@ def test_confirm_with_valid_code_turns_it_on(alice):
 def test_confirm_with_wrong_or_malformed_code_refused(alice):
     enrollment = totp.begin_enrollment(actor=alice)
     wrong = f'{(int(pyotp.TOTP(enrollment.secret).now()) + 1) % 1_000_000:06d}'
-    with pytest.raises(ValidationError, match='The code is wrong or was already used') as error:
+    with pytest.raises(ValidationError, match='The code is incorrect or was already used') as error:
         totp.confirm_enrollment(actor=alice, code=wrong)
     assert error.value.field == 'code'
     with pytest.raises(ValidationError, match='The code must be the 6 digits'):
@@ -106,16 +108,18 @@ def test_secret_encrypted_at_rest(alice, monkeypatch):
     secret = _enroll(alice)
     with session_scope() as session:
         stored = session.execute(text('SELECT totp_secret FROM users WHERE id = :id'), {'id': alice.user_id}).scalar()
-    assert stored and secret not in stored and secret.lower() not in stored.lower()
+    assert stored
+    assert secret not in stored
+    assert secret.lower() not in stored.lower()
     assert totp.decrypt_secret(stored, user_id=alice.user_id) == secret
-    # With another storage secret the stored value is useless, and the user is told what to do.
+    # With another storage secret the stored value cannot be read, and the message says what to do.
     monkeypatch.setenv('SECONDOPINION_STORAGE_SECRET', 'another storage secret for this test')
     reset_settings()
     with pytest.raises(ValidationError, match='Ask an admin to reset'):
         totp.decrypt_secret(stored, user_id=alice.user_id)
 
 
-def test_sign_in_needs_code_and_starts_no_success_before(alice):
+def test_sign_in_waits_for_code(alice):
     secret = _enroll(alice)
     step = _password_step('alice@example.org')
     assert not step.enroll
@@ -174,7 +178,7 @@ def test_wrong_codes_count_against_throttle(alice):
     wrong = f'{(int(pyotp.TOTP(secret).now()) + 500_000) % 1_000_000:06d}'
     # The password attempt stays counted until the code is right: 1 + 3 wrong codes.
     for _ in range(3):
-        with pytest.raises(ValidationError, match='The code is wrong'):
+        with pytest.raises(ValidationError, match='The code is incorrect'):
             totp.finish_sign_in(step.pending_id, wrong)
     # The fifth counted attempt locks the account, and the waiting sign-in is dropped.
     with pytest.raises(SignInThrottledError, match='Try again in 1 minute'):
@@ -221,7 +225,7 @@ def test_admin_without_totp_must_enroll_at_sign_in():
     step = _password_step('root@example.org')
     assert step.enroll
     # No code can be right before the enrollment made a secret.
-    with pytest.raises(ValidationError, match='The code is wrong'):
+    with pytest.raises(ValidationError, match='The code is incorrect'):
         totp.finish_sign_in(step.pending_id, '123456')
     enrollment = totp.begin_sign_in_enrollment(step.pending_id)
     actor = totp.finish_sign_in(step.pending_id, pyotp.TOTP(enrollment.secret).now())
@@ -241,10 +245,10 @@ def test_admin_cannot_disable(admin):
 def test_disable_needs_password_and_code(alice):
     secret = _enroll(alice)
     actor = Actor(**{**alice.__dict__, 'client_address': ADDRESS})
-    with pytest.raises(ValidationError, match='The password is wrong') as error:
+    with pytest.raises(ValidationError, match='The password is incorrect') as error:
         totp.disable(actor=actor, password='not the password', code=fresh_code(secret, None))
     assert error.value.field == 'password'
-    with pytest.raises(ValidationError, match='The code is wrong'):
+    with pytest.raises(ValidationError, match='The code is incorrect'):
         totp.disable(actor=actor, password=PASSWORD, code='000000' if pyotp.TOTP(secret).now() != '000000'
                      else '111111')
     assert totp.get_status(actor=alice).enabled
@@ -281,7 +285,7 @@ def test_reset_refusals(admin, alice, make_doctor):
     assert totp.get_status(actor=alice).enabled
 
 
-def test_reset_admin_makes_it_enroll_again(admin):
+def test_reset_admin_enrolls_again(admin):
     other = accounts.create_admin(full_name='Second Admin', email='second@example.org', password=PASSWORD,
                                   totp_secret=pyotp.random_base32())
     totp.reset(actor=admin, email='second@example.org')
