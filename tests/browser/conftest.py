@@ -360,6 +360,12 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.wait_for_url(lambda url: '/login' not in url)
 
 
+def remember_totp(email: str, secret: str, used_step: int) -> None:
+    """Let `sign_in` type codes for this account, after the step whose code the test already used."""
+    TOTP_SECRETS[email] = secret
+    _used_steps[email] = used_step
+
+
 def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = '1980-05-17',
                      phone: str = '+41 79 123 45 67') -> None:
     """Fill and send the registration form on the current /register page, then wait for the page /exams."""
