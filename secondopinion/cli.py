@@ -18,7 +18,7 @@ from .services import accounts, intake
 from .services.errors import DomainError
 
 
-USAGE = '''usage: main.py [create-admin --email EMAIL [--name NAME] [--password-stdin]]
+USAGE = '''usage: main.py [create-admin --email EMAIL [--name NAME] [--password-stdin] [--totp-secret-stdin]]
        main.py inspect-study PATH [PATH ...]
 
 Without arguments, serve SecondOpinion with the settings from SECONDOPINION_* environment variables
@@ -33,6 +33,10 @@ def create_admin_command(argv: list[str]) -> int:
     parser.add_argument('--name', default='Administrator', help='full name shown in the audit log')
     parser.add_argument('--password-stdin', action='store_true',
                         help='read the password from the first line of standard input instead of a prompt')
+    parser.add_argument('--totp-secret-stdin', action='store_true',
+                        help='for scripted setups: read a base32 TOTP secret from the next line of standard input '
+                             'and turn on two-step sign-in with it. Without it, the admin sets up two-step sign-in '
+                             'at the first sign-in, with the QR code shown there')
     args = parser.parse_args(argv)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip('\n')
@@ -41,14 +45,21 @@ def create_admin_command(argv: list[str]) -> int:
         if getpass.getpass('Repeat the password: ') != password:
             print('The passwords differ. Nothing was created.', file=sys.stderr)
             return 1
+    # The secret comes on standard input, never as an argument, which `ps` and the shell history would show.
+    totp_secret = sys.stdin.readline().strip() if args.totp_secret_stdin else None
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     db.migrate()
     try:
-        info = accounts.create_admin(full_name=args.name, email=args.email, password=password)
+        info = accounts.create_admin(full_name=args.name, email=args.email, password=password,
+                                     totp_secret=totp_secret)
     except DomainError as error:
         print(f'Error: {error}', file=sys.stderr)
         return 1
-    print(f'Admin account {info.email} created.')
+    if totp_secret is None:
+        print(f'Admin account {info.email} created. At the first sign-in, set up two-step sign-in with an '
+              'authenticator app: the sign-in page shows the QR code.')
+    else:
+        print(f'Admin account {info.email} created, with two-step sign-in on.')
     return 0
 
 

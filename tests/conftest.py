@@ -16,6 +16,7 @@ from secondopinion.services import accounts, sessions
 from secondopinion.services.actors import Actor
 from tests import fake_stripe
 from tests.fake_stripe import FakeStripe
+from tests.totp_codes import ADMIN_TOTP_SECRET
 
 PASSWORD = 'correct horse battery'
 _counter = itertools.count(1)
@@ -60,7 +61,9 @@ def open_session(user_id: int) -> str:
 
 @pytest.fixture
 def admin() -> Actor:
-    info = accounts.create_admin(full_name='Ada Admin', email='admin@example.org', password=PASSWORD)
+    # Two-step sign-in is on with a secret that tests read from tests/totp_codes.py.
+    info = accounts.create_admin(full_name='Ada Admin', email='admin@example.org', password=PASSWORD,
+                                 totp_secret=ADMIN_TOTP_SECRET)
     actor = accounts.get_actor(info.user_id)
     assert actor is not None
     return actor

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from secondopinion.services import accounts
+import pyotp
+import pytest
+
+from secondopinion.services import accounts, totp
+from secondopinion.services.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +27,36 @@ def test_create_admin_then_sign_in():
                   stdin='a long admin password\n')
     assert result.returncode == 0, result.stderr
     assert 'Admin account root@example.org created.' in result.stdout
-    actor = accounts.authenticate(email='root@example.org', password='a long admin password')
+    # The password alone starts no session: the new admin sets up two-step sign-in first.
+    with pytest.raises(totp.SecondFactorRequired) as asked:
+        accounts.authenticate(email='root@example.org', password='a long admin password')
+    assert asked.value.enroll
+    enrollment = totp.begin_sign_in_enrollment(asked.value.pending_id)
+    actor = totp.finish_sign_in(asked.value.pending_id, pyotp.TOTP(enrollment.secret).now())
     assert actor.role == 'admin'
+
+
+def test_create_admin_with_totp_secret_from_stdin():
+    secret = pyotp.random_base32()
+    result = _run('create-admin', '--email', 'root@example.org', '--password-stdin', '--totp-secret-stdin',
+                  stdin=f'a long admin password\n{secret}\n')
+    assert result.returncode == 0, result.stderr
+    assert 'with two-step sign-in on' in result.stdout
+    assert secret not in result.stdout
+    with pytest.raises(totp.SecondFactorRequired) as asked:
+        accounts.authenticate(email='root@example.org', password='a long admin password')
+    assert not asked.value.enroll
+    actor = totp.finish_sign_in(asked.value.pending_id, pyotp.TOTP(secret).now())
+    assert actor.role == 'admin'
+
+
+def test_create_admin_bad_totp_secret_rejected():
+    result = _run('create-admin', '--email', 'root@example.org', '--password-stdin', '--totp-secret-stdin',
+                  stdin='a long admin password\nnot base32!\n')
+    assert result.returncode == 1
+    assert 'The TOTP secret must be base32' in result.stderr
+    with pytest.raises(ValidationError):
+        accounts.authenticate(email='root@example.org', password='a long admin password')
 
 
 def test_create_admin_short_password_rejected():

@@ -12,6 +12,7 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_incomes import incomes_panel
 from .layout import format_time, frame, notify_error, plural, require_actor
+from .two_step import admin_reset_box
 
 
 TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
@@ -43,6 +44,7 @@ def admin_page() -> None:
             incomes_tab = ui.tab('Incomes')
             outbox_tab = ui.tab('Notifications')
             audit_tab = ui.tab('Audit log')
+            two_step_tab = ui.tab('Two-step sign-in')
         with ui.tab_panels(tabs, value=doctors_tab).classes('w-full'):
             with ui.tab_panel(doctors_tab):
                 _doctors_panel(actor)
@@ -54,6 +56,8 @@ def admin_page() -> None:
                 incomes_panel(actor)
             with ui.tab_panel(outbox_tab):
                 _notifications_panel(actor)
+            with ui.tab_panel(two_step_tab):
+                admin_reset_box(actor)
             with ui.tab_panel(audit_tab):
                 rows = [{'at': format_time(row.at), 'actor': row.actor, 'action': row.action,
                          'object': f'{row.object_type} {row.object_id}'}

@@ -31,8 +31,9 @@ STATUS_COLORS = {
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),
                    ('Profile', '/profile', 'account_circle')],
-    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history')],
-    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings')],
+    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history'),
+                  ('Profile', '/profile', 'account_circle')],
+    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings'), ('Profile', '/profile', 'account_circle')],
 }
 
 

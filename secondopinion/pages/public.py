@@ -7,11 +7,12 @@ from datetime import date
 from nicegui import ui
 
 from ..config import get_settings
-from ..services import accounts
+from ..services import accounts, totp
 from ..services.errors import DomainError, ValidationError
 from ..services.examinations import MODALITIES
 from ..services.payments import format_money
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
+from .two_step import code_input, enrollment_box
 
 
 def register() -> None:
@@ -70,20 +71,82 @@ def login_page(ended: str = '', ticket: str = '') -> None:
     address = client_address()
     notice = SIGN_IN_NOTICES['idle' if ended == 'idle' else 'ended'] if ended else \
         SIGN_IN_NOTICES['ticket'] if ticket else ''
+    # The id of a sign-in whose password was right and that waits for the code. It stays in this
+    # page's server-side state and is never sent to the browser (see services/totp.py).
+    waiting: dict[str, str | None] = {'id': None}
     with frame('Sign in'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Sign in').classes('text-h5')
             if notice:
                 ui.label(notice).classes('text-body2 text-grey-8').mark('sign-in-notice')
-            email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
-            password = ui.input('Password', password=True, password_toggle_button=True) \
-                .props('autocomplete=current-password').classes('w-full').mark('password')
+            with ui.column().classes('w-full gap-2') as password_step:
+                email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
+                password = ui.input('Password', password=True, password_toggle_button=True) \
+                    .props('autocomplete=current-password').classes('w-full').mark('password')
+            code_step = ui.column().classes('w-full gap-2')
             error = ui.label('').classes('text-negative').mark('login-error')
+
+            def back_to_password(message: str = '') -> None:
+                if waiting['id']:
+                    totp.cancel_sign_in(waiting['id'])
+                waiting['id'] = None
+                code_step.clear()
+                password.value = ''
+                password_step.set_visibility(True)
+                sign_in_button.set_visibility(True)
+                error.text = message
+
+            def submit_code(code_input: ui.input) -> None:
+                pending_id = waiting['id']
+                if pending_id is None:
+                    return
+                try:
+                    actor = totp.finish_sign_in(pending_id, code_input.value or '')
+                except ValidationError as exc:
+                    if exc.field == 'code':
+                        error.text = str(exc)
+                        code_input.value = ''
+                    else:
+                        # Expired, locked or deactivated: start again from the password.
+                        back_to_password(str(exc))
+                    return
+                except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
+                    notify_error(exc)
+                    return
+                waiting['id'] = None
+                sign_in(actor, method=totp.METHOD)
+
+            def ask_for_code(step: totp.SecondFactorRequired) -> None:
+                enrollment = totp.begin_sign_in_enrollment(step.pending_id) if step.enroll else None
+                waiting['id'] = step.pending_id
+                password_step.set_visibility(False)
+                sign_in_button.set_visibility(False)
+                error.text = ''
+                with code_step:
+                    if enrollment is not None:
+                        enrollment_box(enrollment, 'Admins need two-step sign-in. Set it up now: scan this QR code '
+                                                    'with an authenticator app on your phone, or type the key.')
+                        prompt = 'Then enter the 6-digit code that the app shows.'
+                    else:
+                        prompt = 'Enter the 6-digit code from your authenticator app.'
+                    ui.label(prompt).classes('text-body2')
+                    code = code_input().props('autofocus')
+                    code.on('keydown.enter', lambda: submit_code(code))
+                    ui.button('Continue', on_click=lambda: submit_code(code)).classes('w-full').mark('totp-submit')
+                    ui.button('Back', on_click=lambda: back_to_password()).props('flat').classes('w-full') \
+                        .mark('totp-back')
 
             def submit() -> None:
                 try:
                     actor = accounts.authenticate(email=email.value or '', password=password.value or '',
                                                   client_address=address)
+                except totp.SecondFactorRequired as step:
+                    try:
+                        ask_for_code(step)
+                    except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
+                        back_to_password()
+                        notify_error(exc)
+                    return
                 except ValidationError as exc:
                     error.text = str(exc)
                     return
@@ -93,7 +156,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                 sign_in(actor)
 
             password.on('keydown.enter', submit)
-            ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            sign_in_button = ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
             with ui.row().classes('gap-1'):
                 ui.label('New here?')
                 ui.link('Create a patient account', '/register')

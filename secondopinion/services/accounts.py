@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..db import session_scope
 from ..models import Doctor, Patient, Role, User
 from ..models.base import utcnow
-from . import audit, throttle
+from . import audit, throttle, totp
 from .actors import SYSTEM, Actor, load_actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -133,8 +133,12 @@ def create_doctor(*, actor: Actor, full_name: str, email: str, password: str, li
         return AccountInfo(user.id, user.email, user.role, user.full_name)
 
 
-def create_admin(*, full_name: str, email: str, password: str) -> AccountInfo:
-    """Create an admin account; called from the command line, which is trusted."""
+def create_admin(*, full_name: str, email: str, password: str, totp_secret: str | None = None) -> AccountInfo:
+    """Create an admin account; called from the command line, which is trusted.
+
+    Without `totp_secret`, the admin sets up two-step sign-in at the first sign-in. With it (for
+    scripted setups), two-step sign-in is on at once with that base32 secret.
+    """
     name = _require_name(full_name)
     email = normalize_email(email)
     check_password(password)
@@ -144,6 +148,9 @@ def create_admin(*, full_name: str, email: str, password: str) -> AccountInfo:
         session.add(user)
         session.flush()
         audit.record(session, SYSTEM, 'admin.created', 'user', user.id)
+        if totp_secret is not None:
+            totp.set_secret_for_new_admin(session, user, totp_secret)
+            audit.record(session, SYSTEM, 'totp.enabled', 'user', user.id, during='create_admin')
         logger.info('admin created: user %s', user.id)
         return AccountInfo(user.id, user.email, user.role, user.full_name)
 
@@ -151,6 +158,8 @@ def create_admin(*, full_name: str, email: str, password: str) -> AccountInfo:
 def authenticate(*, email: str, password: str, client_address: str | None = None) -> Actor:
     """Return the actor for valid credentials of an active account, else raise one generic error.
 
+    When the account needs a second factor (turned on by its owner, or an admin), raise
+    `totp.SecondFactorRequired` instead: no session may start before `totp.finish_sign_in`.
     Every attempt is counted by the sign-in throttle and written to the audit log. While the account
     or the client address is locked, SignInThrottledError is raised before the password is checked.
     """
@@ -197,23 +206,42 @@ def authenticate(*, email: str, password: str, client_address: str | None = None
 
     # 3. The password is right. A deactivated account still counts as a failed sign-in.
     assert user_id is not None
+    second_factor: totp.SecondFactorRequired | None = None
+    locked_before_code = False
     with session_scope() as session:
         actor = load_actor(session, user_id)
         if actor is None:
             audit.record_sign_in(session, 'sign_in.failed', user_id=user_id, email_hash=email_hash,
                                  client_address=client_address, reason='account deactivated')
         else:
-            throttle.take_back(session, reservation)
             user = session.get(User, user_id)
             assert user is not None
             if new_hash:
                 user.password_hash = new_hash
-            user.last_login_at = utcnow()
-            audit.record_sign_in(session, 'sign_in.succeeded', user_id=user_id, email_hash=email_hash,
-                                 client_address=client_address)
+            if totp.needs_second_factor(user):
+                # 4. No session yet: the attempt stays counted until the code is right (services/totp.py).
+                if reservation.locked_until is not None:
+                    locked_before_code = True
+                    audit.record_sign_in(session, 'sign_in.throttled', user_id=user_id, email_hash=email_hash,
+                                         client_address=client_address)
+                else:
+                    second_factor = totp.hold_sign_in(user_id=user_id, account=email, email_hash=email_hash,
+                                                      client_address=client_address, reservation=reservation,
+                                                      enroll=user.totp_enabled_at is None)
+            else:
+                throttle.take_back(session, reservation)
+                user.last_login_at = utcnow()
+                audit.record_sign_in(session, 'sign_in.succeeded', user_id=user_id, email_hash=email_hash,
+                                     client_address=client_address)
     if actor is None:
         logger.info('sign-in rejected for deactivated user %s', user_id)
         raise ValidationError('This account is deactivated. Contact the practice.', field='email')
+    if second_factor is not None:
+        raise second_factor
+    if locked_before_code:
+        # This attempt reached the limit, so the code could not be checked before the lock ends.
+        assert reservation.locked_until is not None
+        raise throttle.SignInThrottledError(reservation.locked_until - utcnow())
     return actor
 
 

@@ -23,9 +23,11 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyotp
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.totp_codes import ADMIN_TOTP_SECRET, TOTP_SECRETS, fresh_step
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, WebSocket
@@ -57,6 +59,8 @@ HEADER_MAX_HEIGHT_PX = 100
 
 EXAM_URL = re.compile(r'/exams/(?P<id>[^/?#]+)$')
 _serial_numbers = itertools.count(1)
+# The last time step whose code `sign_in` typed, by email address.
+_used_steps: dict[str, int] = {}
 
 
 def _missing_requirement() -> str | None:
@@ -164,8 +168,10 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     env = _server_env(server.data_dir, port)
     main = str(REPO_ROOT / 'main.py')
 
+    # A scripted setup: two-step sign-in is on from the start, with a secret that `sign_in` makes codes from.
     created = subprocess.run([sys.executable, main, 'create-admin', '--email', ADMIN_EMAIL, '--name', 'Ada Admin',
-                              '--password-stdin'], input=PASSWORD + '\n', env=env, cwd=REPO_ROOT,
+                              '--password-stdin', '--totp-secret-stdin'],
+                             input=f'{PASSWORD}\n{ADMIN_TOTP_SECRET}\n', env=env, cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=60, check=False)
     assert created.returncode == 0, f'create-admin failed:\n{created.stdout}\n{created.stderr}'
 
@@ -339,11 +345,25 @@ def exam_id_of(page: Page) -> str:
 
 
 def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    """Sign in on /login, and type a code from the authenticator app for accounts with two-step sign-in."""
     page.goto('/login')
     page.get_by_label('Email').fill(email)
     page.get_by_label('Password', exact=True).fill(password)
     page.locator('.q-card').get_by_role('button', name='Sign in').click()
+    secret = TOTP_SECRETS.get(email)
+    if secret is not None:
+        # The server accepts each time step once, so a second sign-in within 30 s takes the next step's code.
+        step = fresh_step(secret, _used_steps.get(email))
+        _used_steps[email] = step
+        page.get_by_label('6-digit code').fill(pyotp.TOTP(secret).generate_otp(step))
+        page.get_by_role('button', name='Continue').click()
     page.wait_for_url(lambda url: '/login' not in url)
+
+
+def remember_totp(email: str, secret: str, used_step: int) -> None:
+    """Let `sign_in` type codes for this account, after the step whose code the test already used."""
+    TOTP_SECRETS[email] = secret
+    _used_steps[email] = used_step
 
 
 def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = '1980-05-17',

@@ -12,17 +12,36 @@ from nicegui.testing import User
 from secondopinion.pages.study_uploader import StudyUploader
 from secondopinion.services import sessions
 from tests.conftest import PASSWORD
+from tests.totp_codes import TOTP_SECRETS, fresh_code_for
 
 
-async def sign_in(user: User, email: str, password: str = PASSWORD) -> None:
-    """Sign in through the sign-in page; with the right password, return once the signed-in page is open."""
+async def sign_in(user: User, email: str, password: str = PASSWORD, *, totp_secret: str | None = None) -> None:
+    """Sign in on the login page; when it asks for a code, type one made from the account's TOTP secret.
+
+    The secret is the key that the page shows when it sets up two-step sign-in (an admin without
+    one), else `totp_secret`, else the one tests/totp_codes.py knows for the email (the admin's).
+    """
     await user.open('/login')
     user.find(marker='email').type(email)
     user.find(marker='password').type(password)
     pages_before = len(user.back_history)
     user.find(marker='sign-in').click()
-    if password == PASSWORD:
-        await wait_for_session(user, pages_before)
+    try:
+        code = user.find(marker='totp-code')
+    except AssertionError:
+        # Wrong password, locked, or no second factor: the page shows why, or the session starts.
+        if password == PASSWORD:
+            await wait_for_session(user, pages_before)
+        return
+    try:
+        # An admin without a second factor sets it up here, as a person would: from the key shown.
+        secret = user.find(marker='totp-secret').elements.pop().text.replace(' ', '')
+    except AssertionError:
+        secret = totp_secret or TOTP_SECRETS.get(email)
+    assert secret, f'the sign-in of {email} asks for a code, but no TOTP secret is known for it'
+    code.type(fresh_code_for(email, secret))
+    user.find(marker='totp-submit').click()
+    await wait_for_session(user, pages_before)
 
 
 async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0) -> None:
