@@ -48,12 +48,16 @@ async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0)
     """Wait until the browser has traded its sign-in ticket for the session cookie and opened the next page.
 
     Sign-in ends with a navigation that runs in the background, so a test that opens another page
-    at once would otherwise race it.
+    at once would otherwise race it. Returns early when the sign-in page shows why it refused.
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         if user.http_client.cookies.get(sessions.COOKIE_NAME) and len(user.back_history) > pages_before \
                 and user.back_history[-1].startswith('/auth/session'):
+            return
+        if len(user.back_history) == pages_before and any(
+                'login-error' in element._markers and getattr(element, 'text', '')
+                for element in user.current_layout.descendants()):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f'no session started within {timeout} s; the page shows: {user.current_layout}')

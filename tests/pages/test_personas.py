@@ -167,7 +167,8 @@ ROUTES = [
 ]
 
 # Pages without ids, by the roles that may open them.
-ROLE_PAGES = {'/exams': {'patient'}, '/exams/new': {'patient'}, '/profile': {'patient'}, '/doctor': {'doctor'},
+ROLE_PAGES = {'/exams': {'patient'}, '/exams/new': {'patient'}, '/profile': {'patient', 'doctor', 'admin'},
+              '/doctor': {'doctor'},
               '/doctor/cases': {'doctor'}, '/admin': {'admin'}}
 # Routes anyone may call, each checked by its own tests (sign-in, sessions, webhook, health).
 PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth/activity', '/auth/signed-out',
