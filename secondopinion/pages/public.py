@@ -12,6 +12,7 @@ from ..services.errors import DomainError, ValidationError
 from ..services.examinations import MODALITIES
 from ..services.payments import format_money
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
+from .oidc import provider_buttons, show_refusal
 
 
 def register() -> None:
@@ -64,6 +65,7 @@ def login_page() -> None:
     with frame('Sign in'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Sign in').classes('text-h5')
+            show_refusal()
             email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
             password = ui.input('Password', password=True, password_toggle_button=True) \
                 .props('autocomplete=current-password').classes('w-full').mark('password')
@@ -83,6 +85,7 @@ def login_page() -> None:
 
             password.on('keydown.enter', submit)
             ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            provider_buttons('Sign in')
             with ui.row().classes('gap-1'):
                 ui.label('New here?')
                 ui.link('Create a patient account', '/register')
@@ -135,6 +138,7 @@ def register_page() -> None:
                 sign_in(actor, next_path='/exams')
 
             ui.button('Create account', on_click=submit).classes('w-full').mark('register')
+            provider_buttons('Sign up')
             with ui.row().classes('gap-1'):
                 ui.label('Already registered?')
                 ui.link('Sign in', '/login')
