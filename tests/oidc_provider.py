@@ -1,9 +1,9 @@
 """A small OpenID Connect provider on 127.0.0.1 for the sign-in tests.
 
-It serves the discovery document, a JWKS with an RSA key made at start, an authorization endpoint
-that signs in the configured test identity at once (no login form) and redirects back with a code,
-a token endpoint that checks the client secret, the redirect URI and the PKCE S256 verifier and
-returns an RS256-signed ID token with the nonce, and a userinfo endpoint. Tokens are signed with
+It serves the discovery document, a JWKS with an RSA key made at start, and a userinfo endpoint.
+The authorization endpoint signs in the configured test identity at once (no login form) and
+redirects back with a code. The token endpoint checks the client secret, the redirect URI and the
+PKCE S256 verifier, and returns an RS256-signed ID token with the nonce. Tokens are signed with
 joserfc, the JOSE library that Authlib itself uses since `authlib.jose` was deprecated.
 """
 

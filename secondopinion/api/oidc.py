@@ -1,4 +1,4 @@
-"""HTTP routes of the OpenID Connect sign-in: send the browser to the provider and take its answer back.
+"""HTTP routes of the OpenID Connect sign-in: send the browser to the provider and read its response.
 
 Authlib keeps the state, nonce and PKCE verifier in Starlette's session (the signed cookie of the
 SessionMiddleware that NiceGUI installs for the storage secret). A new patient's verified identity
@@ -60,7 +60,7 @@ def register_oidc_routes() -> None:
         except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as error:
             # The discovery document could not be fetched or read.
             logger.warning('%s sign-in could not start: %s: %s', provider, type(error).__name__, error)
-            oidc.record_refusal(provider=provider, reason='provider unreachable', client_address=_address(request))
+            oidc.record_rejection(provider=provider, reason='provider unreachable', client_address=_address(request))
             return login_with_error(oidc.UNAVAILABLE, provider)
         response.headers['Cache-Control'] = 'no-store'
         logger.info('%s sign-in started', provider)
@@ -75,11 +75,11 @@ def register_oidc_routes() -> None:
             # The provider's error code is a short ASCII word (RFC 6749, 4.1.2.1); its description is not logged.
             code = params['error'][:64]
             logger.info('%s returned the error %s', provider, code)
-            oidc.record_refusal(provider=provider, reason=f'provider error: {code}', client_address=address)
+            oidc.record_rejection(provider=provider, reason=f'provider error: {code}', client_address=address)
             return login_with_error(oidc.PROVIDER_ERROR, provider)
         if not params.get('code'):
             logger.info('%s callback without an authorization code', provider)
-            oidc.record_refusal(provider=provider, reason='missing authorization code', client_address=address)
+            oidc.record_rejection(provider=provider, reason='missing authorization code', client_address=address)
             return login_with_error(oidc.MISSING_CODE, provider)
 
         try:
@@ -87,35 +87,35 @@ def register_oidc_routes() -> None:
             token = await client.authorize_access_token(
                 request, claims_options=oidc.claims_options(provider, metadata))
         except MismatchingStateError:
-            logger.info('%s callback refused: unknown or used state', provider)
-            oidc.record_refusal(provider=provider, reason='state mismatch', client_address=address)
+            logger.info('%s callback rejected: unknown or used state', provider)
+            oidc.record_rejection(provider=provider, reason='state mismatch', client_address=address)
             return login_with_error(oidc.STATE_MISMATCH, provider)
         except OAuthError as error:
-            logger.info('%s token request refused: %s', provider, error.error)
-            oidc.record_refusal(provider=provider, reason=f'token request refused: {error.error}',
+            logger.info('%s token request rejected: %s', provider, error.error)
+            oidc.record_rejection(provider=provider, reason=f'token request rejected: {error.error}',
                                 client_address=address)
             return login_with_error(oidc.PROVIDER_ERROR, provider)
         except JoseError as error:
             logger.warning('%s ID token rejected: %s', provider, error.error)
-            oidc.record_refusal(provider=provider, reason=f'invalid ID token: {error.error}', client_address=address)
+            oidc.record_rejection(provider=provider, reason=f'invalid ID token: {error.error}', client_address=address)
             return login_with_error(oidc.INVALID_TOKEN, provider)
         except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as error:
             logger.warning('%s token request failed: %s: %s', provider, type(error).__name__, error)
-            oidc.record_refusal(provider=provider, reason='provider unreachable', client_address=address)
+            oidc.record_rejection(provider=provider, reason='provider unreachable', client_address=address)
             return login_with_error(oidc.UNAVAILABLE, provider)
 
         claims = token.get('userinfo')
         if not claims or not claims.get('sub'):
-            # Authlib checks an ID token only when there is one, so a missing one is refused here.
+            # Authlib checks an ID token only when there is one, so a missing one is rejected here.
             logger.warning('%s token response without an ID token', provider)
-            oidc.record_refusal(provider=provider, reason='no ID token', client_address=address)
+            oidc.record_rejection(provider=provider, reason='no ID token', client_address=address)
             return login_with_error(oidc.INVALID_TOKEN, provider)
 
         profile = oidc.profile_from_claims(provider, dict(claims))
         try:
             result = oidc.sign_in(profile, client_address=address)
-        except oidc.ExternalSignInRefused as refusal:
-            return login_with_error(refusal.code, provider)
+        except oidc.ExternalSignInRejected as rejection:
+            return login_with_error(rejection.code, provider)
         request.session.pop(PENDING_KEY, None)
         if result.pending is not None:
             request.session[PENDING_KEY] = result.pending.to_dict()

@@ -27,18 +27,18 @@ def provider_buttons(verb: str = 'Sign in') -> None:
         ui.separator().classes('col')
     for provider in providers:
         label = f'{verb} with {provider.label}'
-        # A plain link, because the start route answers with an HTTP redirect to the provider.
+        # A plain link, because the start route responds with an HTTP redirect to the provider.
         ui.link(label, f'/auth/oidc/{provider.name}/start') \
             .classes('w-full q-btn q-btn--outline q-py-sm text-center no-underline text-primary rounded-borders') \
             .props(f'aria-label="{label}" role="button"').mark(f'oidc-{provider.name}')
 
 
-def show_refusal() -> None:
+def show_rejection() -> None:
     """Show the message for an `oidc_error` in the page address, if there is a known one."""
     request = ui.context.client.request
     if request is None:
         return
-    message = oidc.refusal_message(request.query_params.get('oidc_error', ''),
+    message = oidc.rejection_message(request.query_params.get('oidc_error', ''),
                                    request.query_params.get('provider', ''))
     if message:
         ui.label(message).classes('text-negative').props('role=alert').mark('oidc-error')

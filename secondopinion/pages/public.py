@@ -12,7 +12,7 @@ from ..services.errors import DomainError, ValidationError
 from ..services.examinations import MODALITIES
 from ..services.payments import format_money
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
-from .oidc import provider_buttons, show_refusal
+from .oidc import provider_buttons, show_rejection
 
 
 def register() -> None:
@@ -65,7 +65,7 @@ def login_page() -> None:
     with frame('Sign in'):
         with ui.card().classes('w-full max-w-md mx-auto'):
             ui.label('Sign in').classes('text-h5')
-            show_refusal()
+            show_rejection()
             email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
             password = ui.input('Password', password=True, password_toggle_button=True) \
                 .props('autocomplete=current-password').classes('w-full').mark('password')

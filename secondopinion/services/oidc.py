@@ -1,7 +1,7 @@
 """Sign-in with Microsoft (Entra ID) and Google through OpenID Connect, and the rules for linking accounts.
 
-The provider registry is Authlib's Starlette client. Every authorization request asks for the
-scope `openid email profile`, sends a PKCE S256 challenge and a nonce, and Authlib checks the
+The provider registry is Authlib's Starlette client. Every authorization request names the
+scope `openid email profile` and carries a PKCE S256 challenge and a nonce. Authlib checks the
 state, the ID token's signature against the provider's JWKS, its nonce and its expiry. The
 claims options built here add the audience (our client id) and the issuer checks.
 
@@ -53,15 +53,15 @@ PROVIDER_LABELS = {MICROSOFT: 'Microsoft', GOOGLE: 'Google'}
 SCOPE = 'openid email profile'
 GOOGLE_METADATA_URL = 'https://accounts.google.com/.well-known/openid-configuration'
 MICROSOFT_METADATA_URL = 'https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration'
-# The multi-tenant discovery documents of Entra ID (common, organizations, consumers) give this
-# placeholder in their issuer; each ID token's issuer has the user's tenant id (its `tid` claim) there.
+# Entra ID's multi-tenant discovery documents (common, organizations, consumers) contain this placeholder
+# in their issuer. An ID token's issuer contains the user's tenant id (its `tid` claim) in its place.
 TENANT_PLACEHOLDER = '{tenantid}'
-# Seconds the provider's answer stays usable for the "complete your account" page.
+# Seconds the provider's response stays usable for the "complete your account" page.
 PENDING_SIGN_UP_SECONDS = 15 * 60
 # Seconds for each request to the provider (discovery, token, JWKS).
 PROVIDER_TIMEOUT_SECONDS = 10.0
 
-# Reasons for a refused sign-in: the code travels in the sign-in page's address, the page shows the message.
+# Reasons for a rejected sign-in. The code goes into the sign-in page's address, and the page shows the message.
 NO_EMAIL = 'no_email'
 UNVERIFIED_EMAIL = 'unverified_email'
 NOT_A_PATIENT = 'not_a_patient'
@@ -73,7 +73,7 @@ INVALID_TOKEN = 'invalid_token'
 UNAVAILABLE = 'unavailable'
 EXPIRED_SIGN_UP = 'expired_sign_up'
 
-REFUSAL_MESSAGES = {
+REJECTION_MESSAGES = {
     NO_EMAIL: '{label} did not share an email address with us. Sign in with your email and password, '
               'or allow access to your email address at {label} and try again.',
     UNVERIFIED_EMAIL: '{label} has not verified your email address. Sign in with your email and password, '
@@ -92,19 +92,19 @@ REFUSAL_MESSAGES = {
 }
 
 
-def refusal_message(code: str, provider: str) -> str | None:
-    """Return the user-facing message for a refusal code, None for an unknown code."""
-    template = REFUSAL_MESSAGES.get(code)
+def rejection_message(code: str, provider: str) -> str | None:
+    """Return the user-facing message for a rejection code, None for an unknown code."""
+    template = REJECTION_MESSAGES.get(code)
     if template is None:
         return None
     return template.format(label=PROVIDER_LABELS.get(provider, 'The provider'))
 
 
-class ExternalSignInRefused(DomainError):
-    """The provider's answer does not allow a sign-in; `code` is one of the reasons above."""
+class ExternalSignInRejected(DomainError):
+    """The provider's response does not allow a sign-in; `code` is one of the reasons above."""
 
     def __init__(self, code: str, provider: str) -> None:
-        super().__init__(refusal_message(code, provider) or code)
+        super().__init__(rejection_message(code, provider) or code)
         self.code = code
         self.provider = provider
 
@@ -117,7 +117,7 @@ class Provider:
 
 @dataclass(frozen=True)
 class ExternalProfile:
-    """What the provider's checked ID token says about the person."""
+    """The claims of the provider's checked ID token that the account rules use."""
 
     provider: str
     subject: str
@@ -277,7 +277,7 @@ def _subject_digest(provider: str, subject: str) -> str:
     return hashlib.sha256(f'{provider}:{subject}'.encode()).hexdigest()
 
 
-def record_refusal(*, provider: str, reason: str, client_address: str | None, user_id: int | None = None,
+def record_rejection(*, provider: str, reason: str, client_address: str | None, user_id: int | None = None,
                    email: str | None = None, subject: str | None = None, session: Session | None = None) -> None:
     """Write a `sign_in.failed` row for the user, else the email's SHA-256, else the provider identity's."""
     def write(target: Session) -> None:
@@ -299,16 +299,16 @@ def record_refusal(*, provider: str, reason: str, client_address: str | None, us
         with session_scope() as own:
             write(own)
     except Exception:
-        logger.exception('audit row for a refused %s sign-in (%s) could not be written', provider, reason)
+        logger.exception('audit row for a rejected %s sign-in (%s) could not be written', provider, reason)
 
 
-def _refuse(session: Session, code: str, reason: str, profile: ExternalProfile, client_address: str | None,
-            user_id: int | None = None) -> ExternalSignInRefused:
-    record_refusal(provider=profile.provider, reason=reason, client_address=client_address, user_id=user_id,
+def _reject(session: Session, code: str, reason: str, profile: ExternalProfile, client_address: str | None,
+            user_id: int | None = None) -> ExternalSignInRejected:
+    record_rejection(provider=profile.provider, reason=reason, client_address=client_address, user_id=user_id,
                    email=profile.email, subject=profile.subject, session=session)
-    logger.info('%s sign-in refused (%s) for %s', profile.provider, reason,
-                f'user {user_id}' if user_id else f'subject hash {_subject_digest(profile.provider, profile.subject)[:12]}')
-    return ExternalSignInRefused(code, profile.provider)
+    who = f'user {user_id}' if user_id else f'subject hash {_subject_digest(profile.provider, profile.subject)[:12]}'
+    logger.info('%s sign-in rejected (%s) for %s', profile.provider, reason, who)
+    return ExternalSignInRejected(code, profile.provider)
 
 
 def _start_session(session: Session, user: User, profile: ExternalProfile, client_address: str | None) -> str:
@@ -319,41 +319,41 @@ def _start_session(session: Session, user: User, profile: ExternalProfile, clien
 
 
 def sign_in(profile: ExternalProfile, *, client_address: str | None) -> SignInResult:
-    """Apply the account rules to a checked identity; raises ExternalSignInRefused with the reason.
+    """Apply the account rules to a checked identity; raises ExternalSignInRejected with the reason.
 
     Returns a session ticket for a known or newly linked user, or a PendingSignUp for a new patient.
-    A refusal's audit row is committed although the error is raised.
+    A rejection's audit row is committed although the error is raised.
     """
-    refusal: ExternalSignInRefused | None = None
+    rejection: ExternalSignInRejected | None = None
     result: SignInResult | None = None
     with session_scope() as session:
         try:
             result = _sign_in(session, profile, client_address)
-        except ExternalSignInRefused as error:
-            refusal = error
-    if refusal is not None:
-        raise refusal
+        except ExternalSignInRejected as error:
+            rejection = error
+    if rejection is not None:
+        raise rejection
     assert result is not None
     return result
 
 
 def _sign_in(session: Session, profile: ExternalProfile, client_address: str | None) -> SignInResult:
-    # TODO: a user with a TOTP second factor enabled is not asked for the code here yet.
+    # TODO: a user with TOTP enabled (users.totp_enabled_at) gets no second-factor step on this path yet.
     identity = session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider == profile.provider,
                                                             ExternalIdentity.subject == profile.subject))
     if identity is not None:
         user = session.get(User, identity.user_id)
         if user is None or user.deleted_at is not None or load_actor(session, user.id) is None:
-            raise _refuse(session, DEACTIVATED, 'account deactivated', profile, client_address, identity.user_id)
+            raise _reject(session, DEACTIVATED, 'account deactivated', profile, client_address, identity.user_id)
         identity.last_used_at = utcnow()
         ticket = _start_session(session, user, profile, client_address)
         logger.info('user %s signed in with %s (linked identity %s)', user.id, profile.provider, identity.id)
         return SignInResult(ticket=ticket, user_id=user.id)
 
     if profile.email is None:
-        raise _refuse(session, NO_EMAIL, 'no email from provider', profile, client_address)
+        raise _reject(session, NO_EMAIL, 'no email from provider', profile, client_address)
     if not profile.email_verified:
-        raise _refuse(session, UNVERIFIED_EMAIL, 'email not verified by provider', profile, client_address)
+        raise _reject(session, UNVERIFIED_EMAIL, 'email not verified by provider', profile, client_address)
 
     user = session.scalar(select(User).where(User.email == profile.email))
     if user is None:
@@ -362,10 +362,10 @@ def _sign_in(session: Session, profile: ExternalProfile, client_address: str | N
                                                   email=profile.email, full_name=profile.full_name,
                                                   issued_at=time.time()))
     if user.role != Role.PATIENT:
-        raise _refuse(session, NOT_A_PATIENT, f'{user.role} account cannot link a provider', profile,
+        raise _reject(session, NOT_A_PATIENT, f'{user.role} account cannot link a provider', profile,
                       client_address, user.id)
     if user.deleted_at is not None or load_actor(session, user.id) is None:
-        raise _refuse(session, DEACTIVATED, 'account deactivated', profile, client_address, user.id)
+        raise _reject(session, DEACTIVATED, 'account deactivated', profile, client_address, user.id)
 
     identity = ExternalIdentity(user_id=user.id, provider=profile.provider, subject=profile.subject,
                                 last_used_at=utcnow())

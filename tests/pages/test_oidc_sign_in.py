@@ -24,6 +24,8 @@ UNVERIFIED = ('Google has not verified your email address. Sign in with your ema
               'or verify the address in your Google account and try again.')
 
 
+# Tests list these fixtures before `user`, so that the settings change before the app and its
+# scheduler start: a scheduler thread that reads the settings meanwhile could cache the old ones again.
 def _configure(monkeypatch, name: str, provider: FakeProvider) -> None:
     prefix = f'SECONDOPINION_{name.upper()}'
     monkeypatch.setenv(f'{prefix}_CLIENT_ID', CLIENT_ID)
@@ -71,7 +73,7 @@ async def callback(user: User, location: str) -> httpx.Response:
 
 
 async def walk(user: User, provider: str) -> httpx.Response:
-    """Go from the start route through the provider back to the app; returns the app's answer to the callback."""
+    """Go from the start route through the provider back to the app; returns the app's response to the callback."""
     at_provider = await start_at_provider(user, provider)
     return await callback(user, at_provider.headers['location'])
 
@@ -108,7 +110,7 @@ async def test_buttons_hidden_when_not_configured(user: User):
     assert response.status_code == 404
 
 
-async def test_only_configured_button_shown(user: User, google: FakeProvider):
+async def test_only_configured_button_shown(google: FakeProvider, user: User):
     await user.open('/login')
     await user.should_see('Sign in with Google')
     await user.should_not_see('Sign in with Microsoft')
@@ -121,7 +123,7 @@ async def test_only_configured_button_shown(user: User, google: FakeProvider):
     assert (await user.http_client.get('/auth/oidc/facebook/start')).status_code == 404
 
 
-async def test_new_patient_completes_account(user: User, google: FakeProvider):
+async def test_new_patient_completes_account(google: FakeProvider, user: User):
     # Authlib keeps its state in Starlette's session, which NiceGUI installs for the storage secret.
     assert any(middleware.cls is SessionMiddleware for middleware in app.user_middleware)
     google.identity = google_identity('google-sub-1', 'grace@example.org')
@@ -173,7 +175,7 @@ async def test_new_patient_completes_account(user: User, google: FakeProvider):
     await user.should_see('There is no sign-in with Microsoft or Google waiting in this browser')
 
 
-async def test_links_existing_patient_by_email(user: User, google: FakeProvider, make_patient):
+async def test_links_existing_patient_by_email(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     with session_scope() as session:
         assert session.get(UserRow, carol.user_id).email_verified_at is None
@@ -195,7 +197,7 @@ async def test_links_existing_patient_by_email(user: User, google: FakeProvider,
     assert [r.object_id for r in audit_rows('sign_in.succeeded')] == [str(carol.user_id)]
 
 
-async def test_unverified_email_refused(user: User, google: FakeProvider, make_patient):
+async def test_unverified_email_rejected(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     google.identity = google_identity('google-sub-x', 'carol@example.org', verified=False)
 
@@ -211,7 +213,7 @@ async def test_unverified_email_refused(user: User, google: FakeProvider, make_p
         [('email_sha256', 'email not verified by provider', 'google')]
 
 
-async def test_doctor_account_not_linked(user: User, google: FakeProvider, make_doctor):
+async def test_doctor_account_not_linked(google: FakeProvider, user: User, make_doctor):
     doctor = make_doctor(email='doc@example.org')
     google.identity = google_identity('google-sub-doc', 'doc@example.org')
 
@@ -227,7 +229,7 @@ async def test_doctor_account_not_linked(user: User, google: FakeProvider, make_
         [(str(doctor.user_id), 'doctor account cannot link a provider')]
 
 
-async def test_link_wins_over_changed_email(user: User, google: FakeProvider, make_patient):
+async def test_link_wins_over_changed_email(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     other = make_patient('Olga Other', email='olga@example.org')
     google.identity = google_identity('google-sub-carol', 'carol@example.org')
@@ -247,7 +249,7 @@ async def test_link_wins_over_changed_email(user: User, google: FakeProvider, ma
     assert identities() == [('google', 'google-sub-carol', carol.user_id)]
 
 
-async def test_tampered_state_refused(user: User, google: FakeProvider, make_patient):
+async def test_tampered_state_rejected(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     google.identity = google_identity('google-sub-carol', 'carol@example.org')
     at_provider = await start_at_provider(user, 'google')
@@ -265,7 +267,7 @@ async def test_tampered_state_refused(user: User, google: FakeProvider, make_pat
     assert [r.detail['reason'] for r in audit_rows('sign_in.failed')] == ['state mismatch']
 
 
-async def test_callback_replay_refused(user: User, google: FakeProvider, make_patient):
+async def test_callback_replay_rejected(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     google.identity = google_identity('google-sub-carol', 'carol@example.org')
     at_provider = await start_at_provider(user, 'google')
@@ -277,7 +279,7 @@ async def test_callback_replay_refused(user: User, google: FakeProvider, make_pa
     assert len(sessions_of(carol.user_id)) == 1
 
 
-async def test_provider_error_and_missing_code(user: User, google: FakeProvider):
+async def test_provider_error_and_missing_code(google: FakeProvider, user: User):
     google.authorize_error = 'access_denied'
     response = await walk(user, 'google')
     assert target(response) == '/login?oidc_error=provider_error&provider=google'
@@ -292,7 +294,7 @@ async def test_provider_error_and_missing_code(user: User, google: FakeProvider)
         ['provider error: access_denied', 'missing authorization code']
 
 
-async def test_token_for_other_client_refused(user: User, google: FakeProvider, make_patient):
+async def test_token_for_other_client_rejected(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     google.identity = google_identity('google-sub-carol', 'carol@example.org')
     # Issued to another client: Authlib alone would accept it, because `azp` names ours.
@@ -307,7 +309,7 @@ async def test_token_for_other_client_refused(user: User, google: FakeProvider, 
     assert audit_rows('sign_in.failed')[0].detail['reason'].startswith('invalid ID token')
 
 
-async def test_deactivated_patient_refused(user: User, google: FakeProvider, make_patient):
+async def test_deactivated_patient_rejected(google: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     google.identity = google_identity('google-sub-carol', 'carol@example.org')
     await walk(user, 'google')
@@ -322,7 +324,7 @@ async def test_deactivated_patient_refused(user: User, google: FakeProvider, mak
         [(str(carol.user_id), 'account deactivated')]
 
 
-async def test_microsoft_requires_domain_verified_email(user: User, microsoft: FakeProvider, make_patient):
+async def test_microsoft_requires_domain_verified_email(microsoft: FakeProvider, user: User, make_patient):
     carol = make_patient('Carol Patient', email='carol@example.org')
     # Entra ID sends `email` without proof; without xms_edov the address is not trusted.
     microsoft.identity = Identity('ms-sub-carol', {'email': 'carol@example.org', 'name': 'Carol Patient'})
@@ -340,13 +342,13 @@ async def test_microsoft_requires_domain_verified_email(user: User, microsoft: F
     assert [s.method for s in sessions_of(carol.user_id)] == ['oidc:microsoft']
 
 
-async def test_password_sign_in_unchanged(user: User, google: FakeProvider, make_patient):
+async def test_password_sign_in_unchanged(google: FakeProvider, user: User, make_patient):
     make_patient('Carol Patient', email='carol@example.org')
     await sign_in(user, 'carol@example.org')
     await user.should_see('My examinations')
 
 
-async def test_microsoft_issuer_must_match_tenant(user: User, microsoft: FakeProvider, monkeypatch):
+async def test_microsoft_issuer_must_match_tenant(microsoft: FakeProvider, user: User):
     microsoft.identity = Identity('ms-sub-1', {'email': 'new@example.org', 'xms_edov': True, 'tid': 'another-tenant'})
     response = await walk(user, 'microsoft')
     assert target(response) == '/login?oidc_error=invalid_token&provider=microsoft'
@@ -355,3 +357,61 @@ async def test_microsoft_issuer_must_match_tenant(user: User, microsoft: FakePro
     response = await walk(user, 'microsoft')
     assert target(response) == '/register/complete'
     assert oidc.client_for('microsoft') is not None
+
+
+async def test_name_asked_when_provider_sent_none(microsoft: FakeProvider, user: User):
+    microsoft.identity = Identity('ms-sub-2', {'email': 'nameless@example.org', 'xms_edov': True})
+    assert target(await walk(user, 'microsoft')) == '/register/complete'
+
+    await user.open('/register/complete')
+    await user.should_see('Microsoft confirmed your email address nameless@example.org')
+    user.find(marker='date_of_birth').type('1990-12-24')
+    user.find(marker='complete').click()
+    await user.should_see('Full name is missing.')
+    user.find(marker='name').type('Noel Nameless')
+    user.find(marker='complete').click()
+    await user.should_see('My examinations')
+    with session_scope() as session:
+        row = session.scalars(select(UserRow).where(UserRow.email == 'nameless@example.org')).one()
+        assert row.full_name == 'Noel Nameless'
+        assert row.login_provider == 'microsoft'
+
+
+@pytest.fixture
+def unreachable_google(monkeypatch) -> FakeProvider:
+    # A port that nothing listens on: take a free one and close it again.
+    provider, server = start_provider()
+    server.shutdown()
+    server.server_close()
+    _configure(monkeypatch, 'google', provider)
+    return provider
+
+
+async def test_unreachable_provider_shown_plainly(unreachable_google: FakeProvider, user: User):
+    response = await user.http_client.get('/auth/oidc/google/start')
+    assert target(response) == '/login?oidc_error=unavailable&provider=google'
+    await user.open(target(response))
+    await user.should_see('Google cannot be reached right now. Try again later, or sign in with your email '
+                          'and password.')
+    assert [r.detail['reason'] for r in audit_rows('sign_in.failed')] == ['provider unreachable']
+
+
+async def test_unknown_error_code_shows_nothing(user: User):
+    await user.open('/login?oidc_error=<b>made-up</b>&provider=google')
+    await user.should_see('Sign in', marker='sign-in')
+    await user.should_not_see(marker='oidc-error')
+
+
+async def test_new_start_replaces_unfinished_one(google: FakeProvider, user: User, make_patient):
+    carol = make_patient('Carol Patient', email='carol@example.org')
+    google.identity = google_identity('google-sub-carol', 'carol@example.org')
+    abandoned = await start_at_provider(user, 'google')
+    for _ in range(20):
+        await start_at_provider(user, 'google')
+    latest = await start_at_provider(user, 'google')
+    # Authlib keeps only the newest state per provider, so the cookie stays under the 4 KB browsers keep.
+    assert len(user.http_client.cookies.get('session', '')) < 4000
+
+    assert target(await callback(user, abandoned.headers['location'])) == '/login?oidc_error=state&provider=google'
+    assert target(await callback(user, latest.headers['location'])).startswith('/auth/session?ticket=')
+    assert len(sessions_of(carol.user_id)) == 1
