@@ -51,7 +51,8 @@ MICROSOFT = 'microsoft'
 GOOGLE = 'google'
 PROVIDER_LABELS = {MICROSOFT: 'Microsoft', GOOGLE: 'Google'}
 SCOPE = 'openid email profile'
-GOOGLE_METADATA_URL = 'https://accounts.google.com/.well-known/openid-configuration'
+GOOGLE_ISSUER = 'https://accounts.google.com'
+GOOGLE_METADATA_URL = f'{GOOGLE_ISSUER}/.well-known/openid-configuration'
 MICROSOFT_METADATA_URL = 'https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration'
 # Entra ID's multi-tenant discovery documents (common, organizations, consumers) contain this placeholder
 # in their issuer. An ID token's issuer contains the user's tenant id (its `tid` claim) in its place.
@@ -71,7 +72,6 @@ PROVIDER_ERROR = 'provider_error'
 MISSING_CODE = 'missing_code'
 INVALID_TOKEN = 'invalid_token'
 UNAVAILABLE = 'unavailable'
-EXPIRED_SIGN_UP = 'expired_sign_up'
 
 REJECTION_MESSAGES = {
     NO_EMAIL: '{label} did not share an email address with us. Sign in with your email and password, '
@@ -87,8 +87,6 @@ REJECTION_MESSAGES = {
     INVALID_TOKEN: 'The answer from {label} failed its security check. Try again, or sign in with your email '
                    'and password.',
     UNAVAILABLE: '{label} cannot be reached right now. Try again later, or sign in with your email and password.',
-    EXPIRED_SIGN_UP: 'Your sign-in with {label} expired before the account was created. '
-                     'Start again with "Sign in with {label}".',
 }
 
 
@@ -194,8 +192,9 @@ def redirect_uri(provider: str, settings: Settings | None = None) -> str:
     return f'{settings.public_base_url.rstrip("/")}/auth/oidc/{provider}/callback'
 
 
-# The registry is built once per Settings object, so tests that change the settings get a new one.
-_registry: tuple[int, OAuth] | None = None
+# The registry is built once per Settings object, so tests that change the settings get a new one. It keeps
+# a reference to that object, because the id of a freed object may be reused for its successor.
+_registry: tuple[Settings, OAuth] | None = None
 
 
 def _build_registry(settings: Settings) -> OAuth:
@@ -220,8 +219,8 @@ def client_for(provider: str) -> StarletteOAuth2App | None:
     settings = get_settings()
     if provider not in {configured.name for configured in configured_providers(settings)}:
         return None
-    if _registry is None or _registry[0] != id(settings):
-        _registry = (id(settings), _build_registry(settings))
+    if _registry is None or _registry[0] is not settings:
+        _registry = (settings, _build_registry(settings))
     return _registry[1].create_client(provider)
 
 
@@ -242,6 +241,9 @@ def claims_options(provider: str, metadata: dict[str, Any]) -> dict[str, Any]:
             return isinstance(tenant, str) and bool(tenant) and value == issuer.replace(TENANT_PLACEHOLDER, tenant)
 
         options['iss'] = {'essential': True, 'validate': issuer_matches_tenant}
+    elif provider == GOOGLE and issuer == GOOGLE_ISSUER:
+        # Google's ID token guide lists both forms of its issuer, with and without the scheme.
+        options['iss'] = {'essential': True, 'values': [GOOGLE_ISSUER, GOOGLE_ISSUER.removeprefix('https://')]}
     else:
         options['iss'] = {'essential': True, 'value': issuer}
     return options
@@ -306,8 +308,8 @@ def _reject(session: Session, code: str, reason: str, profile: ExternalProfile, 
             user_id: int | None = None) -> ExternalSignInRejected:
     record_rejection(provider=profile.provider, reason=reason, client_address=client_address, user_id=user_id,
                    email=profile.email, subject=profile.subject, session=session)
-    who = f'user {user_id}' if user_id else f'subject hash {_subject_digest(profile.provider, profile.subject)[:12]}'
-    logger.info('%s sign-in rejected (%s) for %s', profile.provider, reason, who)
+    account = f'user {user_id}' if user_id else f'subject hash {_subject_digest(profile.provider, profile.subject)[:12]}'
+    logger.info('%s sign-in rejected (%s) for %s', profile.provider, reason, account)
     return ExternalSignInRejected(code, profile.provider)
 
 

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from secondopinion.config import Settings
+from secondopinion.config import Settings, reset_settings
 from secondopinion.db import session_scope
 from secondopinion.models import AuditEvent, ExternalIdentity, User
 from secondopinion.services import oidc
@@ -142,3 +142,22 @@ def test_deleted_account_rejected(make_patient):
     with pytest.raises(oidc.ExternalSignInRejected) as rejected:
         oidc.sign_in(profile, client_address=None)
     assert rejected.value.code == oidc.DEACTIVATED
+
+
+def test_issuer_and_audience_checks(monkeypatch):
+    monkeypatch.setenv('SECONDOPINION_GOOGLE_CLIENT_ID', 'google-client')
+    monkeypatch.setenv('SECONDOPINION_MICROSOFT_CLIENT_ID', 'ms-client')
+    reset_settings()
+    google = oidc.claims_options('google', {'issuer': 'https://accounts.google.com'})
+    assert google['aud'] == {'essential': True, 'value': 'google-client'}
+    assert google['iss'] == {'essential': True, 'values': ['https://accounts.google.com', 'accounts.google.com']}
+    local = oidc.claims_options('google', {'issuer': 'http://127.0.0.1:5000'})
+    assert local['iss'] == {'essential': True, 'value': 'http://127.0.0.1:5000'}
+
+    microsoft = oidc.claims_options('microsoft', {'issuer': 'https://login.microsoftonline.com/{tenantid}/v2.0'})
+    assert microsoft['aud'] == {'essential': True, 'value': 'ms-client'}
+    matches = microsoft['iss']['validate']
+    tenant = '9188040d-6c67-4c5b-b112-36a304b66dad'
+    assert matches({'tid': tenant}, f'https://login.microsoftonline.com/{tenant}/v2.0') is True
+    assert matches({'tid': tenant}, 'https://login.microsoftonline.com/another/v2.0') is False
+    assert matches({}, 'https://login.microsoftonline.com/{tenantid}/v2.0') is False
