@@ -18,6 +18,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.auth import register_auth_routes
+    from .api.oidc import register_oidc_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
     from .api.socket_guard import install_socket_guard
@@ -29,6 +30,7 @@ def setup() -> None:
     register_pages()
     register_routes()
     register_auth_routes()
+    register_oidc_routes()
     register_upload_routes()
     register_stripe_webhook()
     # After register_upload_routes, so that the security wrapper also covers the upload file requests.

@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(30, ge=1, description='Minutes without activity after which a session ends')
     session_max_hours: int = Field(12, ge=1, description='Hours after sign-in after which a session ends')
 
+    # Sign-in with Microsoft (Entra ID) and Google through OpenID Connect. A provider's button appears
+    # only when both its client id and its client secret are set.
+    microsoft_client_id: str | None = Field(None, description='Application (client) ID of the Entra ID app')
+    microsoft_client_secret: SecretStr | None = Field(None, description='Client secret of the Entra ID app')
+    microsoft_tenant: str = Field(
+        'common', pattern=r'^[A-Za-z0-9.-]+$',
+        description='Entra ID tenant: common (work, school and personal Microsoft accounts), organizations, '
+                    'consumers, or one tenant id or domain')
+    microsoft_metadata_url: str | None = Field(
+        None, description="OpenID Connect discovery document; empty means Microsoft's for the tenant")
+    google_client_id: str | None = Field(None, description='OAuth client ID from the Google Cloud console')
+    google_client_secret: SecretStr | None = Field(None, description='OAuth client secret from the Google console')
+    google_metadata_url: str | None = Field(None, description="OpenID Connect discovery document; empty means Google's")
+
     notification_interval_seconds: float = 5.0
     notification_max_attempts: int = 8
     notification_retry_base_seconds: float = Field(

@@ -13,6 +13,7 @@ from ..services.examinations import MODALITIES
 from ..services.payments import format_money
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
 from .two_step import code_input, enrollment_box
+from .oidc import provider_buttons, show_rejection
 
 
 def register() -> None:
@@ -79,6 +80,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
             ui.label('Sign in').classes('text-h5')
             if notice:
                 ui.label(notice).classes('text-body2 text-grey-8').mark('sign-in-notice')
+            show_rejection()
             with ui.column().classes('w-full gap-2') as password_step:
                 email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
                 password = ui.input('Password', password=True, password_toggle_button=True) \
@@ -94,6 +96,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                 password.value = ''
                 password_step.set_visibility(True)
                 sign_in_button.set_visibility(True)
+                other_ways.set_visibility(True)
                 error.text = message
 
             def submit_code(code_input: ui.input) -> None:
@@ -121,6 +124,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                 waiting['id'] = step.pending_id
                 password_step.set_visibility(False)
                 sign_in_button.set_visibility(False)
+                other_ways.set_visibility(False)
                 error.text = ''
                 with code_step:
                     if enrollment is not None:
@@ -157,6 +161,8 @@ def login_page(ended: str = '', ticket: str = '') -> None:
 
             password.on('keydown.enter', submit)
             sign_in_button = ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            with ui.column().classes('w-full gap-2') as other_ways:
+                provider_buttons('Sign in')
             with ui.row().classes('gap-1'):
                 ui.label('New here?')
                 ui.link('Create a patient account', '/register')
@@ -209,6 +215,7 @@ def register_page() -> None:
                 sign_in(actor, next_path='/exams')
 
             ui.button('Create account', on_click=submit).classes('w-full').mark('register')
+            provider_buttons('Sign up')
             with ui.row().classes('gap-1'):
                 ui.label('Already registered?')
                 ui.link('Sign in', '/login')

@@ -65,6 +65,19 @@ def _require_name(name: str) -> str:
     return name
 
 
+# Public name of the full-name check, for sign-up paths outside this module.
+require_name = _require_name
+
+
+def check_date_of_birth(date_of_birth: date | None) -> None:
+    """Raise ValidationError unless the date of birth is given, not in the future and not before 1900."""
+    if date_of_birth is None:
+        raise ValidationError('Date of birth is missing.', field='date_of_birth')
+    if date_of_birth > date.today() or date_of_birth.year < 1900:
+        raise ValidationError(f'Date of birth {date_of_birth.isoformat()} is not a valid past date.',
+                              field='date_of_birth')
+
+
 def _ensure_email_free(session: Session, email: str) -> None:
     if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
         raise ConflictError(f'An account with the email address {email} already exists. Sign in instead.')
@@ -85,11 +98,8 @@ def register_patient(*, full_name: str, email: str, password: str, date_of_birth
     email = normalize_email(email)
     phone_e164 = normalize_phone(phone)
     check_password(password)
-    if date_of_birth is None:
-        raise ValidationError('Date of birth is missing.', field='date_of_birth')
-    if date_of_birth > date.today() or date_of_birth.year < 1900:
-        raise ValidationError(f'Date of birth {date_of_birth.isoformat()} is not a valid past date.',
-                              field='date_of_birth')
+    check_date_of_birth(date_of_birth)
+    assert date_of_birth is not None
     with session_scope() as session:
         _ensure_email_free(session, email)
         user = User(email=email, password_hash=password_context.hash(password), role=Role.PATIENT,

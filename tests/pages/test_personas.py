@@ -172,7 +172,10 @@ ROLE_PAGES = {'/exams': {'patient'}, '/exams/new': {'patient'}, '/profile': {'pa
               '/doctor/cases': {'doctor'}, '/admin': {'admin'}}
 # Routes anyone may call, each checked by its own tests (sign-in, sessions, webhook, health).
 PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth/activity', '/auth/signed-out',
-                 '/api/stripe/webhook', '/favicon.ico', '/assets/{path:path}'}
+                 '/api/stripe/webhook', '/favicon.ico', '/assets/{path:path}',
+                 # Sign-in with Microsoft or Google, and the page that completes a new patient's account.
+                 '/auth/oidc/{provider}/start', '/auth/oidc/{provider}/callback', '/auth/oidc/finish',
+                 '/register/complete'}
 # DELETE /api/uploads/{upload_id} answers 204 to anyone, because it only removes the caller's own upload.
 OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}'}
 
