@@ -31,9 +31,9 @@ REQUIRED = 'required'  # a field without a default
 def render_default(value: Any) -> str:
     """Render a field default as the table's default cell.
 
-    Booleans are written as true or false, dicts as JSON, floats without a needless `.0`, a SecretStr as
-    its value (the only secret with a default is the development storage secret, which is public), paths
-    and numbers as text, and None or the empty string as the word `empty`.
+    Booleans are written as true or false, dicts as JSON, floats without a needless `.0`, and paths and
+    numbers as text. None and the empty string become the word `empty`. A SecretStr is written as its
+    value, because the only secret with a default is the development storage secret, which is public.
     """
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
