@@ -331,11 +331,37 @@ def test_log_guard_reports_passwords_tickets_and_patient_names():
     assert PASSWORD in findings[0].describe()
 
 
-def test_log_guard_collects_app_records_and_names_of_the_run(make_patient, caplog):
+def test_log_guard_collects_app_records_and_names_of_the_run(make_patient):
+    import pydicom
+
     make_patient(name='Gwendolyn Testpatient')
     logging.getLogger('secondopinion.services.test_probe').debug('probe record for user %s', 42)
+    dataset = pydicom.dcmread(get_testdata_file('MR_small.dcm'), stop_before_pixels=True)
 
     assert 'DEBUG secondopinion.services.test_probe: probe record for user 42' in GUARD.handler.lines
     assert PASSWORD in GUARD.watch.secrets
     GUARD.collect_names_of_test()
     assert 'Gwendolyn Testpatient' in GUARD.watch.names
+    # Every person name pydicom decodes is watched, in DICOM's form and with the "^" as a space.
+    assert str(dataset.PatientName) in GUARD.watch.names
+    assert str(dataset.PatientName).replace('^', ' ') in GUARD.watch.names
+
+
+def test_log_guard_checks_a_server_log_against_names_in_its_database_and_cookies(make_patient):
+    from secondopinion.config import get_settings
+    from tests.log_guard import LogGuard
+
+    make_patient(name='Ottilie Serverlog')
+    database = get_settings().data_dir / 'secondopinion.db'
+    if not database.is_file():
+        pytest.skip('the browser tests run the app on SQLite; this test database is another one')
+    guard = LogGuard()
+    cookie = 'a-session-cookie-value-0123456789'
+    lines = ['INFO secondopinion.services.accounts: patient registered: user 2',
+             'INFO secondopinion.services.mail: report for Ottilie Serverlog written',
+             f'INFO secondopinion.api.auth: cookie {cookie} set']
+
+    findings = guard.check_lines(lines, 'server log', database=database, cookies=[cookie])
+
+    assert [(finding.kind, finding.line) for finding in findings] == [
+        ('the patient name', lines[1]), ('the secret', lines[2])]
