@@ -5,7 +5,7 @@ DEBUG, the others at their own level). At the end of the session each line is ch
 the tests used:
 
 - passwords and other secrets: every string literal in the tests' source assigned to a name, or
-  given as a keyword, that says PASSWORD, SECRET, TOKEN or API_KEY, and every password that passlib
+  given as a keyword, whose name contains PASSWORD, SECRET, TOKEN or API_KEY, and every password that passlib
   hashed or verified during the run (so also those typed into forms);
 - sign-in tickets and session cookie values: every value `sessions.start` and `sessions.activate`
   returned, and any `ticket=...` or `secondopinion_session=...` text;
@@ -54,7 +54,7 @@ class Finding:
 
 @dataclass
 class Watchlist:
-    """What no log line may contain, filled while the tests run."""
+    """The values that no log line may contain, collected while the tests run."""
 
     secrets: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)

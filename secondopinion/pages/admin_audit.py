@@ -16,7 +16,7 @@ COLUMNS = [('at', 'Time (UTC)'), ('user', 'User'), ('action', 'Action'), ('objec
 
 
 def _day(value: str | None, label: str) -> date | None:
-    """Parse a date input's YYYY-MM-DD value; raise ValueError naming the field when it is something else."""
+    """Parse a date input's YYYY-MM-DD value, or raise ValueError with a message that names the field."""
     if not value:
         return None
     try:

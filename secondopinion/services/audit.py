@@ -23,7 +23,7 @@ WHERE_MAX = 200
 
 
 def set_where(path: str | None) -> None:
-    """Name the page or route being served, so that refusals deep in the services can say where they happened."""
+    """Name the page or route being served, so that refusals deep in the services can record where they happened."""
     _where.set(path[:WHERE_MAX] if path else None)
 
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
@@ -31,7 +31,7 @@ EXPORT_LIMIT = 100_000
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What to show; empty text matches everything. Times are UTC, `start` inclusive and `end` exclusive."""
+    """Filters of the audit log view. Empty text matches every row, and times are UTC: `start` inclusive, `end` exclusive."""
 
     user: str = ''
     action: str = ''
@@ -69,7 +69,7 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _user_condition(session: Session, text: str):  # noqa: ANN202 (a SQL expression)
+def _user_condition(session: Session, text: str) -> ColumnElement[bool]:
     """Match events of a user given by id or email address.
 
     For an email address without an account, the sign-in attempts made with it match, because
@@ -158,12 +158,12 @@ def export_csv(*, actor: Actor, filters: AuditFilter = AuditFilter()) -> str:
             writer.writerow([entry.id, entry.at.strftime('%Y-%m-%d %H:%M:%S'), entry.user_id or '',
                              *(_csv_text(value) for value in (entry.user_email, entry.action, entry.object_type,
                                                               entry.object_id, entry.client_address, entry.detail))])
-        shown = {key: (value.isoformat() if isinstance(value, datetime) else value)
+        applied = {key: (value.isoformat() if isinstance(value, datetime) else value)
                  for key, value in asdict(filters).items() if value}
-        if '@' in shown.get('user', ''):
-            # An address typed by the admin may belong to nobody; the log keeps only its SHA-256.
-            shown['user'] = 'email_sha256:' + hash_key(shown['user'].strip().lower())
-        audit.record(session, actor, 'audit_log.exported', 'audit_log', '-', rows=len(entries), filters=shown)
+        if '@' in applied.get('user', ''):
+            # An address typed by the admin may match no account, so the log keeps only its SHA-256.
+            applied['user'] = 'email_sha256:' + hash_key(applied['user'].strip().lower())
+        audit.record(session, actor, 'audit_log.exported', 'audit_log', '-', rows=len(entries), filters=applied)
     logger.info('audit log export of %d rows by user %s', len(entries), actor.user_id)
     return output.getvalue()
 

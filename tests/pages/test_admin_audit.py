@@ -36,7 +36,7 @@ def table_rows(user: User) -> list[dict]:
     return table.rows
 
 
-async def test_other_patient_is_refused_page_and_zip_and_both_are_recorded(user: User, make_patient):
+async def test_other_patient_page_and_zip_denied(user: User, make_patient):
     alice = make_patient('Alice', email='alice@example.org')
     bea = make_patient('Bea Other', email='bea@example.org')
     exam_id = _paid_with_image(alice)
@@ -48,7 +48,7 @@ async def test_other_patient_is_refused_page_and_zip_and_both_are_recorded(user:
     await user.should_not_see('Is the nodule in the right upper lobe benign?')
     response = await user.http_client.get(f'/api/exams/{exam_id}/images.zip')
     assert response.status_code == 404
-    # A made-up id gets the same answer and writes no row.
+    # A made-up id gets the same response and writes no row.
     missing = await user.http_client.get(f'/api/exams/{"0" * 32}/images.zip')
     assert (missing.status_code, missing.content) == (404, response.content)
 
@@ -63,7 +63,7 @@ async def test_other_patient_is_refused_page_and_zip_and_both_are_recorded(user:
     assert events('examination.viewed') == []
 
 
-async def test_patient_opening_admin_panel_is_refused_and_recorded(user: User, make_patient):
+async def test_patient_opening_admin_denied(user: User, make_patient):
     patient = make_patient('Alice', email='alice@example.org')
     await sign_in(user, 'alice@example.org')
     await user.should_see('You have no examinations yet.')
@@ -76,7 +76,7 @@ async def test_patient_opening_admin_panel_is_refused_and_recorded(user: User, m
                                                       {'role': 'patient', 'where': '/admin'})]
 
 
-async def test_pages_record_each_view_of_examination_report_and_viewer(user: User, make_patient, make_doctor):
+async def test_doctor_pages_record_views(user: User, make_patient, make_doctor):
     from secondopinion.services import reports
 
     alice = make_patient('Alice', email='alice@example.org')
@@ -119,7 +119,8 @@ async def test_admin_filters_the_audit_log(user: User, admin, make_patient):
     set_value(user, 'audit-action', 'test.event')
     await user.should_see('Page 1 of 2 (55 events)')
     rows = table_rows(user)
-    assert len(rows) == 50 and rows[0]['object'] == 'thing 54'
+    assert len(rows) == 50
+    assert rows[0]['object'] == 'thing 54'
     user.find(marker='audit-older').click()
     await user.should_see('Page 2 of 2 (55 events)')
     assert [row['object'] for row in table_rows(user)] == [f'thing {n}' for n in range(4, -1, -1)]
