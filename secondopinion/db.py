@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,9 @@ from .config import get_settings
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
+
+# Key in Session.info of the callbacks that `session_scope` runs after the session closed.
+AFTER_SCOPE = 'secondopinion_after_scope'
 
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
@@ -68,6 +71,17 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+        for callback in session.info.pop(AFTER_SCOPE, ()):
+            callback()
+
+
+def after_scope(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's scope has ended, committed or rolled back.
+
+    For writes that must happen whatever the caller's transaction does, in a transaction of their
+    own that does not wait for the caller's (SQLite has one writer at a time).
+    """
+    session.info.setdefault(AFTER_SCOPE, []).append(callback)
 
 
 def migrate() -> None:

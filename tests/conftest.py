@@ -16,10 +16,17 @@ from secondopinion.services import accounts, sessions
 from secondopinion.services.actors import Actor
 from tests import fake_stripe
 from tests.fake_stripe import FakeStripe
+from tests.log_guard import GUARD
 from tests.totp_codes import ADMIN_TOTP_SECRET
 
 PASSWORD = 'correct horse battery'
 _counter = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the log hygiene check (tests/log_guard.py): the run fails when a log line holds a secret or name."""
+    if not config.pluginmanager.has_plugin('secondopinion_log_guard'):
+        config.pluginmanager.register(GUARD, 'secondopinion_log_guard')
 
 
 def _reset_postgres(url: str) -> None:
@@ -46,6 +53,7 @@ def app_env(tmp_path, monkeypatch) -> Iterator[None]:
     db.dispose_engine()
     db.migrate()
     yield
+    GUARD.collect_names_of_test()
     db.dispose_engine()
     reset_settings()
 

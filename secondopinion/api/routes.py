@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from nicegui import app
 
 from ..db import ping
-from ..services import reports, sessions, studies, viewer
+from ..services import audit, reports, sessions, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError, ValidationError
 from ..services.storage import get_storage
@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 def current_actor(request: Request) -> Actor:
     """Return the signed-in actor of this request; anyone else gets the same 404 as for a missing object."""
+    audit.set_where(request.url.path)
     actor = sessions.resolve(request.cookies.get(sessions.COOKIE_NAME),
                              client_address=request.client.host if request.client else None)
     if actor is None:

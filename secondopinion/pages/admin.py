@@ -10,6 +10,7 @@ from ..services import admin as admin_service
 from ..services.actors import Actor
 from ..services.errors import DomainError
 from ..services.payments import format_money
+from .admin_audit import audit_panel
 from .admin_incomes import incomes_panel
 from .layout import format_time, frame, notify_error, plural, require_actor
 from .two_step import admin_reset_box
@@ -59,11 +60,7 @@ def admin_page() -> None:
             with ui.tab_panel(two_step_tab):
                 admin_reset_box(actor)
             with ui.tab_panel(audit_tab):
-                rows = [{'at': format_time(row.at), 'actor': row.actor, 'action': row.action,
-                         'object': f'{row.object_type} {row.object_id}'}
-                        for row in admin_service.list_audit(actor=actor)]
-                _table([('at', 'Time'), ('actor', 'Actor'), ('action', 'Action'), ('object', 'Object')],
-                       rows, 'at', 'audit-table')
+                audit_panel(actor)
 
 
 def _doctors_panel(actor: Actor) -> None:

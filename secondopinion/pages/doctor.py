@@ -52,14 +52,12 @@ def review_page(examination_id: str) -> None:
     if actor is None:
         return
     try:
-        exam = examinations.get_exam(actor=actor, examination_id=examination_id)
+        exam = examinations.view_exam(actor=actor, examination_id=examination_id, page='review', own_case=True)
     except NotFoundError:
-        exam = None
-    if exam is None or exam.doctor_id != actor.doctor_id:
         with frame('Not found', actor):
             show_not_found('Examination')
         return
-    report = reports.get_report(actor=actor, examination_id=examination_id)
+    report = reports.view_report(actor=actor, examination_id=examination_id, page='review')
 
     with frame('Review', actor):
         with ui.row().classes('w-full items-center justify-between'):

@@ -15,7 +15,7 @@ from nicegui import ui
 
 from ..db import session_scope
 from ..models import Role
-from ..services import sessions
+from ..services import audit, sessions
 from ..services.actors import Actor
 from ..services.errors import DomainError
 
@@ -98,7 +98,14 @@ def session_token() -> str | None:
 
 def current_actor() -> Actor | None:
     """Return the signed-in actor of this browser, re-read from the database on every call."""
+    audit.set_where(page_path())
     return sessions.resolve(session_token(), client_address=client_address())
+
+
+def page_path() -> str | None:
+    """The path of the page this browser opened, such as /exams/<id>, for the audit log."""
+    request = ui.context.client.request
+    return request.url.path if request is not None else None
 
 
 def client_address() -> str | None:
@@ -163,6 +170,8 @@ def require_actor(*roles: str) -> Actor | None:
         ui.navigate.to('/login')
         return None
     if roles and actor.role not in roles:
+        # A page of another role: refused like a missing page, and recorded.
+        audit.record_denied(actor, 'page', (page_path() or '')[:64], role=actor.role)
         with frame('Not found', actor):
             show_not_found()
         return None

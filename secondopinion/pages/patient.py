@@ -66,10 +66,10 @@ def new_exam_page() -> None:
     ui.navigate.to(f'/exams/{examination_id}/edit')
 
 
-def _load(actor: Actor, examination_id: str) -> examinations.ExamView | None:
-    """Return the examination, or show the framed not-found page and return None."""
+def _load(actor: Actor, examination_id: str, page: str) -> examinations.ExamView | None:
+    """Return the examination (the service records the view), or show the framed not-found page and return None."""
     try:
-        return examinations.get_exam(actor=actor, examination_id=examination_id)
+        return examinations.view_exam(actor=actor, examination_id=examination_id, page=page)
     except NotFoundError:
         with frame('Not found', actor):
             show_not_found('Examination')
@@ -80,7 +80,7 @@ def edit_exam_page(examination_id: str) -> None:
     actor = require_actor(Role.PATIENT)
     if actor is None:
         return
-    exam = _load(actor, examination_id)
+    exam = _load(actor, examination_id, 'edit')
     if exam is None:
         return
     if exam.status != ExamStatus.DRAFT:
@@ -249,7 +249,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
     actor = require_actor(Role.PATIENT, Role.ADMIN)
     if actor is None:
         return
-    exam = _load(actor, examination_id)
+    exam = _load(actor, examination_id, 'examination')
     if exam is None:
         return
     if exam.status == ExamStatus.DRAFT and actor.role == Role.PATIENT:
@@ -275,7 +275,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
             ui.button(f'Pay {format_money(exam.price_cents, exam.currency)}', icon='payment', on_click=pay) \
                 .mark('pay')
 
-        report = reports.get_report(actor=actor, examination_id=examination_id)
+        report = reports.view_report(actor=actor, examination_id=examination_id, page='examination')
         if report is not None and report.is_final:
             with ui.card().classes('w-full').mark('report'):
                 ui.label('Radiologist\'s report' + (f' (version {report.version})' if report.addenda else '')) \

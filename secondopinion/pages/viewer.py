@@ -59,7 +59,7 @@ def viewer_page(examination_id: str) -> None:
         return
     try:
         exam = examinations.get_exam(actor=actor, examination_id=examination_id)
-        series = viewer.list_viewer_series(actor=actor, examination_id=examination_id)
+        series = viewer.open_viewer(actor=actor, examination_id=examination_id)
     except NotFoundError:
         with frame('Not found', actor):
             show_not_found('Examination')

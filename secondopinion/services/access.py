@@ -1,10 +1,16 @@
-"""Access rules for examinations. Every page and route calls these checks."""
+"""Access rules for examinations. Every page and route calls these checks.
+
+Refusals of an examination that exists are written to the audit log as `access.denied` (after the
+caller's transaction, see `deny`). A request for an id that does not exist writes nothing: it
+touches nobody's data, and a row per invented URL would let anyone grow the append-only table.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from ..models import Examination, ExamStatus, Role
+from . import audit
 from .actors import Actor
 from .errors import ConflictError, NotFoundError
 
@@ -27,11 +33,23 @@ def can_view_images(actor: Actor, exam: Examination) -> bool:
     return can_view(actor, exam)
 
 
+def deny(session: Session, actor: Actor, exam: Examination, reason: str) -> NotFoundError:
+    """Record that the actor was refused an existing examination, and return the error to raise.
+
+    The caller raises the same NotFoundError as for a missing examination, so the answer the user
+    gets does not tell whether the examination exists.
+    """
+    audit.record_denied_after(session, actor, 'examination', exam.id, reason=reason, role=actor.role)
+    return NotFoundError('Examination')
+
+
 def get_visible_exam(session: Session, actor: Actor, examination_id: str) -> Examination:
     """Return the examination, or raise the same NotFoundError for a missing one and a forbidden one."""
     exam = session.get(Examination, examination_id) if examination_id else None
-    if exam is None or not can_view(actor, exam):
+    if exam is None:
         raise NotFoundError('Examination')
+    if not can_view(actor, exam):
+        raise deny(session, actor, exam, 'not visible to this user')
     return exam
 
 
@@ -39,7 +57,7 @@ def get_own_draft(session: Session, actor: Actor, examination_id: str) -> Examin
     """Return a draft of the acting patient, the only state in which files and details may change."""
     exam = get_visible_exam(session, actor, examination_id)
     if actor.role != Role.PATIENT or exam.patient_id != actor.patient_id:
-        raise NotFoundError('Examination')
+        raise deny(session, actor, exam, 'only the patient may change a draft')
     if exam.status != ExamStatus.DRAFT:
         raise ConflictError('This examination was already submitted, so its files and details can no longer change.')
     return exam

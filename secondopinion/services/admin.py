@@ -1,4 +1,4 @@
-"""Read models for the admin panel: doctors, patients and the audit log (incomes are in ledger.py)."""
+"""Read models for the admin panel: doctors and patients (incomes are in ledger.py, the audit log in audit_log.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from ..db import session_scope
-from ..models import AuditEvent, Doctor, Examination, Patient, Role, User
+from ..models import Doctor, Examination, Patient, Role, User
 from .actors import Actor, require_role
 
 
@@ -32,15 +32,6 @@ class PatientRow:
     date_of_birth: str
     examinations: int
     registered_at: datetime
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    at: datetime
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
 
 
 def list_doctors(*, actor: Actor) -> list[DoctorRow]:
@@ -67,15 +58,3 @@ def list_patients(*, actor: Actor) -> list[PatientRow]:
                                                        .where(Examination.patient_id == patient.id)) or 0,
                            registered_at=patient.user.created_at)
                 for patient in patients]
-
-
-def list_audit(*, actor: Actor, limit: int = 300) -> list[AuditRow]:
-    require_role(actor, Role.ADMIN)
-    with session_scope() as session:
-        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
-        rows = []
-        for event in events:
-            user = session.get(User, event.actor_user_id) if event.actor_user_id else None
-            rows.append(AuditRow(at=event.at, actor=user.email if user else 'system', action=event.action,
-                                 object_type=event.object_type, object_id=event.object_id))
-        return rows

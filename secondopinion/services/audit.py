@@ -6,15 +6,29 @@ The table is append-only: migration 0005 makes the database refuse UPDATE and DE
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..db import session_scope
+from ..db import after_scope, session_scope
 from ..models import AuditEvent
 from .actors import Actor
 
 logger = logging.getLogger(__name__)
+
+# The page or HTTP route (its path) that the current request or page event serves, for access.denied rows.
+_where: ContextVar[str | None] = ContextVar('secondopinion_audit_where', default=None)
+WHERE_MAX = 200
+
+
+def set_where(path: str | None) -> None:
+    """Name the page or route being served, so that refusals deep in the services can record where they happened."""
+    _where.set(path[:WHERE_MAX] if path else None)
+
+
+def current_where() -> str | None:
+    return _where.get()
 
 
 def record(session: Session, actor: Actor, action: str, object_type: str, object_id: str | int,
@@ -36,8 +50,23 @@ def record_now(actor: Actor, action: str, object_type: str, object_id: str | int
 
 
 def record_denied(actor: Actor, object_type: str, object_id: str | int, **detail: Any) -> None:
-    """Write that the actor asked for an object that is not theirs (or does not exist)."""
+    """Write that the actor asked for an object that is not theirs, with the page or route it happened on."""
+    where = detail.pop('where', None) or current_where()
+    if where:
+        detail['where'] = where
+    logger.info('access to %s %s denied to user %s', object_type, str(object_id)[:64], actor.user_id)
     record_now(actor, 'access.denied', object_type, str(object_id)[:64], **detail)
+
+
+def record_denied_after(session: Session, actor: Actor, object_type: str, object_id: str | int,
+                        **detail: Any) -> None:
+    """Write `access.denied` once the caller's transaction has ended, committed or rolled back.
+
+    A refusal usually rolls the caller's transaction back, and on SQLite a second writer would
+    wait for the first, so the row is written in its own transaction after the caller's.
+    """
+    detail.setdefault('where', current_where())
+    after_scope(session, lambda: record_denied(actor, object_type, object_id, **detail))
 
 
 def record_sign_in(session: Session, action: str, *, user_id: int | None, email_hash: str,

@@ -19,7 +19,7 @@ from ..db import session_scope
 from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, StudyFile, Urgency, User)
 from ..models.base import utcnow
 from . import audit, events
-from .access import get_own_draft, get_visible_exam
+from .access import deny, get_own_draft, get_visible_exam
 from .actors import SYSTEM, Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -233,7 +233,7 @@ def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
         if actor.role not in {Role.PATIENT, Role.ADMIN}:
-            raise NotFoundError('Examination')
+            raise deny(session, actor, exam, 'only the patient or an admin may cancel')
         allowed = {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
         if actor.role == Role.ADMIN:
             allowed.add(ExamStatus.UNDER_REVIEW)
@@ -247,7 +247,7 @@ def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
         if previous == ExamStatus.AWAITING_PAYMENT:
             close_open_checkout_in_session(session, exam)
         elif previous in {ExamStatus.PENDING, ExamStatus.UNDER_REVIEW}:
-            refund_in_session(session, exam)
+            refund_in_session(session, exam, actor)
         audit.record(session, actor, 'examination.cancelled', 'examination', exam.id, reason=reason[:500])
         logger.info('examination %s cancelled by user %s', exam.id, actor.user_id)
     _publish(examination_id, ExamStatus.CANCELLED, None)
@@ -271,8 +271,10 @@ def accept(*, actor: Actor, examination_id: str) -> None:
         )
         if result.rowcount != 1:
             exam = session.get(Examination, examination_id)
-            if exam is None or exam.status in {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT}:
+            if exam is None:
                 raise NotFoundError('Examination')
+            if exam.status in {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT}:
+                raise deny(session, actor, exam, 'not paid yet, so not offered to doctors')
             if exam.status == ExamStatus.CANCELLED:
                 raise ConflictError('This case was cancelled by the patient.')
             raise ConflictError('This case was already accepted by another doctor.')
@@ -331,6 +333,21 @@ def mark_patient_notified(*, examination_id: str) -> bool:
 def get_exam(*, actor: Actor, examination_id: str) -> ExamView:
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
+        return _view(session, exam)
+
+
+def view_exam(*, actor: Actor, examination_id: str, page: str, own_case: bool = False) -> ExamView:
+    """Return the examination for a page that shows it, and write `examination.viewed` for the opening.
+
+    `page` names the page in the audit row. With `own_case`, a doctor gets only a case they
+    accepted (the review page); a pending case of the board is then refused and recorded so.
+    Later refreshes of an open page use `get_exam`, which writes nothing.
+    """
+    with session_scope() as session:
+        exam = get_visible_exam(session, actor, examination_id)
+        if own_case and actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
+            raise deny(session, actor, exam, 'not the accepting doctor')
+        audit.record(session, actor, 'examination.viewed', 'examination', exam.id, page=page)
         return _view(session, exam)
 
 

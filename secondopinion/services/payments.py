@@ -220,8 +220,11 @@ def close_open_checkout_in_session(session: Session, exam: Examination) -> None:
         logger.info('checkout of payment %s closed for examination %s', payment.id, exam.id)
 
 
-def refund_in_session(session: Session, exam: Examination) -> None:
-    """Refund the successful payment of an examination inside the caller's transaction."""
+def refund_in_session(session: Session, exam: Examination, actor: Actor = SYSTEM) -> None:
+    """Refund the successful payment of an examination inside the caller's transaction.
+
+    `actor` is who caused the refund (the patient or admin who cancelled), for the audit row.
+    """
     payment = session.scalar(select(Payment).where(Payment.examination_id == exam.id,
                                                    Payment.status == PaymentStatus.SUCCEEDED))
     if payment is None:
@@ -237,7 +240,7 @@ def refund_in_session(session: Session, exam: Examination) -> None:
         session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PLATFORM_FEE_REVERSAL,
                            amount_cents=-fee, currency=payment.currency))
     _notify(session, exam, 'refund', format_money(payment.amount_cents, payment.currency))
-    audit.record(session, SYSTEM, 'payment.refunded', 'examination', exam.id, payment_id=payment.id,
+    audit.record(session, actor, 'payment.refunded', 'examination', exam.id, payment_id=payment.id,
                  refund_ref=refund_ref)
     logger.info('payment %s refunded for examination %s', payment.id, exam.id)
 

@@ -17,7 +17,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from . import audit, events
-from .access import get_visible_exam
+from .access import deny, get_visible_exam
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -69,28 +69,45 @@ def _own_case(session, actor: Actor, examination_id: str) -> Examination:  # noq
     require_role(actor, Role.DOCTOR)
     exam = get_visible_exam(session, actor, examination_id)
     if exam.doctor_id != actor.doctor_id:
-        raise NotFoundError('Examination')
+        raise deny(session, actor, exam, 'not the accepting doctor')
     return exam
 
 
 def get_report(*, actor: Actor, examination_id: str) -> ReportView | None:
     """Return the report: the accepting doctor and admins see drafts, the patient only a final one."""
     with session_scope() as session:
-        exam = get_visible_exam(session, actor, examination_id)
-        report = session.scalar(select(Report).where(Report.examination_id == exam.id))
-        if report is None:
-            return None
-        if actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
-            return None
-        if actor.role == Role.PATIENT and not report.is_final:
-            return None
-        doctor = session.get(Doctor, report.doctor_id)
-        return ReportView(examination_id=exam.id, technique=report.technique, findings=report.findings,
-                          impression=report.impression, recommendations=report.recommendations,
-                          comparison=report.comparison, comparison_note=report.comparison_note,
-                          is_final=report.is_final, doctor_name=doctor.user.full_name if doctor else '',
-                          finalized_at=report.finalized_at, pdf_sha256=report.pdf_sha256,
-                          addenda=tuple(_addendum_views(session, report)))
+        return _report_view(session, actor, examination_id)
+
+
+def view_report(*, actor: Actor, examination_id: str, page: str) -> ReportView | None:
+    """Return the report for a page that shows it, and write `report.viewed` when a final report is shown.
+
+    A draft is shown only to its own doctor, in the editor, and is not recorded as a view.
+    """
+    with session_scope() as session:
+        view = _report_view(session, actor, examination_id)
+        if view is not None and view.is_final:
+            audit.record(session, actor, 'report.viewed', 'examination', view.examination_id, version=view.version,
+                         page=page)
+        return view
+
+
+def _report_view(session, actor: Actor, examination_id: str) -> ReportView | None:  # noqa: ANN001
+    exam = get_visible_exam(session, actor, examination_id)
+    report = session.scalar(select(Report).where(Report.examination_id == exam.id))
+    if report is None:
+        return None
+    if actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
+        return None
+    if actor.role == Role.PATIENT and not report.is_final:
+        return None
+    doctor = session.get(Doctor, report.doctor_id)
+    return ReportView(examination_id=exam.id, technique=report.technique, findings=report.findings,
+                      impression=report.impression, recommendations=report.recommendations,
+                      comparison=report.comparison, comparison_note=report.comparison_note,
+                      is_final=report.is_final, doctor_name=doctor.user.full_name if doctor else '',
+                      finalized_at=report.finalized_at, pdf_sha256=report.pdf_sha256,
+                      addenda=tuple(_addendum_views(session, report)))
 
 
 def _addendum_views(session, report: Report) -> list[AddendumView]:  # noqa: ANN001
@@ -324,7 +341,7 @@ def open_report_pdf(*, actor: Actor, examination_id: str, version: int | None = 
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
         if actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
-            raise NotFoundError('Report')
+            raise deny(session, actor, exam, 'only the accepting doctor may download the report')
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         if report is None or not report.is_final or not report.pdf_key:
             raise NotFoundError('Report')
@@ -335,6 +352,7 @@ def open_report_pdf(*, actor: Actor, examination_id: str, version: int | None = 
         if not 1 <= chosen <= len(keys):
             raise NotFoundError('Report')
         key = keys[chosen - 1]
+        # The version is the one chosen: 1 for the report as finalized, higher for a version with addenda.
         audit.record(session, actor, 'report.downloaded', 'examination', exam.id, version=chosen)
     suffix = '' if chosen == 1 else f'-v{chosen}'
     return f'second-opinion-report-{examination_id[:8]}{suffix}.pdf', get_storage().iter_chunks(key)

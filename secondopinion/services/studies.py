@@ -758,7 +758,11 @@ def _require_image_access(session: Session, actor: Actor, examination_id: str) -
 
 
 def get_thumbnail(*, actor: Actor, examination_id: str, series_id: int) -> bytes:
-    """Return the PNG thumbnail of a series of the examination."""
+    """Return the PNG thumbnail of a series of the examination.
+
+    No audit row: thumbnails are part of the page that shows them, whose opening is recorded once
+    (`examination.viewed`). A refusal is still recorded by the access check.
+    """
     with session_scope() as session:
         _require_image_access(session, actor, examination_id)
         key = session.scalar(select(Series.thumbnail_key).join(Study, Series.study_id == Study.id).where(
@@ -774,6 +778,7 @@ def get_thumbnail(*, actor: Actor, examination_id: str, series_id: int) -> bytes
 
 def open_prior_report(*, actor: Actor, examination_id: str, file_id: int) -> tuple[str, str, Iterator[bytes]]:
     """Return the name, content type and content chunks of a prior report file of the examination."""
+    storage = get_storage()
     with session_scope() as session:
         _require_image_access(session, actor, examination_id)
         row = session.scalar(select(StudyFile).where(StudyFile.id == file_id,
@@ -782,10 +787,10 @@ def open_prior_report(*, actor: Actor, examination_id: str, file_id: int) -> tup
         if row is None:
             raise NotFoundError('File')
         name, content_type, key = row.original_name, row.content_type, row.storage_key
-    storage = get_storage()
-    if not storage.exists(key):
-        logger.error('examination %s: blob %s of prior report file %s is missing', examination_id, key, file_id)
-        raise NotFoundError('File')
+        if not storage.exists(key):
+            logger.error('examination %s: blob %s of prior report file %s is missing', examination_id, key, file_id)
+            raise NotFoundError('File')
+        audit.record(session, actor, 'prior_report.downloaded', 'examination', examination_id, file_id=file_id)
     return name, content_type, storage.iter_chunks(key)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..config import get_settings
 from ..db import session_scope
-from . import access, sessions, studies
+from . import access, audit, sessions, studies
 from .actors import Actor
 from .errors import NotFoundError, ValidationError
 
@@ -287,6 +287,7 @@ def _read_manifest(folder_path: Path, actor: Actor) -> _Manifest:
     manifest = _load_manifest(folder_path)
     if manifest.user_id != actor.user_id:
         logger.warning('user %s requested upload %s of another user', actor.user_id, folder_path.name)
+        audit.record_denied(actor, 'upload', folder_path.name, examination_id=manifest.examination_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)
     return manifest
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..db import session_scope
 from ..models import Series, Study, StudyFile
-from . import access
+from . import access, audit
 from .actors import Actor
 from .dicom import DEFER_SIZE, first_number, scale_to_uint8
 from .errors import DomainError, NotFoundError, ValidationError
@@ -141,13 +141,23 @@ def clear_caches() -> None:
 # --- Series and slices ------------------------------------------------------------------------------------------
 
 
-def list_viewer_series(*, actor: Actor, examination_id: str) -> list[ViewerSeries]:
+def open_viewer(*, actor: Actor, examination_id: str) -> list[ViewerSeries]:
+    """Return the series for a viewer page that opens, and write one `viewer.opened` row for the opening.
+
+    The slices the open viewer then shows are part of this view and write no rows of their own.
+    """
+    return list_viewer_series(actor=actor, examination_id=examination_id, record_opening=True)
+
+
+def list_viewer_series(*, actor: Actor, examination_id: str, record_opening: bool = False) -> list[ViewerSeries]:
     """Return the image series of the examination in series-number order, with their frame counts.
 
     Raises NotFoundError when the examination is missing or the actor may not see its images.
     """
     with session_scope() as session:
         _require_image_access(session, actor, examination_id)
+        if record_opening:
+            audit.record(session, actor, 'viewer.opened', 'examination', examination_id)
         rows = session.execute(
             select(Series.id, Series.number, Series.modality, Series.description)
             .join(Study, Series.study_id == Study.id)
@@ -174,6 +184,7 @@ def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: in
     for an invalid window, preset or size, and PreviewUnavailableError when the pixel data
     cannot be decoded.
     """
+    # No audit row per slice: each slice belongs to a viewer opening already recorded as `viewer.opened`.
     with session_scope() as session:
         _require_image_access(session, actor, examination_id)
         keys = _instance_keys(session, examination_id, series_id)

@@ -27,6 +27,7 @@ import pyotp
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.log_guard import GUARD
 from tests.totp_codes import ADMIN_TOTP_SECRET, TOTP_SECRETS, fresh_step
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ DESKTOP = {'viewport': {'width': 1280, 'height': 800}}
 # The fixed header wraps to several rows when its buttons do not fit, and then covers much of a phone screen.
 HEADER_MAX_HEIGHT_PX = 100
 
+# Cookie values the test browsers were given; the `app` fixture checks that the server never logged one.
+BROWSER_COOKIES: set[str] = set()
 EXAM_URL = re.compile(r'/exams/(?P<id>[^/?#]+)$')
 _serial_numbers = itertools.count(1)
 # The last time step whose code `sign_in` typed, by email address.
@@ -200,6 +203,11 @@ def app(app_server: AppServer) -> Iterator[AppServer]:
     problems = [line for line in new_lines if ' ERROR ' in line or line.startswith(('ERROR:', 'Traceback'))]
     if problems:
         pytest.fail('The server logged errors during the test:\n' + '\n'.join(problems[:20]), pytrace=False)
+    findings = GUARD.check_lines(new_lines, 'server log', database=app_server.data_dir / 'secondopinion.db',
+                                 cookies=BROWSER_COOKIES)
+    if findings:
+        pytest.fail('The server log holds a password, session secret or patient name:\n'
+                    + '\n'.join(finding.describe() for finding in findings[:20]), pytrace=False)
 
 
 @pytest.fixture(scope='package')
@@ -279,6 +287,7 @@ def open_page(browser: Browser, app: AppServer, request: pytest.FixtureRequest,
                 save_screenshot(page, f'failed-{request.node.name}-{number}')
         print('Console and websocket log of the pages:', *log.lines, sep='\n')
     for context in contexts:
+        BROWSER_COOKIES.update(cookie['value'] for cookie in context.cookies() if cookie.get('value'))
         context.close()
     assert not page_errors, 'JavaScript errors in the pages:\n' + '\n'.join(page_errors)
     assert not csp_violations, 'Content Security Policy violations in the pages:\n' + '\n'.join(csp_violations)

@@ -1,0 +1,108 @@
+"""The Audit log tab of the admin panel: filters, pages of 50 events newest first, and a CSV export."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from nicegui import ui
+
+from ..services import audit_log
+from ..services.actors import Actor
+from ..services.errors import DomainError
+from .layout import format_time, notify_error
+
+COLUMNS = [('at', 'Time (UTC)'), ('user', 'User'), ('action', 'Action'), ('object', 'Object'),
+           ('client', 'Client address'), ('detail', 'Detail')]
+
+
+def _day(value: str | None, label: str) -> date | None:
+    """Parse a date input's YYYY-MM-DD value, or raise ValueError with a message that names the field."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f'The {label} date "{value}" is invalid: choose a date as YYYY-MM-DD.') from None
+
+
+def audit_panel(actor: Actor) -> None:
+    actions, object_types = audit_log.choices(actor=actor)
+    state = {'page': 1}
+    with ui.row().classes('w-full items-end gap-3'):
+        user = ui.input('User (email or id)').classes('min-w-56').mark('audit-user')
+        action = ui.select(['', *actions], value='', label='Action', with_input=True).classes('min-w-48') \
+            .mark('audit-action')
+        object_type = ui.select(['', *object_types], value='', label='Object type').classes('min-w-40') \
+            .mark('audit-object-type')
+        object_id = ui.input('Object id').classes('min-w-56').mark('audit-object-id')
+        client = ui.input('Client address').classes('min-w-40').mark('audit-client')
+        start = ui.input('From (UTC)').props('type=date stack-label').mark('audit-from')
+        end = ui.input('To (UTC, inclusive)').props('type=date stack-label').mark('audit-to')
+
+    def current_filter() -> audit_log.AuditFilter | None:
+        try:
+            first, last = _day(start.value, '"from"'), _day(end.value, '"to"')
+        except ValueError as error:
+            ui.notify(str(error), type='warning', position='top')
+            return None
+        return audit_log.AuditFilter(
+            user=user.value or '', action=action.value or '', object_type=object_type.value or '',
+            object_id=object_id.value or '', client_address=client.value or '',
+            start=datetime(first.year, first.month, first.day, tzinfo=UTC) if first else None,
+            end=datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1) if last else None)
+
+    @ui.refreshable
+    def results() -> None:
+        filters = current_filter()
+        if filters is None:
+            return
+        try:
+            page = audit_log.search(actor=actor, filters=filters, page=state['page'])
+        except DomainError as error:
+            ui.label(str(error)).classes('text-negative').mark('audit-error')
+            return
+        rows = [{'id': entry.id, 'at': format_time(entry.at).replace(' UTC', ''),
+                 'user': entry.user_email or (f'user {entry.user_id}' if entry.user_id else 'system'),
+                 'action': entry.action, 'object': f'{entry.object_type} {entry.object_id}',
+                 'client': entry.client_address, 'detail': entry.detail if entry.detail != '{}' else ''}
+                for entry in page.entries]
+        ui.table(columns=[{'name': name, 'label': label, 'field': name, 'align': 'left'} for name, label in COLUMNS],
+                 rows=rows, row_key='id', pagination=0).props('flat dense wrap-cells hide-bottom') \
+            .classes('w-full').mark('audit-table')
+        with ui.row().classes('items-center gap-2'):
+            newer = ui.button(icon='chevron_left', on_click=lambda: go_to(page.page - 1)) \
+                .props('flat dense aria-label="Newer events"').mark('audit-newer')
+            newer.set_enabled(page.page > 1)
+            ui.label(f'Page {page.page} of {page.pages} ({page.total} '
+                     f'{"event" if page.total == 1 else "events"})').mark('audit-page')
+            older = ui.button(icon='chevron_right', on_click=lambda: go_to(page.page + 1)) \
+                .props('flat dense aria-label="Older events"').mark('audit-older')
+            older.set_enabled(page.page < page.pages)
+
+    def go_to(number: int) -> None:
+        state['page'] = max(1, number)
+        results.refresh()
+
+    def search() -> None:
+        state['page'] = 1
+        results.refresh()
+
+    def export() -> None:
+        filters = current_filter()
+        if filters is None:
+            return
+        try:
+            content = audit_log.export_csv(actor=actor, filters=filters)
+        except Exception as error:  # noqa: BLE001 (shown to the admin, logged by notify_error)
+            notify_error(error)
+            return
+        ui.download.content(content.encode('utf-8'), f'audit-log-{date.today().isoformat()}.csv', 'text/csv')
+
+    for element in (action, object_type, start, end):
+        element.on_value_change(search)
+    for element in (user, object_id, client):
+        element.on('keydown.enter', search)
+    with ui.row().classes('gap-2'):
+        ui.button('Search', icon='search', on_click=search).mark('audit-search')
+        ui.button('Export CSV', icon='download', on_click=export).props('outline').mark('audit-export')
+    results()
