@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import admin, board, doctor, patient, profile, public, viewer
+    from . import account, admin, board, doctor, patient, profile, public, viewer
 
     public.register()
     patient.register()
@@ -13,3 +13,4 @@ def register_pages() -> None:
     admin.register()
     viewer.register()
     profile.register()
+    account.register()

@@ -31,8 +31,9 @@ STATUS_COLORS = {
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),
                    ('Profile', '/profile', 'account_circle')],
-    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history')],
-    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings')],
+    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history'),
+                  ('Profile', '/profile', 'account_circle')],
+    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings'), ('Profile', '/profile', 'account_circle')],
 }
 
 
@@ -239,6 +240,9 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
     if actor is not None and actor.session_id is not None:
         _watch_session(actor)
     with ui.column().classes('w-full max-w-5xl mx-auto q-pa-md gap-4'):
+        if actor is not None and actor.role == Role.PATIENT:
+            from .account import verification_banner
+            verification_banner(actor)
         yield
 
 

@@ -83,6 +83,7 @@ def login_page() -> None:
 
             password.on('keydown.enter', submit)
             ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            ui.link('Forgot your password?', '/forgot-password').mark('forgot-password')
             with ui.row().classes('gap-1'):
                 ui.label('New here?')
                 ui.link('Create a patient account', '/register')
