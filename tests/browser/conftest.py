@@ -374,7 +374,7 @@ def confirm_email(page: Page, email: str) -> None:
     page.get_by_role('button', name='Confirm my email address').click()
     expect(page.get_by_text(f'Your email address {email} is confirmed.')).to_be_visible()
     page.goto('/exams')
-    expect(page.get_by_text('My examinations').first).to_be_visible()
+    expect(page.get_by_role('main').get_by_text('My examinations')).to_be_visible()
 
 
 def emailed_link(recipient: str, path: str, timeout: float = 15.0) -> str:
@@ -463,7 +463,7 @@ def accept_invitation(page: Page, email: str) -> None:
         invited.get_by_label('Repeat the new password').fill(PASSWORD)
         invited.get_by_role('button', name='Save and sign in').click()
         invited.wait_for_url('**/doctor')
-        expect(invited.get_by_text('Pending examinations').first).to_be_visible()
+        expect(invited.get_by_role('main').get_by_text('Pending examinations')).to_be_visible()
     finally:
         context.close()
 
