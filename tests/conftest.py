@@ -72,7 +72,7 @@ def admin() -> Actor:
 def make_patient() -> Callable[..., Actor]:
     def make(name: str = 'Alice Patient', email: str | None = None, phone: str = '+41791234567',
              verified: bool = True) -> Actor:
-        """Register a patient; `verified` marks the email address as confirmed, as the link in the welcome email does."""
+        """Register a patient; `verified` confirms the email address, as the link in the welcome email does."""
         email = email or f'patient{next(_counter)}@example.org'
         info = accounts.register_patient(full_name=name, email=email, password=PASSWORD,
                                          date_of_birth=date(1980, 5, 17), phone=phone)

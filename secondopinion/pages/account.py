@@ -133,7 +133,8 @@ def invite_page(token: str = '') -> None:
 
             panel = ui.column().classes('w-full')
             with panel:
-                _new_password_form('Save and sign in', save, lambda: _replace_with_invalid(panel, 'invitation', None, None))
+                _new_password_form('Save and sign in', save,
+                                   lambda: _replace_with_invalid(panel, 'invitation', None, None))
 
 
 def verification_banner(actor: Actor) -> None:

@@ -101,7 +101,10 @@ def _password_card(actor: Actor) -> None:
                 return
             for field in (current, new, repeat):
                 field.value = ''
-            elsewhere = 'no other sessions were open' if ended == 0 else f'we signed you out of {plural(ended, "other session")}'
+            if ended == 0:
+                elsewhere = 'no other sessions were open'
+            else:
+                elsewhere = f'we signed you out of {plural(ended, "other session")}'
             status.text = f'Your password was changed, and {elsewhere}. We sent you an email about the change.'
             status.classes(replace='text-body2 text-positive')
 

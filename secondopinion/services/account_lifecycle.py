@@ -9,7 +9,7 @@ Rate limits, so that nobody can flood a mailbox:
 
 - the verification email is sent again at most once a minute (RESEND_INTERVAL);
 - a reset link goes to one account at most RESET_MAX_PER_ACCOUNT times per RESET_ACCOUNT_WINDOW,
-  and further requests get the same answer without an email;
+  and further requests get the same message without an email;
 - one client address may ask for reset links RESET_MAX_PER_ADDRESS times per RESET_ADDRESS_WINDOW,
   counted from the audit log; after that it gets an error that says nothing about the account.
 
@@ -131,7 +131,7 @@ def verify_email(*, token: str | None, client_address: str | None = None) -> str
 def request_password_reset(*, email: str, client_address: str | None) -> None:
     """Email a reset link when an active account has this address; otherwise do nothing, silently.
 
-    The caller shows the same answer in both cases. Only an invalid address or too many requests
+    The caller shows the same message in both cases. Only an invalid address or too many requests
     from one client address raise a ValidationError, and neither depends on whether the account exists.
     """
     email = normalize_email(email)
@@ -316,5 +316,5 @@ def _store_new_password(session: Session, user: User, password_hash: str, *,
 
 
 def _as_user(user_id: int, client_address: str | None) -> Actor:
-    """The actor for audit rows of someone who acts through an emailed link, not through a session."""
+    """Return the actor for audit rows of someone who acts through an emailed link, not through a session."""
     return Actor(user_id=user_id, role='link', name='', client_address=client_address)

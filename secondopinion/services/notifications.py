@@ -137,7 +137,7 @@ def _render_refund(context: Mapping[str, str]) -> RenderedEmail:
 
 
 def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
-    """The registration email; with `verify_link` it also asks the patient to confirm the address."""
+    """Render the registration email, which with `verify_link` also contains the link that confirms the address."""
     practice = get_settings().practice_name
     paragraphs = ['Your account is ready. After signing in you can upload a study, describe your question '
                   'and follow your examination until the report arrives.']
@@ -201,7 +201,7 @@ TEMPLATES: dict[str, _Template] = {
     'doctor_invite': _Template(('name', 'link'), _render_doctor_invite),
 }
 
-# Templates whose body holds the secret of a single-use link. Once such an email is sent, the stored
+# Templates whose body contains the secret of a single-use link. Once such an email is sent, the stored
 # body keeps the link without its secret, so that neither the outbox rows nor the admin panel show it.
 LINK_TEMPLATES = frozenset({'welcome', 'verify_email', 'password_reset', 'doctor_invite'})
 
@@ -582,5 +582,5 @@ def read_eml(*, actor: Actor, name: str) -> str:
     path = get_settings().outbox_dir / name
     if not path.is_file():
         raise NotFoundError('Outbox file')
-    # The file is the email as delivered, so it holds the secrets of account links; the panel does not show them.
+    # The file is the email as delivered, so it contains the secrets of account links, which the panel removes.
     return redact(path.read_text(encoding='utf-8', errors='replace'))

@@ -1,4 +1,4 @@
-"""Single-use account links and the flows built on them: verification, reset, invitation, password change, deactivation."""
+"""Single-use account links and their flows: verification, reset, invitation, password change, deactivation."""
 
 from __future__ import annotations
 
