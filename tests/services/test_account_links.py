@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -88,6 +89,32 @@ def test_consume_works_once(make_patient):
     assert first is not None
     assert first.user_id == patient.user_id
     assert second is None
+
+
+def test_two_clicks_at_once_one_wins(make_patient):
+    patient = make_patient(email='race@example.org')
+    secret = issue(patient.user_id, TokenPurpose.RESET_PASSWORD)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def click(password: str) -> None:
+        barrier.wait()
+        try:
+            account_lifecycle.reset_password(token=secret, new_password=password)
+            outcomes.append(password)
+        except LinkInvalidError:
+            outcomes.append('rejected')
+
+    threads = [threading.Thread(target=click, args=(password,))
+               for password in ('first new passphrase', 'second new passphrase')]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes).count('rejected') == 1
+    winner = next(outcome for outcome in outcomes if outcome != 'rejected')
+    accounts.authenticate(email='race@example.org', password=winner)
 
 
 def test_consume_checks_purpose(make_patient):
