@@ -26,6 +26,9 @@ def setup() -> None:
     from .api.uploads import register_upload_routes
     from .pages import register_pages
 
+    from . import log_redaction
+
+    log_redaction.install()
     app.add_static_files('/assets', ASSETS_DIR)
     register_pages()
     register_routes()

@@ -12,6 +12,8 @@ from sqlalchemy import create_engine, text
 
 from secondopinion import db
 from secondopinion.config import reset_settings
+from secondopinion.models import User
+from secondopinion.models.base import utcnow
 from secondopinion.services import accounts, sessions
 from secondopinion.services.actors import Actor
 from tests import fake_stripe
@@ -79,10 +81,17 @@ def admin() -> Actor:
 
 @pytest.fixture
 def make_patient() -> Callable[..., Actor]:
-    def make(name: str = 'Alice Patient', email: str | None = None, phone: str = '+41791234567') -> Actor:
+    def make(name: str = 'Alice Patient', email: str | None = None, phone: str = '+41791234567',
+             verified: bool = True) -> Actor:
+        """Register a patient; `verified` confirms the email address, as the link in the welcome email does."""
         email = email or f'patient{next(_counter)}@example.org'
         info = accounts.register_patient(full_name=name, email=email, password=PASSWORD,
                                          date_of_birth=date(1980, 5, 17), phone=phone)
+        if verified:
+            with db.session_scope() as session:
+                user = session.get(User, info.user_id)
+                assert user is not None
+                user.email_verified_at = utcnow()
         actor = accounts.get_actor(info.user_id)
         assert actor is not None
         return actor

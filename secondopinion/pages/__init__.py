@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import admin, board, doctor, oidc, patient, profile, public, viewer
+    from . import account, admin, board, doctor, oidc, patient, profile, public, viewer
 
     public.register()
     patient.register()
@@ -14,3 +14,4 @@ def register_pages() -> None:
     viewer.register()
     profile.register()
     oidc.register()
+    account.register()

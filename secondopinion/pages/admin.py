@@ -5,7 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from ..models import Role
-from ..services import accounts, examinations, notifications
+from ..services import account_lifecycle, accounts, examinations, notifications
 from ..services import admin as admin_service
 from ..services.actors import Actor
 from ..services.errors import DomainError
@@ -18,7 +18,10 @@ from .two_step import admin_reset_box
 
 TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
                    'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome',
-                   'report_amended': 'Report addendum'}
+                   'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
+                   'password_reset': 'Password reset', 'password_changed': 'Password changed',
+                   'doctor_invite': 'Doctor invitation'}
+STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 
 def register() -> None:
@@ -69,19 +72,19 @@ def _doctors_panel(actor: Actor) -> None:
         email = ui.input('Email').classes('w-full').mark('doctor-email')
         license_number = ui.input('License number').classes('w-full').mark('doctor-license')
         specialty = ui.input('Specialty', value='Radiology').classes('w-full').mark('doctor-specialty')
-        password = ui.input(f'Initial password (at least {accounts.MIN_PASSWORD_LENGTH} characters)',
-                            password=True, password_toggle_button=True).classes('w-full').mark('doctor-password')
+        ui.label('The doctor gets an email with a link to choose a password. The link works for 7 days.') \
+            .classes('text-caption')
 
         def create() -> None:
             try:
                 accounts.create_doctor(actor=actor, full_name=name.value or '', email=email.value or '',
-                                       password=password.value or '', license_number=license_number.value or '',
-                                       specialty=specialty.value or '')
+                                       license_number=license_number.value or '', specialty=specialty.value or '')
             except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                 notify_error(error)
                 return
-            ui.notify(f'Doctor account for {email.value} created.', type='positive', position='top')
-            for field in (name, email, license_number, password):
+            ui.notify(f'Doctor account for {email.value} created. We sent the invitation to that address.',
+                      type='positive', position='top')
+            for field in (name, email, license_number):
                 field.value = ''
             specialty.value = 'Radiology'
             doctor_list.refresh()
@@ -96,12 +99,23 @@ def _doctors_panel(actor: Actor) -> None:
                     with ui.column().classes('gap-0'):
                         with ui.row().classes('items-center gap-2'):
                             ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                            if doctor.is_active:
-                                ui.badge('active', color='green-8')
-                            else:
-                                ui.badge('deactivated', color='grey-7')
+                            ui.badge(doctor.state, color=STATE_COLORS[doctor.state]) \
+                                .mark(f'doctor-state-{doctor.email}')
                         ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
                                  f'{plural(doctor.cases, "case")}').classes('text-caption')
+
+                    if doctor.state == 'invited':
+                        def resend(doctor_id: int = doctor.id, email: str = doctor.email) -> None:
+                            try:
+                                account_lifecycle.resend_invite(actor=actor, doctor_id=doctor_id)
+                            except Exception as error:  # noqa: BLE001
+                                notify_error(error)
+                                return
+                            ui.notify(f'We sent a new invitation to {email}. The earlier link no longer works.',
+                                      type='positive', position='top')
+
+                        ui.button('Send the invitation again', on_click=resend).props('flat dense') \
+                            .mark(f'resend-invite-{doctor.email}')
 
                     def toggle(doctor_id: int = doctor.id, active: bool = not doctor.is_active) -> None:
                         try:
@@ -122,6 +136,34 @@ def _patients_panel(actor: Actor) -> None:
             for row in admin_service.list_patients(actor=actor)]
     _table([('name', 'Name'), ('email', 'Email'), ('phone', 'Phone'), ('born', 'Born'), ('exams', 'Examinations'),
             ('registered', 'Registered')], rows, 'id', 'patients-table')
+    _patient_accounts(actor)
+
+
+def _patient_accounts(actor: Actor) -> None:
+    """Deactivate or reactivate patient accounts; deactivation signs the patient out at once."""
+    ui.label('Patient accounts').classes('text-subtitle1 q-mt-md')
+
+    @ui.refreshable
+    def account_list() -> None:
+        for patient in admin_service.list_patients(actor=actor):
+            with ui.row().classes('w-full items-center gap-2').mark(f'patient-{patient.email}'):
+                ui.label(f'{patient.name} ({patient.email})').classes('text-body2')
+                state = 'active' if patient.is_active else 'deactivated'
+                ui.badge(state, color=STATE_COLORS[state]).mark(f'patient-state-{patient.email}')
+                if not patient.email_verified:
+                    ui.badge('email not confirmed', color='orange-8')
+
+                def toggle(user_id: int = patient.user_id, active: bool = not patient.is_active) -> None:
+                    try:
+                        accounts.set_user_active(actor=actor, user_id=user_id, active=active)
+                    except Exception as error:  # noqa: BLE001
+                        notify_error(error)
+                    account_list.refresh()
+
+                ui.button('Deactivate' if patient.is_active else 'Reactivate', on_click=toggle) \
+                    .props('flat dense').mark(f'toggle-patient-{patient.email}')
+
+    account_list()
 
 
 def _examinations_panel(actor: Actor) -> None:

@@ -249,6 +249,9 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
     if actor is not None and actor.session_id is not None:
         _watch_session(actor)
     with ui.column().classes('w-full max-w-5xl mx-auto q-pa-md gap-4'):
+        if actor is not None and actor.role == Role.PATIENT:
+            from .account import verification_banner
+            verification_banner(actor)
         yield
 
 

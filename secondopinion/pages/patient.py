@@ -15,6 +15,7 @@ from ..services.actors import Actor
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from ..config import get_settings
+from .account import payment_blocked_note
 from .images import describe_upload, images_summary
 from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
 from .report_editor import final_report
@@ -238,6 +239,7 @@ def edit_exam_page(examination_id: str) -> None:
                 return
             ui.navigate.to('/exams')
 
+        payment_blocked_note(actor)
         with ui.row().classes('w-full justify-end gap-2'):
             ui.button('Discard', on_click=cancel).props('flat color=negative').mark('discard')
             ui.button('Save draft', on_click=save_draft).props('outline').mark('save-draft')
@@ -272,6 +274,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                     notify_error(error)
                     return
                 ui.navigate.to(url)
+            payment_blocked_note(actor)
             ui.button(f'Pay {format_money(exam.price_cents, exam.currency)}', icon='payment', on_click=pay) \
                 .mark('pay')
 

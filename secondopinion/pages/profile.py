@@ -1,15 +1,16 @@
-"""The profile page: for patients contact details and notification channels; for everyone two-step sign-in."""
+"""The profile page: a patient's contact details and notification channels; everyone's password and
+two-step sign-in."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
 from ..models import Role
-from ..services import profile
+from ..services import account_lifecycle, accounts, profile
 from ..services.actors import Actor
 from ..services.errors import ValidationError
 from . import two_step
-from .layout import frame, notify_error, require_actor
+from .layout import frame, notify_error, plural, require_actor
 
 CHANNELS = {'email': 'Email', 'sms': 'SMS', 'both': 'Email and SMS'}
 IN_SENTENCE = {'email': 'email', 'sms': 'SMS', 'both': 'email and SMS'}
@@ -27,6 +28,7 @@ def profile_page() -> None:
         ui.label('Profile').classes('text-h5')
         if actor.role == Role.PATIENT:
             _contact_section(actor)
+        _password_card(actor)
         two_step.profile_section(actor)
 
 
@@ -63,6 +65,53 @@ def _contact_section(actor: Actor) -> None:
             status.classes(replace='text-body2 text-positive')
 
         ui.button('Save', icon='save', on_click=save).mark('save-profile')
+
+
+def _password_card(actor: Actor) -> None:
+    """Change the password: the current one is checked like a sign-in, and the other sessions end."""
+    with ui.card().classes('w-full max-w-xl').mark('password-card'):
+        ui.label('Change your password').classes('text-subtitle1')
+        ui.label('You stay signed in here. Everywhere else you are signed out and sign in again with the new '
+                 'password.').classes('text-caption')
+        current = ui.input('Current password', password=True, password_toggle_button=True) \
+            .props('autocomplete=current-password').classes('w-full').mark('current-password')
+        new = ui.input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
+                       password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
+            .mark('new-password')
+        repeat = ui.input('Repeat the new password', password=True).props('autocomplete=new-password') \
+            .classes('w-full').mark('repeat-password')
+        status = ui.label('').classes('text-body2').mark('password-status')
+        fields = {'current_password': current, 'password': new}
+
+        def change() -> None:
+            for field in fields.values():
+                field.props(remove='error')
+            if (new.value or '') != (repeat.value or ''):
+                status.text = 'The two new passwords are different. Type the same new password in both fields.'
+                status.classes(replace='text-body2 text-negative')
+                return
+            try:
+                ended = account_lifecycle.change_password(actor=actor, current_password=current.value or '',
+                                                          new_password=new.value or '')
+            except ValidationError as error:
+                if error.field in fields:
+                    fields[error.field].props('error')  # red outline; the message is in the status line below
+                status.text = str(error)
+                status.classes(replace='text-body2 text-negative')
+                return
+            except Exception as error:  # noqa: BLE001 (logged and shown by notify_error)
+                notify_error(error)
+                return
+            for field in (current, new, repeat):
+                field.value = ''
+            if ended == 0:
+                elsewhere = 'no other sessions were open'
+            else:
+                elsewhere = f'we signed you out of {plural(ended, "other session")}'
+            status.text = f'Your password was changed, and {elsewhere}. We sent you an email about the change.'
+            status.classes(replace='text-body2 text-positive')
+
+        ui.button('Change password', icon='key', on_click=change).mark('change-password')
 
 
 def _channel(current: profile.Profile) -> str:

@@ -162,6 +162,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
             password.on('keydown.enter', submit)
             sign_in_button = ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
             with ui.column().classes('w-full gap-2') as other_ways:
+                ui.link('Forgot your password?', '/forgot-password').mark('forgot-password')
                 provider_buttons('Sign in')
             with ui.row().classes('gap-1'):
                 ui.label('New here?')

@@ -1,4 +1,7 @@
-"""Accounts: patient registration, doctor and admin creation, sign-in and deactivation."""
+"""Accounts: patient registration, doctor and admin creation, sign-in and deactivation.
+
+Email verification, password reset, doctor invitations and password change are in account_lifecycle.py.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
-from ..models import Doctor, Patient, Role, User
+from ..models import Doctor, Patient, Role, TokenPurpose, User
 from ..models.base import utcnow
-from . import audit, throttle, totp
+from . import account_links, audit, sessions, throttle, totp
 from .actors import SYSTEM, Actor, load_actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -108,20 +111,27 @@ def register_patient(*, full_name: str, email: str, password: str, date_of_birth
         session.flush()
         session.add(Patient(user_id=user.id, date_of_birth=date_of_birth))
         from .notifications import enqueue_email
+        secret = account_links.issue(session, user.id, TokenPurpose.VERIFY_EMAIL)
         enqueue_email(session, user_id=user.id, examination_id=None, recipient=email, template='welcome',
-                      context={'patient_name': name})
+                      context={'patient_name': name,
+                               'verify_link': account_links.path_for(TokenPurpose.VERIFY_EMAIL, secret)})
         audit.record(session, SYSTEM, 'patient.registered', 'user', user.id)
         logger.info('patient registered: user %s', user.id)
         return AccountInfo(user.id, user.email, user.role, user.full_name)
 
 
-def create_doctor(*, actor: Actor, full_name: str, email: str, password: str, license_number: str,
-                  specialty: str) -> AccountInfo:
-    """Create a doctor account; only admins may."""
+def create_doctor(*, actor: Actor, full_name: str, email: str, license_number: str, specialty: str,
+                  password: str | None = None) -> AccountInfo:
+    """Create a doctor account and email the doctor an invitation to choose a password; only admins may.
+
+    Until the doctor accepts the invitation the account has no password, so nobody can sign in to it.
+    With `password` (for the command line and tests) the account is ready at once and no invitation is sent.
+    """
     require_role(actor, Role.ADMIN)
     name = _require_name(full_name)
     email = normalize_email(email)
-    check_password(password)
+    if password is not None:
+        check_password(password)
     license_number = (license_number or '').strip()
     specialty = (specialty or '').strip()
     if not license_number:
@@ -132,15 +142,30 @@ def create_doctor(*, actor: Actor, full_name: str, email: str, password: str, li
         _ensure_email_free(session, email)
         if session.scalar(select(func.count()).select_from(Doctor).where(Doctor.license_number == license_number)):
             raise ConflictError(f'A doctor with license number {license_number} already exists.')
-        user = User(email=email, password_hash=password_context.hash(password), role=Role.DOCTOR, full_name=name)
+        now = utcnow()
+        user = User(email=email, role=Role.DOCTOR, full_name=name,
+                    password_hash=password_context.hash(password) if password is not None else None,
+                    password_changed_at=now if password is not None else None,
+                    email_verified_at=now if password is not None else None)
         session.add(user)
         session.flush()
         doctor = Doctor(user_id=user.id, license_number=license_number, specialty=specialty)
         session.add(doctor)
         session.flush()
-        audit.record(session, actor, 'doctor.created', 'doctor', doctor.id)
+        if password is None:
+            send_invite(session, user)
+        audit.record(session, actor, 'doctor.created', 'doctor', doctor.id, invited=password is None)
         logger.info('doctor %s created by user %s', doctor.id, actor.user_id)
         return AccountInfo(user.id, user.email, user.role, user.full_name)
+
+
+def send_invite(session: Session, user: User) -> None:
+    """Queue the invitation email with a new link, which ends the doctor's earlier invitation links."""
+    from .notifications import enqueue_email
+
+    secret = account_links.issue(session, user.id, TokenPurpose.INVITE)
+    enqueue_email(session, user_id=user.id, examination_id=None, recipient=user.email, template='doctor_invite',
+                  context={'name': user.full_name, 'link': account_links.path_for(TokenPurpose.INVITE, secret)})
 
 
 def create_admin(*, full_name: str, email: str, password: str, totp_secret: str | None = None) -> AccountInfo:
@@ -274,7 +299,33 @@ def set_doctor_active(*, actor: Actor, doctor_id: int, active: bool) -> None:
         doctor = session.get(Doctor, doctor_id)
         if doctor is None:
             raise NotFoundError('Doctor')
-        doctor.is_active = active
-        doctor.user.is_active = active
-        audit.record(session, actor, 'doctor.activated' if active else 'doctor.deactivated', 'doctor', doctor_id)
-        logger.info('doctor %s set active=%s by user %s', doctor_id, active, actor.user_id)
+        user_id = doctor.user_id
+    set_user_active(actor=actor, user_id=user_id, active=active)
+
+
+def set_user_active(*, actor: Actor, user_id: int, active: bool) -> None:
+    """Deactivate or reactivate a patient's or a doctor's account (admins only, never their own).
+
+    Deactivation ends every session of the account at once, so its open pages leave within a second.
+    """
+    require_role(actor, Role.ADMIN)
+    if user_id == actor.user_id:
+        raise ValidationError('You cannot deactivate or reactivate your own account. Ask another admin.')
+    with session_scope() as session:
+        user = session.get(User, user_id)
+        if user is None or user.role not in (Role.PATIENT, Role.DOCTOR) or user.deleted_at is not None:
+            raise NotFoundError('Account')
+        user.is_active = active
+        ended: list[int] = []
+        if user.role == Role.DOCTOR:
+            doctor = session.scalar(select(Doctor).where(Doctor.user_id == user_id))
+            assert doctor is not None
+            doctor.is_active = active
+            audit.record(session, actor, 'doctor.activated' if active else 'doctor.deactivated', 'doctor', doctor.id,
+                         user_id=user_id)
+        else:
+            audit.record(session, actor, 'user.activated' if active else 'user.deactivated', 'user', user_id)
+        if not active:
+            ended = sessions.end_for_user(session, user_id, reason=sessions.DEACTIVATED)
+    sessions.announce_ended(ended)
+    logger.info('user %s set active=%s by user %s, %s session(s) ended', user_id, active, actor.user_id, len(ended))

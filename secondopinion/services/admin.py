@@ -21,6 +21,16 @@ class DoctorRow:
     specialty: str
     is_active: bool
     cases: int
+    user_id: int = 0
+    # True until the doctor chose a password through the invitation link.
+    invited: bool = False
+
+    @property
+    def state(self) -> str:
+        """"deactivated", "invited" (no password chosen yet) or "active"."""
+        if not self.is_active:
+            return 'deactivated'
+        return 'invited' if self.invited else 'active'
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,9 @@ class PatientRow:
     date_of_birth: str
     examinations: int
     registered_at: datetime
+    user_id: int = 0
+    is_active: bool = True
+    email_verified: bool = False
 
 
 def list_doctors(*, actor: Actor) -> list[DoctorRow]:
@@ -44,7 +57,8 @@ def list_doctors(*, actor: Actor) -> list[DoctorRow]:
                                    .where(Examination.doctor_id == doctor.id)) or 0
             rows.append(DoctorRow(id=doctor.id, name=doctor.user.full_name, email=doctor.user.email,
                                   license_number=doctor.license_number, specialty=doctor.specialty,
-                                  is_active=doctor.is_active, cases=cases))
+                                  is_active=doctor.is_active and doctor.user.is_active, cases=cases,
+                                  user_id=doctor.user_id, invited=doctor.user.password_hash is None))
         return rows
 
 
@@ -56,5 +70,7 @@ def list_patients(*, actor: Actor) -> list[PatientRow]:
                            phone=patient.user.phone or '', date_of_birth=patient.date_of_birth.isoformat(),
                            examinations=session.scalar(select(func.count()).select_from(Examination)
                                                        .where(Examination.patient_id == patient.id)) or 0,
-                           registered_at=patient.user.created_at)
+                           registered_at=patient.user.created_at, user_id=patient.user_id,
+                           is_active=patient.user.is_active,
+                           email_verified=patient.user.email_verified_at is not None)
                 for patient in patients]

@@ -20,6 +20,7 @@ from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role,
 from ..models.base import utcnow
 from . import audit, events
 from .access import deny, get_own_draft, get_visible_exam
+from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 
@@ -215,6 +216,7 @@ def submit(*, actor: Actor, examination_id: str) -> None:
             missing.append('images (upload DICOM files or add a link)')
         if missing:
             raise ValidationError('Cannot submit yet. Missing: ' + ', '.join(missing) + '.')
+        ensure_email_verified(session, actor.user_id)
         exam.status = ExamStatus.AWAITING_PAYMENT
         exam.submitted_at = utcnow()
         exam.price_cents = settings.price_for(exam.modality, exam.urgency)

@@ -28,6 +28,7 @@ from ..db import session_scope
 from ..models import Notification, NotificationStatus, Role
 from ..models.base import utcnow
 from . import audit
+from .account_links import redact
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
 from .mail import OutgoingEmail, Transport, get_transport
@@ -136,14 +137,55 @@ def _render_refund(context: Mapping[str, str]) -> RenderedEmail:
 
 
 def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
+    """Render the registration email, which with `verify_link` also contains the link that confirms the address."""
     practice = get_settings().practice_name
+    paragraphs = ['Your account is ready. After signing in you can upload a study, describe your question '
+                  'and follow your examination until the report arrives.']
+    if context.get('verify_link'):
+        paragraphs.append('Please confirm your email address with the link below. You can prepare an examination '
+                          'before that, but you can pay for it only once the address is confirmed. The link works '
+                          'once, for 48 hours.')
+        return _compose(f'Welcome to {practice}', context['patient_name'], paragraphs,
+                        _absolute_link(context['verify_link']), 'Confirm your email address')
     # NOTE: the default sign-in path "/login" must match the route of the sign-in page.
     link = _absolute_link(context.get('link') or '/login')
+    return _compose(f'Welcome to {practice}', context['patient_name'], paragraphs, link, 'Sign in')
+
+
+def _render_verify_email(context: Mapping[str, str]) -> RenderedEmail:
     return _compose(
-        f'Welcome to {practice}', context['patient_name'],
-        ['Your account is ready. After signing in you can upload a study, describe your question '
-         'and follow your examination until the report arrives.'],
-        link, 'Sign in')
+        'Confirm your email address', context['name'],
+        ['Please confirm that this is your email address. Once it is confirmed you can pay for your examinations.',
+         'The link works once, for 48 hours. If you did not create an account with us, ignore this email.'],
+        _absolute_link(context['link']), 'Confirm your email address')
+
+
+def _render_password_reset(context: Mapping[str, str]) -> RenderedEmail:
+    return _compose(
+        'Reset your password', context['name'],
+        ['We received a request to reset the password of your account. Choose a new password with the link below.',
+         'The link works once, for 1 hour. If you did not ask for it, ignore this email: your password stays '
+         'as it is.'],
+        _absolute_link(context['link']), 'Choose a new password')
+
+
+def _render_password_changed(context: Mapping[str, str]) -> RenderedEmail:
+    return _compose(
+        'Your password was changed', context['name'],
+        [f'The password of your account was changed on {context["changed_at"]}. We signed you out everywhere '
+         'else.',
+         'If you did not change it, reset your password at once with the link below and tell the practice.'],
+        _absolute_link('/forgot-password'), 'Reset your password')
+
+
+def _render_doctor_invite(context: Mapping[str, str]) -> RenderedEmail:
+    practice = get_settings().practice_name
+    return _compose(
+        f'Your radiologist account at {practice}', context['name'],
+        [f'An administrator of {practice} created a radiologist account for you.',
+         'Choose your password with the link below; you are signed in right after. The link works once, '
+         'for 7 days. If it has expired, ask the administrator to send a new one.'],
+        _absolute_link(context['link']), 'Choose your password')
 
 
 TEMPLATES: dict[str, _Template] = {
@@ -153,7 +195,15 @@ TEMPLATES: dict[str, _Template] = {
     'case_accepted': _Template(('patient_name', 'examination_id'), _render_case_accepted),
     'refund': _Template(('patient_name', 'examination_id', 'amount'), _render_refund),
     'welcome': _Template(('patient_name',), _render_welcome),
+    'verify_email': _Template(('name', 'link'), _render_verify_email),
+    'password_reset': _Template(('name', 'link'), _render_password_reset),
+    'password_changed': _Template(('name', 'changed_at'), _render_password_changed),
+    'doctor_invite': _Template(('name', 'link'), _render_doctor_invite),
 }
+
+# Templates whose body contains the secret of a single-use link. Once such an email is sent, the stored
+# body keeps the link without its secret, so that neither the outbox rows nor the admin panel show it.
+LINK_TEMPLATES = frozenset({'welcome', 'verify_email', 'password_reset', 'doctor_invite'})
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
@@ -354,11 +404,14 @@ def _still_ours(claimed: _Claimed) -> ColumnElement[bool]:
 
 
 def _record_success(claimed: _Claimed, now: datetime) -> bool:
+    values: dict[str, Any] = {}
+    if claimed.template in LINK_TEMPLATES:
+        values = {'body_text': redact(claimed.body_text), 'body_html': redact(claimed.body_html)}
     with session_scope() as session:
         result = session.execute(
             update(Notification).where(_still_ours(claimed))
             .values(status=NotificationStatus.SENT, sent_at=now, attempts=claimed.attempts_before + 1,
-                    claimed_at=None)
+                    claimed_at=None, **values)
             .execution_options(synchronize_session=False)
         )
     if result.rowcount != 1:
@@ -521,7 +574,7 @@ def outbox_files(*, actor: Actor) -> list[Path]:
 
 
 def read_eml(*, actor: Actor, name: str) -> str:
-    """Return the raw source of one outbox .eml file (admins only)."""
+    """Return the raw source of one outbox .eml file, with the secrets of account links removed (admins only)."""
     require_role(actor, Role.ADMIN)
     if not name or '/' in name or '\\' in name or name.startswith('.') or not name.endswith('.eml'):
         raise ValidationError(f'Outbox file name "{name}" is invalid: expected a file name ending in .eml '
@@ -529,4 +582,5 @@ def read_eml(*, actor: Actor, name: str) -> str:
     path = get_settings().outbox_dir / name
     if not path.is_file():
         raise NotFoundError('Outbox file')
-    return path.read_text(encoding='utf-8', errors='replace')
+    # The file is the email as delivered, so it contains the secrets of account links, which the panel removes.
+    return redact(path.read_text(encoding='utf-8', errors='replace'))

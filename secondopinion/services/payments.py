@@ -23,6 +23,7 @@ from ..models import Examination, ExamStatus, Income, IncomeKind, Payment, Payme
 from ..models.base import utcnow
 from . import audit, events
 from .access import get_visible_exam
+from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
 from .errors import ConflictError, NotFoundError
 
@@ -104,6 +105,7 @@ def start_checkout(*, actor: Actor, examination_id: str) -> str:
         exam = get_visible_exam(session, actor, examination_id)
         if exam.status != ExamStatus.AWAITING_PAYMENT:
             raise ConflictError('This examination does not wait for payment.')
+        ensure_email_verified(session, actor.user_id)
         open_payment = session.scalar(select(Payment).where(
             Payment.examination_id == exam.id, Payment.provider == gateway.name,
             Payment.status == PaymentStatus.OPEN))

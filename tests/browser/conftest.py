@@ -6,6 +6,8 @@ Every test here skips when /usr/bin/chromium or the `playwright` package is miss
 
 from __future__ import annotations
 
+import email
+import email.policy
 import itertools
 import os
 import re
@@ -64,6 +66,8 @@ EXAM_URL = re.compile(r'/exams/(?P<id>[^/?#]+)$')
 _serial_numbers = itertools.count(1)
 # The last time step whose code `sign_in` typed, by email address.
 _used_steps: dict[str, int] = {}
+# The server of `app_server`, whose outbox folder `emailed_link` reads; one per test package.
+_running_server: AppServer | None = None
 
 
 def _missing_requirement() -> str | None:
@@ -181,10 +185,13 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     with server.log_path.open('wb') as log:
         process = subprocess.Popen([sys.executable, main], env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
+    global _running_server
     try:
         _wait_until_healthy(process, server)
+        _running_server = server
         yield server
     finally:
+        _running_server = None
         process.terminate()
         try:
             process.wait(STOP_TIMEOUT_SECONDS)
@@ -385,6 +392,36 @@ def register_patient(page: Page, *, name: str, email: str, date_of_birth: str = 
     page.get_by_label(re.compile(r'^Password \(at least')).fill(PASSWORD)
     page.get_by_role('button', name='Create account').click()
     page.wait_for_url('**/exams')
+    confirm_email(page, email)
+
+
+def confirm_email(page: Page, email: str) -> None:
+    """Open the confirmation link of the welcome email and press the button, as the patient does; end on /exams."""
+    from playwright.sync_api import expect
+
+    page.goto(emailed_link(email, '/verify-email'))
+    page.get_by_role('button', name='Confirm my email address').click()
+    expect(page.get_by_text(f'Your email address {email} is confirmed.')).to_be_visible()
+    page.goto('/exams')
+    expect(page.get_by_role('main').get_by_text('My examinations')).to_be_visible()
+
+
+def emailed_link(recipient: str, path: str, timeout: float = 15.0) -> str:
+    """Wait for the email to `recipient` with a link to `path` in the server's outbox folder; return the link."""
+    assert _running_server is not None, 'no app server is running'
+    outbox = _running_server.data_dir / 'outbox'
+    pattern = re.compile(r'https?://[^\s"<>]+' + re.escape(path) + r'\?token=[A-Za-z0-9_\-]+')
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for eml in sorted(outbox.glob('*.eml'), key=lambda item: item.name, reverse=True):
+            message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+            if message['To'] != recipient:
+                continue
+            match = pattern.search(message.get_body(preferencelist=('plain',)).get_content())
+            if match:
+                return match.group(0)
+        time.sleep(0.2)
+    raise AssertionError(f'no email to {recipient} with a link to {path} arrived in {outbox} within {timeout:.0f} s')
 
 
 def upload_images(page: Page, paths: list[Path]) -> None:
@@ -439,8 +476,25 @@ def create_doctor_in_admin_panel(page: Page, *, name: str, email: str) -> None:
     page.get_by_label('Full name').fill(name)
     page.get_by_label('Email').fill(email)
     page.get_by_label('License number').fill(f'CH-RAD-{next(_serial_numbers):04d}')
-    page.get_by_label(re.compile(r'^Initial password')).fill(PASSWORD)
     click_until_visible(page.get_by_role('button', name='Create doctor'), page.get_by_text(f'{name} ({email})'))
+    accept_invitation(page, email)
+
+
+def accept_invitation(page: Page, email: str) -> None:
+    """Choose the shared test password through the emailed invitation, in a browser context of the doctor's own."""
+    from playwright.sync_api import expect
+
+    context = page.context.browser.new_context(base_url=_running_server.base_url if _running_server else None)
+    try:
+        invited = context.new_page()
+        invited.goto(emailed_link(email, '/invite'))
+        invited.get_by_label(re.compile(r'^New password')).fill(PASSWORD)
+        invited.get_by_label('Repeat the new password').fill(PASSWORD)
+        invited.get_by_role('button', name='Save and sign in').click()
+        invited.wait_for_url('**/doctor')
+        expect(invited.get_by_role('main').get_by_text('Pending examinations')).to_be_visible()
+    finally:
+        context.close()
 
 
 def submit_paid_examination(page: Page, *, images: list[Path], modality: str, body_part: str,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import re
 from pathlib import Path
 
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
+from secondopinion.config import get_settings
 from secondopinion.pages.study_uploader import StudyUploader
 from secondopinion.services import sessions
+from secondopinion.services import notifications
 from tests.conftest import PASSWORD
 from tests.totp_codes import TOTP_SECRETS, fresh_code_for
 
@@ -100,3 +105,24 @@ async def upload(user: User, marker: str, paths: list[Path], *, names: list[str]
 def set_value(user: User, marker: str, value: object) -> None:
     for element in user.find(marker=marker).elements:
         element.value = value
+
+
+def emailed_link(recipient: str, path: str) -> str:
+    """Send the queued emails and return the newest link to `path` (e.g. "/verify-email") emailed to `recipient`.
+
+    The link is read from the .eml file in the outbox folder, as the recipient's mail program shows
+    it, and returned as a site path with its query string, ready for `user.open`.
+    """
+    notifications.deliver_due()
+    outbox = get_settings().outbox_dir
+    pattern = re.compile(re.escape(path) + r'\?token=[A-Za-z0-9_\-]+')
+    for eml in sorted(outbox.glob('*.eml'), key=lambda item: item.name, reverse=True):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        if message['To'] != recipient:
+            continue
+        body = message.get_body(preferencelist=('plain',))
+        assert body is not None, f'{eml.name} has no text part'
+        match = pattern.search(body.get_content())
+        if match:
+            return match.group(0)
+    raise AssertionError(f'no email to {recipient} with a link to {path} in {outbox}')

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from secondopinion import db
 from secondopinion.models import Doctor
 from secondopinion.services import examinations
-from tests.conftest import PASSWORD
 from tests.services.flow import paid
 
 from .helpers import set_value, sign_in
@@ -28,7 +27,6 @@ async def test_create_doctor_missing_license(user: User, admin):
     await _open_admin(user)
     user.find(marker='doctor-name').type('Dr. No License')
     user.find(marker='doctor-email').type('nolicense@example.org')
-    user.find(marker='doctor-password').type(PASSWORD)
     user.find(marker='create-doctor-button').click()
     await user.should_see('License number is missing.')
     assert _doctor_count() == 0
@@ -42,7 +40,6 @@ async def test_create_doctor_duplicate_license(user: User, admin, make_doctor):
     user.find(marker='doctor-name').type('Dr. Copy')
     user.find(marker='doctor-email').type('copy@example.org')
     user.find(marker='doctor-license').type(license_number)
-    user.find(marker='doctor-password').type(PASSWORD)
     user.find(marker='create-doctor-button').click()
     await user.should_see(f'A doctor with license number {license_number} already exists.')
     assert _doctor_count() == 1

@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from secondopinion.services import accounts, notifications
 from tests.conftest import PASSWORD
 
-from .helpers import set_value, sign_in, upload
+from .helpers import emailed_link, set_value, sign_in, upload
 
 
 def _dicomdir_zip(tmp_path: Path) -> Path:
@@ -47,14 +47,16 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
         admin.find(marker='doctor-name').type(name)
         admin.find(marker='doctor-email').type(f'doctor{number}@example.org')
         admin.find(marker='doctor-license').type(f'CH-RAD-{number:04d}')
-        admin.find(marker='doctor-password').type(PASSWORD)
         admin.find(marker='create-doctor-button').click()
         await admin.should_see(marker=f'doctor-doctor{number}@example.org')
 
-    # Both doctors open their boards before anything is paid.
+    # Each doctor follows the emailed invitation, chooses a password and lands on the board, before anything is paid.
     doctor1, doctor2 = create_user(), create_user()
-    await sign_in(doctor1, 'doctor1@example.org')
-    await sign_in(doctor2, 'doctor2@example.org')
+    for number, doctor in ((1, doctor1), (2, doctor2)):
+        await doctor.open(emailed_link(f'doctor{number}@example.org', '/invite'))
+        doctor.find(marker='new-password').type(PASSWORD)
+        doctor.find(marker='repeat-password').type(PASSWORD)
+        doctor.find(marker='save-password').click()
     await doctor1.should_see(marker='board-empty')
     await doctor2.should_see(marker='board-empty')
 
@@ -67,6 +69,14 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     user.find(marker='password').type(PASSWORD)
     user.find(marker='register').click()
     await user.should_see('You have no examinations yet.')
+    await user.should_see(marker='verify-banner')
+
+    # The patient confirms the email address with the link from the welcome email.
+    await user.open(emailed_link('sukru@example.org', '/verify-email'))
+    user.find(marker='confirm-email').click()
+    await user.should_see(marker='verify-done')
+    await user.open('/exams')
+    await user.should_not_see(marker='verify-banner')
     user.find(marker='new-exam').click()
     await user.should_see(marker='image-upload')
 

@@ -178,7 +178,7 @@ async def test_new_patient_completes_account(google: FakeProvider, user: User):
 
 
 async def test_links_existing_patient_by_email(google: FakeProvider, user: User, make_patient):
-    carol = make_patient('Carol Patient', email='carol@example.org')
+    carol = make_patient('Carol Patient', email='carol@example.org', verified=False)
     with session_scope() as session:
         assert session.get(UserRow, carol.user_id).email_verified_at is None
     google.identity = google_identity('google-sub-carol', 'Carol@Example.org')
