@@ -60,10 +60,14 @@ def register_auth_routes() -> None:
 
     @app.get('/auth/signed-out', include_in_schema=False)
     def signed_out(request: Request, reason: str = '') -> Response:
-        """End the cookie's session, if any, remove the cookie, and show the sign-in page."""
+        """End the cookie's session, if any, remove the cookie, and show the sign-in page.
+
+        After an account deletion (reason "deleted") the browser goes to the page that confirms it instead.
+        """
         sessions.end(request.cookies.get(sessions.COOKIE_NAME))
         request.session[BROWSER_ID_KEY] = str(uuid.uuid4())
-        target = '/login?ended=idle' if reason == 'idle' else '/login?ended=1' if reason else '/login'
+        targets = {'idle': '/login?ended=idle', 'deleted': '/account-deleted'}
+        target = targets.get(reason, '/login?ended=1' if reason else '/login')
         response = RedirectResponse(target, status_code=303)
         response.delete_cookie(sessions.COOKIE_NAME, path='/', httponly=True, samesite='lax',
                                secure=secure_cookies(request))

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import quote
 
-from nicegui import ui
+from nicegui import Client, ui
 
 from ..db import session_scope
 from ..models import Role
@@ -73,6 +74,8 @@ ACTIVITY_SCRIPT = """<script>
 
 _ended_sessions: dict[int, float] = {}
 _ended_lock = threading.Lock()
+# Pages that navigate away for good (see `leave`), whose session watch must not send them elsewhere.
+_leaving_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 def _remember_ended(session_ids: Iterable[int]) -> None:
@@ -128,6 +131,15 @@ def sign_out() -> None:
     ui.navigate.to('/auth/signed-out')
 
 
+def leave(target: str) -> None:
+    """Send the browser to `target` for good, also when this page's session has just ended.
+
+    Without this, the session watch would send the page to the sign-in page instead.
+    """
+    _leaving_clients.add(ui.context.client)
+    ui.navigate.to(target)
+
+
 def _watch_session(actor: Actor) -> None:
     """Send this page to the sign-in page as soon as its session ends, and stop serving its events."""
     client = ui.context.client
@@ -137,6 +149,9 @@ def _watch_session(actor: Actor) -> None:
 
     def check() -> None:
         nonlocal ticks
+        if client in _leaving_clients:
+            timer.cancel()
+            return
         ticks += 1
         # Only an end announced after this page opened counts: ids of a database replaced since
         # (as between tests) may be reused.
