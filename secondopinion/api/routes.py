@@ -59,7 +59,7 @@ def register_routes() -> None:
 
     @app.get('/api/me/export.zip', include_in_schema=False)
     def export_my_data(request: Request) -> StreamingResponse:
-        """All data of the signed-in patient as one zip; anyone else gets the same 404 as for a missing page."""
+        """Stream all data of the signed-in patient as one zip. Anyone else gets the same 404 as for a missing page."""
         actor = current_actor(request)
         try:
             name, chunks = privacy.export_patient_data(actor=actor)

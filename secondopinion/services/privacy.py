@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
@@ -31,7 +31,7 @@ from ..models import (
 )
 from ..models.audit import AuditEvent
 from ..models.base import utcnow
-from . import audit, events, sessions, throttle
+from . import audit, events, sessions, throttle, uploads
 from .accounts import password_context
 from .actors import Actor
 from .errors import ConflictError, NotFoundError, ValidationError
@@ -291,9 +291,9 @@ def _generate_export(storage: BlobStorage, user_id: int, export: _Export) -> Ite
 def _copy_blob(archive: zipfile.ZipFile, sink: _ZipSink, storage: BlobStorage, item: _ExportFile,
                problems: list[str], user_id: int) -> Iterator[bytes]:
     """Copy one stored file into the archive, uncompressed; a missing or damaged file is noted in `problems`."""
-    chunks = storage.iter_chunks(item.key)
     try:
         # The first chunk is read before the entry starts, so a missing blob leaves no empty entry behind.
+        chunks = storage.iter_chunks(item.key)
         first = next(chunks, b'')
     except FileNotFoundError:
         logger.error('data export of user %s: blob %s is missing', user_id, item.key)
@@ -358,8 +358,8 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
     Payments and incomes keep their amounts and examination ids, so the accounts still add up; audit
     events stay, as they contain ids and no names. A confirmation email to the old address is queued
     in the same transaction; the outbox erases its recipient once it was sent (or finally failed).
-    The stored files are deleted after the commit. A file that cannot be deleted is logged with its
-    key and stays in storage.
+    The stored files, and the staged files of unfinished uploads, are deleted after the commit. A
+    stored file that cannot be deleted is logged with its key and stays in storage.
 
     NOTE: the refunds call the payment gateway inside the transaction, as `examinations.cancel`
     does. When a later step fails, the transaction rolls back but a refund already made stays made.
@@ -377,7 +377,7 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
             raise ConflictError('Your password changed a moment ago. Enter your new password to delete your account.')
         exams = session.scalars(select(Examination).where(Examination.patient_id == patient.id)
                                 .order_by(Examination.created_at).with_for_update()).all()
-        _refuse_while_under_review(exams)
+        _reject_while_under_review(exams)
 
         cancelled, refunded = _cancel_open_examinations(session, actor, exams)
         refund_lines = _refund_lines(session, refunded)
@@ -397,6 +397,7 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
     for exam_id in cancelled:
         events.publish(events.ExamChanged(examination_id=exam_id, status=ExamStatus.CANCELLED, doctor_id=None))
     failures = _delete_blobs(get_storage(), blob_keys, actor.user_id)
+    uploads.discard_uploads_of_user(actor.user_id)
     return DeletionResult(cancelled=tuple(cancelled), refunded=tuple(refunded),
                           files_deleted=len(blob_keys) - failures, files_not_deleted=failures)
 
@@ -418,7 +419,7 @@ def _check_password(actor: Actor, password: str) -> str:
     return password_hash
 
 
-def _refuse_while_under_review(exams: Iterable[Examination]) -> None:
+def _reject_while_under_review(exams: Iterable[Examination]) -> None:
     reviewed = [exam.id for exam in exams if exam.status == ExamStatus.UNDER_REVIEW]
     if reviewed:
         logger.info('account deletion refused: examination(s) %s under review', ', '.join(reviewed))
@@ -486,9 +487,8 @@ def _remove_account_data(session: Session, user: User) -> list[int]:
 
     Returns the ids of the ended sessions, to announce after the commit.
     """
-    addresses = [user.email, *([user.phone] if user.phone else [])]
-    session.execute(delete(Notification).where(or_(Notification.user_id == user.id,
-                                                    Notification.recipient.in_(addresses))))
+    # Every outbox row to a patient carries their user id, so rows to others with the same phone stay.
+    session.execute(delete(Notification).where(Notification.user_id == user.id))
     session.execute(delete(ExternalIdentity).where(ExternalIdentity.user_id == user.id))
     session.execute(delete(AccountToken).where(AccountToken.user_id == user.id))
     session.execute(delete(SignInAttempt).where(SignInAttempt.key_kind == throttle.ACCOUNT,

@@ -18,10 +18,12 @@ from secondopinion.models import (
     PaymentStatus, User, UserSession,
 )
 from secondopinion.services import (
-    accounts, examinations, ledger, notifications, payments, privacy, reports, sessions, studies,
+    accounts, examinations, ledger, notifications, payments, privacy, reports, sessions, stripe_gateway, studies,
+    uploads,
 )
-from secondopinion.services.errors import ConflictError, NotFoundError, ValidationError
+from secondopinion.services.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from tests.conftest import PASSWORD, open_session
+from tests.fake_stripe import event, sign
 
 from .dicom_files import pydicom_file
 from .flow import paid, submitted
@@ -341,3 +343,51 @@ def test_confirmation_address_erased_after_failure(case, monkeypatch):
         assert row.recipient == notifications.ERASED_RECIPIENT
     assert _text_hits(NEEDLES) == []
 
+
+
+def _stripe_paid(patient, fake) -> tuple[str, str]:  # noqa: ANN001
+    exam_id = submitted(patient)
+    session_id = payments.start_checkout(actor=patient, examination_id=exam_id).rsplit('/', 1)[1]
+    body = event('checkout.session.completed', fake.complete(session_id))
+    stripe_gateway.handle_webhook(body, sign(body))
+    return exam_id, session_id
+
+
+def test_deletion_refunds_through_stripe(stripe_server, make_patient):
+    patient = make_patient(NAME, email=EMAIL, phone=PHONE)
+    exam_id, session_id = _stripe_paid(patient, stripe_server)
+
+    privacy.delete_patient_account(actor=patient, password=PASSWORD)
+
+    [refund] = stripe_server.refunds
+    assert refund['amount'] == 15000
+    assert refund['payment_intent'] == stripe_server.sessions[session_id]['payment_intent']
+    with db.session_scope() as session:
+        assert session.get(Examination, exam_id).status == ExamStatus.CANCELLED
+
+
+def test_failed_refund_stops_deletion(stripe_server, make_patient):
+    patient = make_patient(NAME, email=EMAIL, phone=PHONE)
+    exam_id, _session_id = _stripe_paid(patient, stripe_server)
+    hits = _text_hits(NEEDLES)
+    stripe_server.fail_next.extend([400])
+
+    with pytest.raises(DomainError, match='so nothing was changed'):
+        privacy.delete_patient_account(actor=patient, password=PASSWORD)
+
+    assert _text_hits(NEEDLES) == hits
+    assert examinations.get_exam(actor=patient, examination_id=exam_id).status == ExamStatus.PENDING
+    assert accounts.authenticate(email=EMAIL, password=PASSWORD).user_id == patient.user_id
+
+
+def test_deletion_discards_unfinished_uploads(case):
+    upload_id = uploads.start_upload(actor=case.patient, examination_id=case.draft,
+                                     files=[uploads.AnnouncedFile('scan.dcm', 1000)], session_id='browser-1')
+    others_upload = uploads.start_upload(actor=case.other, examination_id=examinations.create_draft(actor=case.other),
+                                         files=[uploads.AnnouncedFile('knee.dcm', 1000)], session_id='browser-2')
+    assert (uploads.staging_root() / upload_id).is_dir()
+
+    privacy.delete_patient_account(actor=case.patient, password=PASSWORD)
+
+    assert not (uploads.staging_root() / upload_id).exists()
+    assert (uploads.staging_root() / others_upload).is_dir()
