@@ -337,7 +337,7 @@ class DeletionResult:
 def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
     """Delete the acting patient's account after checking their password again.
 
-    Refused while a doctor reviews one of the examinations. Otherwise, in one transaction:
+    Rejected while a doctor reviews one of the examinations. Otherwise, in one transaction:
     examinations still in draft, awaiting payment or pending are cancelled (a pending one is paid,
     so it is refunded through the payment gateway); then the patient's personal data and medical
     records are removed:
@@ -363,6 +363,8 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
 
     NOTE: the refunds call the payment gateway inside the transaction, as `examinations.cancel`
     does. When a later step fails, the transaction rolls back but a refund already made stays made.
+    NOTE: without an SMTP server, sent emails are .eml files in the outbox folder. Those already
+    written to the patient stay there, like mail in a mail server's sent folder.
     """
     if actor.role != Role.PATIENT or actor.patient_id is None:
         raise NotFoundError('Account')
