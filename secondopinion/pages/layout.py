@@ -164,10 +164,20 @@ def _watch_session(actor: Actor) -> None:
         logger.info('page of user %s left because session %s ended', actor.user_id, session_id)
         ui.navigate.to('/auth/signed-out?reason=ended')
         # Give the browser a moment to receive the navigation, then drop the page and its handlers.
-        asyncio.get_running_loop().call_later(1.0, client.delete)
+        asyncio.get_running_loop().call_later(1.0, _drop_if_still_connected, client)
 
     timer = ui.timer(1.0, check)
     ui.add_body_html(ACTIVITY_SCRIPT)
+
+
+def _drop_if_still_connected(client: Client) -> None:
+    """Delete a page whose browser stayed on it after its session ended.
+
+    A page without a connection is left alone: NiceGUI deletes it after the reconnect timeout, and a
+    second deletion raises KeyError there.
+    """
+    if not client.is_deleted and client.has_socket_connection:
+        client.delete()
 
 
 def require_actor(*roles: str) -> Actor | None:

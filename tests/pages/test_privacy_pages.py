@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from nicegui import ui
+from nicegui import Client, ui
 from nicegui.testing import User
 from sqlalchemy import select
 
@@ -27,7 +27,18 @@ async def _open_profile(user: User, make_patient):  # noqa: ANN001, ANN202
     await user.should_see('My examinations')
     await user.open('/profile')
     await user.should_see('Your data')
+    _close_other_pages(user)
     return patient
+
+
+def _close_other_pages(user: User) -> None:
+    """Delete the pages opened before the current one, as a browser leaves them when it navigates.
+
+    The simulated user keeps them, and a kept page whose session ends would navigate this user away.
+    """
+    for client in list(Client.instances.values()):
+        if client is not user.client and not client.is_deleted:
+            client.delete()
 
 
 def _user_row(user_id: int) -> tuple:
