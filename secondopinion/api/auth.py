@@ -63,14 +63,16 @@ def register_auth_routes() -> None:
         """Remove the cookie of a session that has ended, and show the sign-in page.
 
         The session itself is ended by the page's sign-out button (or by the server), never by this
-        GET, so a link on another site cannot sign anyone out.
+        GET, so a link on another site cannot sign anyone out. After an account deletion (reason
+        "deleted") the browser goes to the page that confirms it instead.
         """
         token = request.cookies.get(sessions.COOKIE_NAME)
         actor = sessions.resolve(token, touch=False)
         if actor is not None:
             return RedirectResponse(HOME_BY_ROLE.get(actor.role, '/'), status_code=303)
         request.session[BROWSER_ID_KEY] = str(uuid.uuid4())
-        target = '/login?ended=idle' if reason == 'idle' else '/login?ended=1' if reason else '/login'
+        targets = {'idle': '/login?ended=idle', 'deleted': '/account-deleted'}
+        target = targets.get(reason, '/login?ended=1' if reason else '/login')
         response = RedirectResponse(target, status_code=303)
         if token:
             response.delete_cookie(sessions.COOKIE_NAME, path='/', httponly=True, samesite='lax',

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from nicegui import app
 
 from ..db import ping
-from ..services import audit, reports, sessions, studies, viewer
+from ..services import audit, privacy, reports, sessions, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError, ValidationError
 from ..services.storage import get_storage
@@ -56,6 +56,16 @@ def register_routes() -> None:
         except NotFoundError:
             raise HTTPException(status_code=404, detail='Not found') from None
         logger.info('images of examination %s streamed to user %s', examination_id, actor.user_id)
+        return StreamingResponse(chunks, media_type='application/zip', headers=_attachment(name))
+
+    @app.get('/api/me/export.zip', include_in_schema=False)
+    def export_my_data(request: Request) -> StreamingResponse:
+        """Stream all data of the signed-in patient as one zip. Anyone else gets the same 404 as for a missing page."""
+        actor = current_actor(request)
+        try:
+            name, chunks = privacy.export_patient_data(actor=actor)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
         return StreamingResponse(chunks, media_type='application/zip', headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/report.pdf', include_in_schema=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import account, admin, board, doctor, oidc, patient, profile, public, viewer
+    from . import account, admin, board, doctor, oidc, patient, privacy, profile, public, viewer
 
     public.register()
     patient.register()
@@ -15,3 +15,4 @@ def register_pages() -> None:
     profile.register()
     oidc.register()
     account.register()
+    privacy.register()

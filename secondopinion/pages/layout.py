@@ -6,12 +6,13 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import quote
 
-from nicegui import ui
+from nicegui import Client, ui
 
 from ..db import session_scope
 from ..models import Role
@@ -74,6 +75,8 @@ ACTIVITY_SCRIPT = """<script>
 
 _ended_sessions: dict[int, float] = {}
 _ended_lock = threading.Lock()
+# Pages that navigate away for good (see `leave`), whose session watch must not send them elsewhere.
+_leaving_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 def _remember_ended(session_ids: Iterable[int]) -> None:
@@ -136,6 +139,15 @@ def sign_out() -> None:
     ui.navigate.to('/auth/signed-out')
 
 
+def leave(target: str) -> None:
+    """Send the browser to `target` for good, also when this page's session has just ended.
+
+    Without this, the session watch would send the page to the sign-in page instead.
+    """
+    _leaving_clients.add(ui.context.client)
+    ui.navigate.to(target)
+
+
 def _watch_session(actor: Actor) -> None:
     """Send this page to the sign-in page as soon as its session ends, and stop serving its events."""
     client = ui.context.client
@@ -145,6 +157,9 @@ def _watch_session(actor: Actor) -> None:
 
     def check() -> None:
         nonlocal ticks
+        if client in _leaving_clients:
+            timer.cancel()
+            return
         ticks += 1
         # Only an end announced after this page opened counts: ids of a database replaced since
         # (as between tests) may be reused.
@@ -157,10 +172,20 @@ def _watch_session(actor: Actor) -> None:
         logger.info('page of user %s left because session %s ended', actor.user_id, session_id)
         ui.navigate.to('/auth/signed-out?reason=ended')
         # Give the browser a moment to receive the navigation, then drop the page and its handlers.
-        asyncio.get_running_loop().call_later(1.0, client.delete)
+        asyncio.get_running_loop().call_later(1.0, _drop_if_still_connected, client)
 
     timer = ui.timer(1.0, check)
     ui.add_body_html(ACTIVITY_SCRIPT)
+
+
+def _drop_if_still_connected(client: Client) -> None:
+    """Delete a page whose browser stayed on it after its session ended.
+
+    A page without a connection is left alone: NiceGUI deletes it after the reconnect timeout, and a
+    second deletion raises KeyError there.
+    """
+    if not client.is_deleted and client.has_socket_connection:
+        client.delete()
 
 
 def require_actor(*roles: str) -> Actor | None:

@@ -9,7 +9,7 @@ from ..models import Role
 from ..services import account_lifecycle, accounts, profile
 from ..services.actors import Actor
 from ..services.errors import ValidationError
-from . import two_step
+from . import privacy, two_step
 from .layout import frame, notify_error, plural, require_actor
 
 CHANNELS = {'email': 'Email', 'sms': 'SMS', 'both': 'Email and SMS'}
@@ -30,6 +30,8 @@ def profile_page() -> None:
             _contact_section(actor)
         _password_card(actor)
         two_step.profile_section(actor)
+        if actor.role == Role.PATIENT:
+            privacy.your_data_section(actor)
 
 
 def _contact_section(actor: Actor) -> None:

@@ -242,17 +242,26 @@ def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
         if exam.status not in allowed:
             raise ConflictError(f'This examination is {STATUS_LABELS[ExamStatus(exam.status)].lower()} '
                                 'and can no longer be cancelled.')
-        previous = exam.status
-        exam.status = ExamStatus.CANCELLED
-        exam.cancelled_at = utcnow()
-        from .payments import close_open_checkout_in_session, refund_in_session
-        if previous == ExamStatus.AWAITING_PAYMENT:
-            close_open_checkout_in_session(session, exam)
-        elif previous in {ExamStatus.PENDING, ExamStatus.UNDER_REVIEW}:
-            refund_in_session(session, exam, actor)
-        audit.record(session, actor, 'examination.cancelled', 'examination', exam.id, reason=reason[:500])
-        logger.info('examination %s cancelled by user %s', exam.id, actor.user_id)
+        cancel_in_session(session, actor, exam, reason=reason)
     _publish(examination_id, ExamStatus.CANCELLED, None)
+
+
+def cancel_in_session(session: Session, actor: Actor, exam: Examination, *, reason: str = '') -> None:
+    """Cancel the examination in the caller's transaction: close its open checkout, or refund it when paid.
+
+    The caller has checked that the actor may cancel it in its current state, and publishes the
+    change after the commit.
+    """
+    previous = exam.status
+    exam.status = ExamStatus.CANCELLED
+    exam.cancelled_at = utcnow()
+    from .payments import close_open_checkout_in_session, refund_in_session
+    if previous == ExamStatus.AWAITING_PAYMENT:
+        close_open_checkout_in_session(session, exam)
+    elif previous in {ExamStatus.PENDING, ExamStatus.UNDER_REVIEW}:
+        refund_in_session(session, exam, actor)
+    audit.record(session, actor, 'examination.cancelled', 'examination', exam.id, reason=reason[:500])
+    logger.info('examination %s cancelled by user %s', exam.id, actor.user_id)
 
 
 # --- doctor: accept and release ------------------------------------------------------------------

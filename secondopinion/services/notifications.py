@@ -69,12 +69,16 @@ def _absolute_link(link: str) -> str:
     return get_settings().public_base_url.rstrip('/') + link
 
 
-def _compose(subject: str, greeting_name: str, paragraphs: list[str], link: str | None,
+def _compose(subject: str, greeting_name: str | None, paragraphs: list[str], link: str | None,
              link_label: str) -> RenderedEmail:
-    """Build the text and HTML bodies from plain-text paragraphs. Every value is HTML-escaped here."""
+    """Build the text and HTML bodies from plain-text paragraphs. Every value is HTML-escaped here.
+
+    With no `greeting_name` the greeting is a plain "Hello,".
+    """
     practice = get_settings().practice_name
-    text_parts = [f'Hello {greeting_name},', *paragraphs]
-    html_parts = [f'<p>Hello {escape(greeting_name)},</p>', *(f'<p>{escape(p)}</p>' for p in paragraphs)]
+    greeting = f'Hello {greeting_name},' if greeting_name else 'Hello,'
+    text_parts = [greeting, *paragraphs]
+    html_parts = [f'<p>{escape(greeting)}</p>', *(f'<p>{escape(p)}</p>' for p in paragraphs)]
     if link:
         text_parts.append(f'{link_label}:\n{link}')
         html_parts.append(f'<p><a href="{escape(link, quote=True)}">{escape(link_label)}</a></p>')
@@ -188,6 +192,22 @@ def _render_doctor_invite(context: Mapping[str, str]) -> RenderedEmail:
         _absolute_link(context['link']), 'Choose your password')
 
 
+def _render_account_deleted(context: Mapping[str, str]) -> RenderedEmail:
+    # No name in this message: its row outlives the account, and after sending nothing personal may remain.
+    paragraphs = [
+        f'As you asked, we deleted your account on {context["deleted_on"]}.',
+        'We removed your images, your reports, the report files you uploaded, your clinical details and your '
+        'personal details. We keep the payment records of your examinations without your name, because the '
+        'practice must keep its accounts.',
+    ]
+    if context.get('refunds'):
+        paragraphs.append(f'We cancelled the examinations that were still waiting and refunded them: '
+                          f'{context["refunds"]}. The money goes back to your original payment method.')
+    paragraphs.append('You can no longer sign in with this email address. You are welcome to register again '
+                      'at any time.')
+    return _compose('Your account was deleted', None, paragraphs, None, '')
+
+
 TEMPLATES: dict[str, _Template] = {
     'report_ready': _Template(('patient_name', 'examination_id'), _render_report_ready),
     'report_amended': _Template(('patient_name', 'examination_id', 'version'), _render_report_amended),
@@ -199,11 +219,22 @@ TEMPLATES: dict[str, _Template] = {
     'password_reset': _Template(('name', 'link'), _render_password_reset),
     'password_changed': _Template(('name', 'changed_at'), _render_password_changed),
     'doctor_invite': _Template(('name', 'link'), _render_doctor_invite),
+    'account_deleted': _Template(('deleted_on',), _render_account_deleted),
 }
 
 # Templates whose body contains the secret of a single-use link. Once such an email is sent, the stored
 # body keeps the link without its secret, so that neither the outbox rows nor the admin panel show it.
 LINK_TEMPLATES = frozenset({'welcome', 'verify_email', 'password_reset', 'doctor_invite'})
+
+# Templates whose recipient address is erased once the message was sent or finally failed, because
+# the account it belonged to was deleted and the address may not be kept.
+ERASE_RECIPIENT_AFTER_DELIVERY = frozenset({'account_deleted'})
+ERASED_RECIPIENT = '(erased)'
+
+
+def _recipient_after_delivery(claimed: _Claimed) -> dict[str, str]:
+    """Return the column values that erase the recipient of a delivered message, when its template asks for it."""
+    return {'recipient': ERASED_RECIPIENT} if claimed.template in ERASE_RECIPIENT_AFTER_DELIVERY else {}
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
@@ -411,7 +442,7 @@ def _record_success(claimed: _Claimed, now: datetime) -> bool:
         result = session.execute(
             update(Notification).where(_still_ours(claimed))
             .values(status=NotificationStatus.SENT, sent_at=now, attempts=claimed.attempts_before + 1,
-                    claimed_at=None, **values)
+                    claimed_at=None, **values, **_recipient_after_delivery(claimed))
             .execution_options(synchronize_session=False)
         )
     if result.rowcount != 1:
@@ -451,11 +482,12 @@ def _record_failure(claimed: _Claimed, error: Exception, now: datetime, max_atte
     message = _describe_error(error)
     final = attempts >= max_attempts
     next_attempt_at = now if final else now + retry_delay(attempts)
+    erase = _recipient_after_delivery(claimed) if final else {}
     with session_scope() as session:
         result = session.execute(
             update(Notification).where(_still_ours(claimed))
             .values(status=NotificationStatus.FAILED if final else NotificationStatus.QUEUED, attempts=attempts,
-                    last_error=message, next_attempt_at=next_attempt_at, claimed_at=None)
+                    last_error=message, next_attempt_at=next_attempt_at, claimed_at=None, **erase)
             .execution_options(synchronize_session=False)
         )
     if result.rowcount != 1:
@@ -525,6 +557,9 @@ def retry_notification(*, actor: Actor, notification_id: int) -> None:
         if row.status != NotificationStatus.FAILED:
             raise ConflictError(f'Notification {notification_id} is {row.status}. Only failed notifications '
                                 'can be retried.')
+        if row.recipient == ERASED_RECIPIENT:
+            raise ConflictError(f'Notification {notification_id} cannot be retried: its recipient address was '
+                                'erased with the deleted account.')
         previous_attempts = row.attempts
         row.status = NotificationStatus.QUEUED
         row.attempts = 0

@@ -276,6 +276,30 @@ def sweep_stale_uploads(*, older_than_seconds: float = STALE_AFTER_SECONDS) -> i
     return removed
 
 
+def discard_uploads_of_user(user_id: int) -> int:
+    """Delete the staging folders of every unfinished upload of the user (their account was deleted); return how many.
+
+    Folders of commits in progress are left alone: their commit fails, because the examination is no
+    longer a draft, and removes them.
+    """
+    root = staging_root()
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for folder_path in root.iterdir():
+        if folder_path.name.endswith(COMMITTING_SUFFIX):
+            continue
+        try:
+            manifest = _load_manifest(folder_path)
+        except (NotFoundError, OSError, ValueError, KeyError):
+            continue  # removed meanwhile, or not an upload folder
+        if manifest.user_id == user_id:
+            shutil.rmtree(folder_path, ignore_errors=True)
+            removed += 1
+            logger.info('upload %s of deleted user %s removed', folder_path.name, user_id)
+    return removed
+
+
 def _upload_folder(upload_id: str) -> Path:
     if len(upload_id) != 32 or not all(character in '0123456789abcdef' for character in upload_id):
         raise NotFoundError(UPLOAD_NOT_FOUND)

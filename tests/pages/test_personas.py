@@ -175,9 +175,12 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
                  '/api/stripe/webhook', '/favicon.ico', '/assets/{path:path}',
                  # Sign-in with Microsoft or Google, and the page that completes a new patient's account.
                  '/auth/oidc/{provider}/start', '/auth/oidc/{provider}/callback', '/auth/oidc/finish',
-                 '/register/complete'}
+                 '/register/complete',
+                 # Links from emails and the pages around them, each checked by the account tests.
+                 '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted'}
 # DELETE /api/uploads/{upload_id} answers 204 to anyone, because it only removes the caller's own upload.
-OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}'}
+# GET /api/me/export.zip takes no id: it serves the signed-in patient's own data, and 404 to anyone else.
+OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}', '/api/me/export.zip'}
 
 
 def _role(persona: str) -> str:
