@@ -220,6 +220,16 @@ def notify_error(error: Exception) -> None:
               type='negative', position='top')
 
 
+def show_form_error(message: ui.label, fields: dict[str, ui.input], error: DomainError) -> None:
+    """Show a domain error below a form and, for a field's ValidationError, on that field too."""
+    message.text = str(error)
+    field = fields.get(getattr(error, 'field', None) or '')
+    if field is not None:
+        # Item assignment, not the props string, because messages contain quotes.
+        field.props['error'] = True
+        field.props['error-message'] = str(error)
+
+
 def status_badge(status: str, label: str) -> ui.badge:
     return ui.badge(label, color=STATUS_COLORS.get(status, 'grey-7')).classes('text-body2 q-px-sm')
 

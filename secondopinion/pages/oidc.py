@@ -9,7 +9,7 @@ from nicegui import ui
 from ..api.oidc import COMPLETE_PATH, PENDING_KEY
 from ..services import oidc
 from ..services.errors import DomainError, ValidationError
-from .layout import client_address, current_actor, frame, notify_error
+from .layout import client_address, current_actor, frame, notify_error, show_form_error
 
 
 def register() -> None:
@@ -94,15 +94,8 @@ def _complete_form(pending: oidc.PendingSignUp) -> None:
             result = oidc.create_patient(pending, date_of_birth=_parse_date(birth.value), phone=phone.value or '',
                                          full_name=(name.value or '') if name is not None else None,
                                          client_address=address)
-        except ValidationError as exc:
-            error.text = str(exc)
-            if exc.field in fields:
-                # Item assignment, not the props string, because messages contain quotes.
-                fields[exc.field].props['error'] = True
-                fields[exc.field].props['error-message'] = str(exc)
-            return
         except DomainError as exc:
-            error.text = str(exc)
+            show_form_error(error, fields, exc)
             return
         except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
             notify_error(exc)

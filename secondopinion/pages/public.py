@@ -11,7 +11,7 @@ from ..services import accounts, totp
 from ..services.errors import DomainError, ValidationError
 from ..services.examinations import MODALITIES
 from ..services.payments import format_money
-from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, sign_in
+from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, show_form_error, sign_in
 from .two_step import code_input, enrollment_box
 from .oidc import provider_buttons, show_rejection
 
@@ -200,15 +200,8 @@ def register_page() -> None:
                                               phone=phone.value or '')
                     actor = accounts.authenticate(email=email.value or '', password=password.value or '',
                                                   client_address=address)
-                except ValidationError as exc:
-                    error.text = str(exc)
-                    if exc.field in fields:
-                        # Item assignment, not the props string, because messages contain quotes.
-                        fields[exc.field].props['error'] = True
-                        fields[exc.field].props['error-message'] = str(exc)
-                    return
                 except DomainError as exc:
-                    error.text = str(exc)
+                    show_form_error(error, fields, exc)
                     return
                 except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
                     notify_error(exc)
