@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path('data')
     database_url: str | None = Field(None, description='SQLAlchemy URL; default is a SQLite file in data_dir')
     storage_secret: SecretStr = SecretStr(DEVELOPMENT_STORAGE_SECRET)
-    public_base_url: str = Field('http://127.0.0.1:8080', description='Address patients use, for links in emails')
+    public_base_url: str = Field(
+        'http://127.0.0.1:8080', description='Address patients use, for links in emails; when unset, '
+                                            'http://127.0.0.1 with the port the app listens on')
     practice_name: str = 'SecondOpinion Radiology'
     behind_https_proxy: bool = Field(
         False, description='Trust the X-Forwarded-Proto header of a reverse proxy that terminates HTTPS, so that '
@@ -91,6 +93,13 @@ class Settings(BaseSettings):
     notification_max_attempts: int = 8
     notification_retry_base_seconds: float = Field(
         30.0, gt=0, description='Wait after the first failed attempt; it doubles with each further one, up to 1 hour')
+
+    @model_validator(mode='after')
+    def _links_follow_the_port(self) -> Settings:
+        # Without an explicit public address, links in emails point at this app on its own port.
+        if 'public_base_url' not in self.model_fields_set or not self.public_base_url:
+            self.public_base_url = f'http://127.0.0.1:{self.port}'
+        return self
 
     @model_validator(mode='after')
     def _reject_unsafe_production(self) -> Settings:

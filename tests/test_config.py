@@ -77,3 +77,11 @@ def test_price_includes_urgent_surcharge():
     assert settings.price_for('ct', 'routine') == 15000
     assert settings.price_for('CT', 'urgent') == 22500
     assert settings.price_for('XA', 'routine') == settings.default_price_cents
+
+
+def test_links_follow_the_port_unless_the_address_is_set(monkeypatch):
+    monkeypatch.delenv('SECONDOPINION_PUBLIC_BASE_URL', raising=False)
+    assert Settings(_env_file=None, port=8391).public_base_url == 'http://127.0.0.1:8391'
+    assert Settings(_env_file=None).public_base_url == 'http://127.0.0.1:8080'
+    chosen = Settings(_env_file=None, port=8391, public_base_url='https://second.example.org')
+    assert chosen.public_base_url == 'https://second.example.org'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -71,8 +72,13 @@ def register_auth_routes() -> None:
         if actor is not None:
             return RedirectResponse(HOME_BY_ROLE.get(actor.role, '/'), status_code=303)
         request.session[BROWSER_ID_KEY] = str(uuid.uuid4())
-        targets = {'idle': '/login?ended=idle', 'deleted': '/account-deleted'}
-        target = targets.get(reason, '/login?ended=1' if reason else '/login')
+        if reason == 'deleted':
+            target = '/account-deleted'
+        elif reason:
+            # The sign-in page explains the known reasons and shows a general notice for any other.
+            target = f'/login?ended={quote(reason)}'
+        else:
+            target = '/login'
         response = RedirectResponse(target, status_code=303)
         if token:
             response.delete_cookie(sessions.COOKIE_NAME, path='/', httponly=True, samesite='lax',

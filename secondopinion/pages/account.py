@@ -104,6 +104,10 @@ def verify_email_page(token: str = '') -> None:
                     notify_error(exc)
                     return
                 panel.clear()
+                # The page frame asked to confirm the address; that request is answered now.
+                for element in list(ui.context.client.layout.descendants()):
+                    if 'verify-banner' in element._markers:
+                        element.delete()
                 with panel:
                     ui.label(f'Thank you. Your email address {email} is confirmed.').classes('text-positive') \
                         .mark('verify-done')

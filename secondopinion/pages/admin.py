@@ -12,7 +12,7 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_audit import audit_panel
 from .admin_incomes import incomes_panel
-from .layout import format_time, frame, notify_error, plural, require_actor
+from .layout import format_time, frame, notify_error, plural, require_actor, show_form_error
 from .two_step import admin_reset_box
 
 
@@ -20,7 +20,7 @@ TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment 
                    'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome',
                    'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
                    'password_reset': 'Password reset', 'password_changed': 'Password changed',
-                   'doctor_invite': 'Doctor invitation'}
+                   'doctor_invite': 'Doctor invitation', 'account_deleted': 'Account deleted'}
 STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 
@@ -74,12 +74,20 @@ def _doctors_panel(actor: Actor) -> None:
         specialty = ui.input('Specialty', value='Radiology').classes('w-full').mark('doctor-specialty')
         ui.label('The doctor gets an email with a link to choose a password. The link works for 7 days.') \
             .classes('text-caption')
+        message = ui.label('').classes('text-negative').mark('create-doctor-error')
+        fields = {'name': name, 'email': email, 'license_number': license_number, 'specialty': specialty}
 
         def create() -> None:
+            message.text = ''
+            for field in fields.values():
+                field.props(remove='error error-message')
             try:
                 accounts.create_doctor(actor=actor, full_name=name.value or '', email=email.value or '',
                                        license_number=license_number.value or '', specialty=specialty.value or '')
-            except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+            except DomainError as error:
+                show_form_error(message, fields, error)
+                return
+            except Exception as error:  # noqa: BLE001 (logged and shown generically by notify_error)
                 notify_error(error)
                 return
             ui.notify(f'Doctor account for {email.value} created. We sent the invitation to that address.',

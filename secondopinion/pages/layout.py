@@ -169,8 +169,9 @@ def _watch_session(actor: Actor) -> None:
         if not ended:
             return
         timer.cancel()
-        logger.info('page of user %s left because session %s ended', actor.user_id, session_id)
-        ui.navigate.to('/auth/signed-out?reason=ended')
+        reason = sessions.end_reason(session_id) or 'ended'
+        logger.info('page of user %s left because session %s ended (%s)', actor.user_id, session_id, reason)
+        ui.navigate.to(f'/auth/signed-out?reason={reason}')
         # Give the browser a moment to receive the navigation, then drop the page and its handlers.
         asyncio.get_running_loop().call_later(1.0, _drop_if_still_connected, client)
 

@@ -58,6 +58,10 @@ def landing_page() -> None:
 
 SIGN_IN_NOTICES = {
     'idle': 'You were signed out because the page was not used for a while. Please sign in again.',
+    'expired': 'You were signed out because your sign-in is more than a few hours old. Please sign in again.',
+    'password_changed': 'You were signed out because the password of this account was changed. Sign in with '
+                        'the new password.',
+    'deactivated': 'You were signed out because this account was deactivated. Please contact the practice.',
     'ended': 'Your session has ended. Please sign in again.',
     'ticket': 'The sign-in did not complete in time. Please sign in again.',
 }
@@ -70,7 +74,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
         return
 
     address = client_address()
-    notice = SIGN_IN_NOTICES['idle' if ended == 'idle' else 'ended'] if ended else \
+    notice = SIGN_IN_NOTICES.get(ended, SIGN_IN_NOTICES['ended']) if ended else \
         SIGN_IN_NOTICES['ticket'] if ticket else ''
     # The id of a sign-in whose password was right and that waits for the code. It stays in this
     # page's server-side state and is never sent to the browser (see services/totp.py).
@@ -164,9 +168,9 @@ def login_page(ended: str = '', ticket: str = '') -> None:
             with ui.column().classes('w-full gap-2') as other_ways:
                 ui.link('Forgot your password?', '/forgot-password').mark('forgot-password')
                 provider_buttons('Sign in')
-            with ui.row().classes('gap-1'):
-                ui.label('New here?')
-                ui.link('Create a patient account', '/register')
+                with ui.row().classes('gap-1'):
+                    ui.label('New here?')
+                    ui.link('Create a patient account', '/register')
 
 
 def register_page() -> None:

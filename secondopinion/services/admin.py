@@ -65,7 +65,9 @@ def list_doctors(*, actor: Actor) -> list[DoctorRow]:
 def list_patients(*, actor: Actor) -> list[PatientRow]:
     require_role(actor, Role.ADMIN)
     with session_scope() as session:
-        patients = session.scalars(select(Patient).join(User).order_by(User.created_at.desc())).all()
+        # Deleted accounts keep their row for the ledger, but there is no one left to manage.
+        patients = session.scalars(select(Patient).join(User).where(User.deleted_at.is_(None))
+                                   .order_by(User.created_at.desc())).all()
         return [PatientRow(id=patient.id, name=patient.user.full_name, email=patient.user.email,
                            phone=patient.user.phone or '', date_of_birth=patient.date_of_birth.isoformat(),
                            examinations=session.scalar(select(func.count()).select_from(Examination)

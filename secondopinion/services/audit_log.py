@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
-from ..models import AuditEvent, Role, User
+from ..models import AuditEvent, Doctor, Patient, Role, User
 from . import audit
 from .actors import Actor, require_role
 from .errors import ValidationError
@@ -70,13 +70,13 @@ def _as_utc(moment: datetime | None) -> datetime | None:
 
 
 def _user_condition(session: Session, text: str) -> ColumnElement[bool]:
-    """Match events of a user given by id or email address.
+    """Match events by or about a user given by id or email address.
 
     For an email address without an account, the sign-in attempts made with it match, because
     they are stored under the SHA-256 of the address.
     """
     if text.isdigit():
-        return AuditEvent.actor_user_id == int(text)
+        return _by_or_about(session, int(text))
     email = text.lower()
     if '@' not in email:
         raise ValidationError(f'User "{text}" is neither a user id (digits) nor an email address. '
@@ -85,7 +85,17 @@ def _user_condition(session: Session, text: str) -> ColumnElement[bool]:
     by_hash = (AuditEvent.object_type == 'email_sha256') & (AuditEvent.object_id == hash_key(email))
     if user_id is None:
         return by_hash
-    return or_(AuditEvent.actor_user_id == user_id, by_hash)
+    return or_(_by_or_about(session, user_id), by_hash)
+
+
+def _by_or_about(session: Session, user_id: int) -> ColumnElement[bool]:
+    """Events the user made, and events whose object is the user's account or their patient or doctor record."""
+    about = [(AuditEvent.object_type == 'user') & (AuditEvent.object_id == str(user_id))]
+    for model, object_type in ((Patient, 'patient'), (Doctor, 'doctor')):
+        record_id = session.scalar(select(model.id).where(model.user_id == user_id))
+        if record_id is not None:
+            about.append((AuditEvent.object_type == object_type) & (AuditEvent.object_id == str(record_id)))
+    return or_(AuditEvent.actor_user_id == user_id, *about)
 
 
 def _query(session: Session, filters: AuditFilter) -> Select:

@@ -222,7 +222,7 @@ def submit(*, actor: Actor, examination_id: str) -> None:
         exam.price_cents = settings.price_for(exam.modality, exam.urgency)
         exam.currency = settings.currency
         audit.record(session, actor, 'examination.submitted', 'examination', exam.id, price_cents=exam.price_cents)
-        logger.info('examination %s submitted, price %s %s', exam.id, exam.price_cents, exam.currency)
+        logger.info('examination %s submitted, price %.2f %s', exam.id, exam.price_cents / 100, exam.currency)
     _publish(examination_id, ExamStatus.AWAITING_PAYMENT, None)
 
 

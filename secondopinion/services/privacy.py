@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
@@ -363,8 +363,8 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
 
     NOTE: the refunds call the payment gateway inside the transaction, as `examinations.cancel`
     does. When a later step fails, the transaction rolls back but a refund already made stays made.
-    NOTE: without an SMTP server, sent emails are .eml files in the outbox folder. Those already
-    written to the patient stay there, like mail in a mail server's sent folder.
+    Without an SMTP server, sent emails are .eml files in the outbox folder; the patient's are deleted
+    after the commit as well.
     """
     if actor.role != Role.PATIENT or actor.patient_id is None:
         raise NotFoundError('Account')
@@ -384,6 +384,8 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
         cancelled, refunded = _cancel_open_examinations(session, actor, exams)
         refund_lines = _refund_lines(session, refunded)
         exam_ids = [exam.id for exam in exams]
+        sent_ids = list(session.scalars(select(Notification.id).where(
+            or_(Notification.user_id == user.id, Notification.examination_id.in_(exam_ids)))))
         blob_keys = _delete_medical_records(session, exams)
         ended = _remove_account_data(session, user)
         enqueue_email(session, user_id=user.id, examination_id=None, recipient=user.email,
@@ -400,8 +402,26 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
         events.publish(events.ExamChanged(examination_id=exam_id, status=ExamStatus.CANCELLED, doctor_id=None))
     failures = _delete_blobs(get_storage(), blob_keys, actor.user_id)
     uploads.discard_uploads_of_user(actor.user_id)
+    _delete_outbox_files(sent_ids, actor.user_id)
     return DeletionResult(cancelled=tuple(cancelled), refunded=tuple(refunded),
                           files_deleted=len(blob_keys) - failures, files_not_deleted=failures)
+
+
+def _delete_outbox_files(notification_ids: list[int], user_id: int) -> None:
+    """Delete the .eml files that the outbox folder holds for these messages (named `<time>-<id>.eml`)."""
+    folder = get_settings().outbox_dir
+    if not notification_ids or not folder.is_dir():
+        return
+    wanted = {f'-{notification_id}.eml' for notification_id in notification_ids}
+    removed = 0
+    for path in folder.glob('*.eml'):
+        if path.name[path.name.rfind('-'):] in wanted:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError as error:
+                logger.error('outbox file %s of deleted user %s could not be deleted: %s', path.name, user_id, error)
+    logger.info('deleted %d outbox file(s) of deleted user %s', removed, user_id)
 
 
 def _check_password(actor: Actor, password: str) -> str:

@@ -173,6 +173,15 @@ def is_live(session_id: int | None) -> bool:
         return row is not None and row.revoked_at is None and row.expires_at > utcnow()
 
 
+def end_reason(session_id: int | None) -> str | None:
+    """Return why the session ended (one of the reasons above), None while it is live or unknown."""
+    if session_id is None:
+        return None
+    with session_scope() as session:
+        row = session.get(UserSession, session_id)
+        return row.revoke_reason if row is not None else None
+
+
 def end(token: str | None, reason: str = SIGNED_OUT) -> None:
     """End the session of this cookie value (sign-out). Unknown or ended sessions are ignored."""
     if not token:

@@ -81,7 +81,7 @@ async def test_open_page_leaves_when_its_session_ends(user: User, make_patient):
     await user.should_see('My examinations')
     sessions.end(user.http_client.cookies.get(sessions.COOKIE_NAME), reason=sessions.PASSWORD_CHANGED)
     await user.should_see(marker='sign-in')
-    await user.should_see('Your session has ended')
+    await user.should_see('the password of this account was changed')
 
 
 async def test_activity_keeps_the_session_and_answers_401_without_one(user: User, make_patient):

@@ -236,6 +236,10 @@ def test_filters_by_user_action_object_address_and_dates(admin, make_patient):
     assert search(user='Nobody@Example.org') == [('sign_in.failed', None)]
     assert audit_log.search(actor=admin, filters=audit_log.AuditFilter(user='nobody@example.org')).entries[0] \
         .object_id == hash_key('nobody@example.org')
+    # Events about a user's account match as well as the user's own, e.g. an admin deactivating them.
+    accounts.set_user_active(actor=admin, user_id=bea.user_id, active=False)
+    assert search(user='bea@example.org', action='user.deactivated') == [('user.deactivated', admin.user_id)]
+    assert search(user='alice@example.org', action='user.deactivated') == []
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert search(action='access.denied', start=today, end=today + timedelta(days=1)) != []
     assert search(action='access.denied', start=today + timedelta(days=1)) == []

@@ -213,6 +213,9 @@ def test_deletion_leaves_no_personal_text(case):
     assert len(confirmation) == 1
     assert EMAIL in confirmation[0]
     assert 'Privatova' not in confirmation[0]
+    # The emails written before (welcome, payment, report) went with the account.
+    assert [path.name for path in emails if EMAIL in path.read_text() or 'Privatova' in path.read_text()] == \
+        [path.name for path in emails if 'Your account was deleted' in path.read_text()]
 
 
 def test_deletion_anonymizes_rows(case):
