@@ -10,6 +10,8 @@ once the claim is older than STALE_CLAIM_AFTER.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
 import mimetypes
 from collections.abc import Callable, Mapping
@@ -609,7 +611,8 @@ def outbox_files(*, actor: Actor) -> list[Path]:
 
 
 def read_eml(*, actor: Actor, name: str) -> str:
-    """Return the raw source of one outbox .eml file, with the secrets of account links removed (admins only)."""
+    """Return one outbox .eml file as a reader sees it: the main headers, the plain-text body and the
+    names of attachments, with the secrets of account links removed (admins only)."""
     require_role(actor, Role.ADMIN)
     if not name or '/' in name or '\\' in name or name.startswith('.') or not name.endswith('.eml'):
         raise ValidationError(f'Outbox file name "{name}" is invalid: expected a file name ending in .eml '
@@ -617,5 +620,13 @@ def read_eml(*, actor: Actor, name: str) -> str:
     path = get_settings().outbox_dir / name
     if not path.is_file():
         raise NotFoundError('Outbox file')
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    lines = [f'{header}: {message[header]}' for header in ('From', 'To', 'Date', 'Subject') if message[header]]
+    body = message.get_body(preferencelist=('plain',))
+    text = body.get_content() if body is not None else ''
+    attachments = [part.get_filename() or 'unnamed' for part in message.iter_attachments()]
+    shown = '\n'.join(lines) + '\n\n' + text.strip()
+    if attachments:
+        shown += '\n\nAttachments: ' + ', '.join(attachments)
     # The file is the email as delivered, so it contains the secrets of account links, which the panel removes.
-    return redact(path.read_text(encoding='utf-8', errors='replace'))
+    return redact(shown)
