@@ -48,8 +48,8 @@ NAV_CSS = '''
 '''
 
 
-# Seconds between the checks an open page makes of its session in the database, which notice a
-# session ended by another app instance; ends in this instance are noticed within a second.
+# Seconds between the checks an open page makes of its session in the database. These checks notice
+# a session ended by another app instance; an end in this instance is noticed within a second.
 SESSION_RECHECK_SECONDS = 30
 # Ended session ids are remembered this long, for pages that check them once a second.
 ENDED_MEMORY_SECONDS = 600
@@ -94,7 +94,7 @@ sessions.add_revocation_listener(_remember_ended)
 
 
 def session_token() -> str | None:
-    """The session cookie of the browser that opened this page."""
+    """Return the session cookie of the browser that opened this page."""
     request = ui.context.client.request
     return request.cookies.get(sessions.COOKIE_NAME) if request is not None else None
 
@@ -106,7 +106,7 @@ def current_actor() -> Actor | None:
 
 
 def page_path() -> str | None:
-    """The path of the page this browser opened, such as /exams/<id>, for the audit log."""
+    """Return the path of the page this browser opened, such as /exams/<id>, for the audit log."""
     request = ui.context.client.request
     return request.url.path if request is not None else None
 
