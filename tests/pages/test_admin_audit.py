@@ -128,9 +128,11 @@ async def test_admin_filters_the_audit_log(user: User, admin, make_patient):
     set_value(user, 'audit-action', '')
     user.find(marker='audit-user').type('bea@example.org')
     user.find(marker='audit-search').click()
-    await user.should_see('Page 1 of 1 (1 event)')
+    # Bea's own refusal, and the registration of her account, which is an event about her.
+    await user.should_see('Page 1 of 1 (2 events)')
     assert [(row['user'], row['action'], row['object']) for row in table_rows(user)] == \
-        [('bea@example.org', 'access.denied', f'examination {exam_id}')]
+        [('bea@example.org', 'access.denied', f'examination {exam_id}'),
+         ('system', 'patient.registered', f'user {bea.user_id}')]
 
     user.find(marker='audit-user').clear().type('bea')
     user.find(marker='audit-search').click()
