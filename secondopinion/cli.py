@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pydantic
 
-from . import db
+from . import db, logs
 from .config import get_settings
 from .services import accounts, intake
 from .services.errors import DomainError
@@ -100,12 +100,13 @@ def check_settings() -> None:
 
 def main() -> None:
     """Entry point of the `secondopinion` console script."""
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    logs.configure()
     # APScheduler logs every job run at INFO; our own job logs what it delivered.
     logging.getLogger('apscheduler').setLevel(logging.WARNING)
     # NiceGUI's User fixture runs main.py inside pytest, with pytest's own arguments in sys.argv.
     arguments = [] if os.environ.get('NICEGUI_USER_SIMULATION') else sys.argv[1:]
     check_settings()
+    logs.configure(get_settings().log_format)
     if arguments and arguments[0] == 'create-admin':
         raise SystemExit(create_admin_command(arguments[1:]))
     if arguments and arguments[0] == 'inspect-study':

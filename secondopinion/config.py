@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -70,6 +71,9 @@ class Settings(BaseSettings):
     azure_storage_container: str = Field(
         'secondopinion', min_length=3, max_length=63, pattern=r'^[a-z0-9]+(-[a-z0-9]+)*$',
         description='Azure container, created when missing: lowercase letters, digits and single hyphens')
+
+    log_format: Literal['text', 'json'] = Field(
+        'text', description='text, or json for one JSON object per line (for log collectors)')
 
     # Sessions: signed out after this long without activity, and after the maximum in any case.
     session_idle_minutes: int = Field(30, ge=1, description='Minutes without activity after which a session ends')

@@ -15,4 +15,6 @@ def run() -> None:
            storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
            reconnect_timeout=10,
            # NiceGUI's own cookie holds only the browser id; the sign-in lives in the session cookie.
-           session_middleware_kwargs={'same_site': 'lax', 'https_only': settings.cookies_secure})
+           session_middleware_kwargs={'same_site': 'lax', 'https_only': settings.cookies_secure},
+           # With JSON logs, uvicorn's own records go through the app's handler too, instead of uvicorn's.
+           **({'log_config': None} if settings.log_format == 'json' else {}))

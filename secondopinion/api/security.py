@@ -1,5 +1,5 @@
-"""Security headers on every HTTP response, a request body limit for each route, and the session check of
-the upload route that NiceGUI creates for each `ui.upload`.
+"""Security headers and a request id on every HTTP response, a request body limit for each route, and the
+session check of the upload route that NiceGUI creates for each `ui.upload`.
 
 `SecurityMiddleware` is a plain ASGI wrapper instead of Starlette's BaseHTTPMiddleware, so request and
 response bodies pass through it chunk by chunk, without buffering and without an extra task per request.
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import logs
 from ..config import Settings, get_settings
 from ..services import sessions
 from ..services.studies import MAX_PRIOR_REPORT_BYTES
@@ -120,10 +121,19 @@ class SecurityMiddleware:
         if scope['type'] != 'http':
             await self.inner(scope, receive, send)
             return
+        token = logs.request_id_var.set(None)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            logs.request_id_var.reset(token)
 
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = get_settings()
         headers = Headers(scope=scope)
+        request_id = logs.request_id_from(headers.get(logs.REQUEST_ID_HEADER))
+        logs.request_id_var.set(request_id)
         added = [(name.encode('latin-1'), value.encode('latin-1')) for name, value in SECURITY_HEADERS.items()]
+        added.append((logs.REQUEST_ID_HEADER.encode('latin-1'), request_id.encode('latin-1')))
         if is_https(scope, headers, settings):
             added.append((b'strict-transport-security', STRICT_TRANSPORT_SECURITY.encode('latin-1')))
 
