@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         return self
 
     def production_problems(self) -> list[str]:
-        """What keeps these settings from being safe for real patients, one sentence per setting."""
+        """Return what keeps these settings from being safe for real patients, one sentence per setting."""
         problems = []
         secret = self.storage_secret.get_secret_value()
         if secret == DEVELOPMENT_STORAGE_SECRET:

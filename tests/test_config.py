@@ -79,7 +79,7 @@ def test_price_includes_urgent_surcharge():
     assert settings.price_for('XA', 'routine') == settings.default_price_cents
 
 
-def test_links_follow_the_port_unless_the_address_is_set(monkeypatch):
+def test_public_url_follows_port(monkeypatch):
     monkeypatch.delenv('SECONDOPINION_PUBLIC_BASE_URL', raising=False)
     assert Settings(_env_file=None, port=8391).public_base_url == 'http://127.0.0.1:8391'
     assert Settings(_env_file=None).public_base_url == 'http://127.0.0.1:8080'

@@ -55,7 +55,7 @@ def register_auth_routes() -> None:
 
     @app.post('/auth/activity', include_in_schema=False)
     def activity(request: Request) -> Response:
-        """Pages call this (at most once a minute) while the user clicks or types, to hold off the idle timeout."""
+        """Mark the session active; the page script calls this at most once a minute while the user clicks or types."""
         actor = sessions.resolve(request.cookies.get(sessions.COOKIE_NAME))
         return Response(status_code=204 if actor else 401, headers={'Cache-Control': 'no-store'})
 

@@ -172,10 +172,10 @@ async def _upload_comes_from_page_session(client_id: str, scope: Scope) -> bool:
     page_token = page_request.cookies.get(sessions.COOKIE_NAME) if page_request is not None else None
     caller_token = Request(scope).cookies.get(sessions.COOKIE_NAME)
     if not page_token or not caller_token or not hmac.compare_digest(page_token, caller_token):
-        logger.warning('upload to page %s refused: the request does not come from the page\'s session', client_id)
+        logger.warning('upload to page %s rejected: the request does not come from the page\'s session', client_id)
         return False
     if await asyncio.to_thread(sessions.resolve, caller_token) is None:
-        logger.info('upload to page %s refused: its session has ended', client_id)
+        logger.info('upload to page %s rejected: its session has ended', client_id)
         return False
     return True
 

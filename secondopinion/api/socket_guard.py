@@ -5,7 +5,7 @@ event handlers then act as the page's signed-in user. Two checks close that gap:
 
 - a socket may join a page only with the same session cookie as the request that opened the page
   (a page opened without one, like the sign-in page, takes any socket);
-- an event, JavaScript answer or log message is taken only from a socket that joined that page.
+- an event, JavaScript result or log message is accepted only from a socket that joined that page.
 
 Both wrap NiceGUI's own handlers, which keep doing their own checks.
 """
@@ -61,7 +61,7 @@ def install_socket_guard() -> None:
     def guarded_accept(self: Client, socket_id: str, tab_id: str, environ: dict[str, Any] | None) -> bool:
         # Checked before NiceGUI's own check, which pins the tab id of the first socket it accepts.
         if not socket_may_join(self, environ):
-            logger.warning('socket %s refused for page %s: it lacks the session of the page', socket_id, self.id)
+            logger.warning('socket %s rejected for page %s: it lacks the session of the page', socket_id, self.id)
             return False
         return accept_handshake(self, socket_id, tab_id, environ)
 

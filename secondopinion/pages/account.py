@@ -104,7 +104,7 @@ def verify_email_page(token: str = '') -> None:
                     notify_error(exc)
                     return
                 panel.clear()
-                # The page frame asked to confirm the address; that request is answered now.
+                # The page frame's banner asks to confirm the address, which is done now, so it goes.
                 for element in list(ui.context.client.layout.descendants()):
                     if 'verify-banner' in element._markers:
                         element.delete()

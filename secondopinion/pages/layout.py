@@ -54,8 +54,8 @@ SESSION_RECHECK_SECONDS = 30
 # Ended session ids are remembered this long, for pages that check them once a second.
 ENDED_MEMORY_SECONDS = 600
 
-# Sent by every signed-in page: report clicks and keys to the server at most once a minute, which
-# holds off the idle timeout, and leave when the server says the session has ended.
+# Script of every signed-in page. It reports clicks and keys to the server at most once a minute, which
+# holds off the idle timeout, and leaves the page when the server reports that the session has ended.
 ACTIVITY_SCRIPT = """<script>
 (() => {
   let last = 0;

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from nicegui import ui
 
 from ..api.oidc import COMPLETE_PATH, PENDING_KEY
-from ..services import oidc
-from ..services.errors import DomainError, ValidationError
+from ..services import accounts, oidc
+from ..services.errors import DomainError
 from .layout import client_address, current_actor, frame, notify_error, show_form_error
 
 
@@ -91,7 +89,7 @@ def _complete_form(pending: oidc.PendingSignUp) -> None:
         for field in fields.values():
             field.props(remove='error error-message')
         try:
-            result = oidc.create_patient(pending, date_of_birth=_parse_date(birth.value), phone=phone.value or '',
+            result = oidc.create_patient(pending, date_of_birth=accounts.parse_date_of_birth(birth.value), phone=phone.value or '',
                                          full_name=(name.value or '') if name is not None else None,
                                          client_address=address)
         except DomainError as exc:
@@ -104,12 +102,3 @@ def _complete_form(pending: oidc.PendingSignUp) -> None:
 
     ui.button('Create account', on_click=submit).classes('w-full').mark('complete')
 
-
-def _parse_date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(f'Date of birth "{value}" is invalid: use the form YYYY-MM-DD.',
-                              field='date_of_birth') from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from nicegui import ui
 
 from ..config import get_settings
@@ -198,7 +196,7 @@ def register_page() -> None:
                 for field in fields.values():
                     field.props(remove='error error-message')
                 try:
-                    birth_date = _parse_date(birth.value)
+                    birth_date = accounts.parse_date_of_birth(birth.value)
                     accounts.register_patient(full_name=name.value or '', email=email.value or '',
                                               password=password.value or '', date_of_birth=birth_date,
                                               phone=phone.value or '')
@@ -218,12 +216,3 @@ def register_page() -> None:
                 ui.label('Already registered?')
                 ui.link('Sign in', '/login')
 
-
-def _parse_date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(f'Date of birth "{value}" is invalid: use the form YYYY-MM-DD.',
-                              field='date_of_birth') from None

@@ -5,7 +5,7 @@ nothing when they load, because mail scanners open links too: the change happens
 presses the button on the page. That holds for email verification as well, so a scanner in the
 mailbox of someone who never registered cannot confirm an address for a stranger's account.
 
-Rate limits, so that nobody can flood a mailbox:
+Rate limits, so that the app cannot be used to flood a mailbox:
 
 - the verification email is sent again at most once a minute (RESEND_INTERVAL);
 - a reset link goes to one account at most RESET_MAX_PER_ACCOUNT times per RESET_ACCOUNT_WINDOW,
@@ -80,7 +80,10 @@ def ensure_email_verified(session: Session, user_id: int) -> None:
 
 
 def resend_verification(*, actor: Actor) -> None:
-    """Send a new verification link to the patient, at most once a minute; the earlier links stop working."""
+    """Send the patient a new verification link, which ends the earlier ones.
+
+    Raises ValidationError when the last link went out less than RESEND_INTERVAL ago.
+    """
     require_role(actor, Role.PATIENT)
     now = utcnow()
     with session_scope() as session:

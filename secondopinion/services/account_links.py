@@ -130,7 +130,7 @@ def consume(session: Session, secret: str | None, purpose: str, *, now: datetime
         .values(used_at=now)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        logger.info('%s link refused: unknown, used or expired', purpose)
+        logger.info('%s link rejected: unknown, used or expired', purpose)
         return None
     row = session.scalar(select(AccountToken).where(AccountToken.token_hash == token_hash))
     assert row is not None

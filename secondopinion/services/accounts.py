@@ -72,6 +72,17 @@ def _require_name(name: str) -> str:
 require_name = _require_name
 
 
+def parse_date_of_birth(value: str | None) -> date | None:
+    """Parse a date of birth typed as YYYY-MM-DD; return None when it is empty."""
+    if not value or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f'Date of birth "{value}" is invalid: use the form YYYY-MM-DD.',
+                              field='date_of_birth') from None
+
+
 def check_date_of_birth(date_of_birth: date | None) -> None:
     """Raise ValidationError unless the date of birth is given, not in the future and not before 1900."""
     if date_of_birth is None:

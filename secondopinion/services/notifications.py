@@ -235,7 +235,7 @@ ERASED_RECIPIENT = '(erased)'
 
 
 def _recipient_after_delivery(claimed: _Claimed) -> dict[str, str]:
-    """Return the column values that erase the recipient of a delivered message, when its template asks for it."""
+    """Return the column values that erase the recipient of a delivered message, when its template requires it."""
     return {'recipient': ERASED_RECIPIENT} if claimed.template in ERASE_RECIPIENT_AFTER_DELIVERY else {}
 
 

@@ -337,9 +337,9 @@ class DeletionResult:
 def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
     """Delete the acting patient's account after checking their password again.
 
-    Rejected while a doctor reviews one of the examinations. Otherwise, in one transaction:
-    examinations still in draft, awaiting payment or pending are cancelled (a pending one is paid,
-    so it is refunded through the payment gateway); then the patient's personal data and medical
+    Rejected while a doctor reviews one of the examinations. Otherwise, in one transaction,
+    examinations still in draft, awaiting payment or pending are cancelled. A pending one is paid,
+    so it is refunded through the payment gateway. Then the patient's personal data and medical
     records are removed:
 
     - studies, series, study files (images and prior reports) and image links: rows deleted;
@@ -436,7 +436,7 @@ def _check_password(actor: Actor, password: str) -> str:
                               'Contact the practice to delete your account.', field='password')
     if not password_context.verify(password, password_hash):
         audit.record_now(actor, 'privacy.deletion_refused', 'user', actor.user_id, reason='wrong password')
-        logger.info('account deletion of user %s refused: wrong password', actor.user_id)
+        logger.info('account deletion of user %s rejected: wrong password', actor.user_id)
         raise ValidationError('Password is incorrect. Enter the password you sign in with.', field='password')
     return password_hash
 
@@ -444,7 +444,7 @@ def _check_password(actor: Actor, password: str) -> str:
 def _reject_while_under_review(exams: Iterable[Examination]) -> None:
     reviewed = [exam.id for exam in exams if exam.status == ExamStatus.UNDER_REVIEW]
     if reviewed:
-        logger.info('account deletion refused: examination(s) %s under review', ', '.join(reviewed))
+        logger.info('account deletion rejected: examination(s) %s under review', ', '.join(reviewed))
         raise ConflictError(
             f'A radiologist is working on your examination {reviewed[0][:8]} right now, so your account cannot be '
             f'deleted yet. Wait for the report, or ask the practice to cancel the examination, and then try again.')

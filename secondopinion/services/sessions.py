@@ -6,7 +6,7 @@ whose HTTP response sets a new random session cookie and a new NiceGUI browser i
 sign-in starts a new session, and a session id fixed before sign-in is worth nothing after it.
 
 A session ends when its owner signs out, after `session_idle_minutes` without a request or a
-click, and after `session_max_hours` in any case. Pages report activity at most once a minute.
+click, and after `session_max_hours` in any case. The page script reports activity at most once a minute.
 It also ends at once when the password changes (the other sessions) or an admin deactivates the
 account.
 Pages open in a browser whose session ended are sent to the sign-in page by the listeners
@@ -120,7 +120,7 @@ def activate(ticket: str, *, client_address: str | None, user_agent: str | None)
                     last_seen_at=now, client_address=client_address,
                     user_agent=(user_agent or '')[:USER_AGENT_MAX] or None))
         if result.rowcount != 1:
-            logger.info('sign-in ticket refused: unknown, used or expired')
+            logger.info('sign-in ticket rejected: unknown, used or expired')
             return None
         row = session.scalar(select(UserSession).where(UserSession.token_hash == digest(token)))
         assert row is not None
@@ -239,7 +239,7 @@ def end_idle() -> int:
 
 
 def list_live(user_id: int) -> list[UserSession]:
-    """The user's live sessions, newest first (for the profile page)."""
+    """Return the user's live sessions, newest first (for the profile page)."""
     with session_scope() as session:
         rows = session.scalars(select(UserSession).where(
             UserSession.user_id == user_id, UserSession.revoked_at.is_(None),

@@ -1,9 +1,9 @@
 """Two patients, two doctors and an admin try every page and route with each other's ids.
 
-Each route's rule is written out once below (who may open it for which object); the test opens
-every route for every persona and object and checks that exactly those may, and that everyone else
-gets the same "not found" as for an id that does not exist. A last test fails when the app gains
-a route that this matrix does not cover.
+Each route's rule (who may open it for which object) is written out once below. The test opens
+every route for every persona and object. It checks that exactly those personas get through, and
+that everyone else gets the same "not found" as for an id that does not exist. A last test fails
+when the app gains a route that this matrix does not cover.
 """
 
 from __future__ import annotations
@@ -178,13 +178,17 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
                  '/register/complete',
                  # Links from emails and the pages around them, each checked by the account tests.
                  '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted'}
-# DELETE /api/uploads/{upload_id} answers 204 to anyone, because it only removes the caller's own upload.
+# DELETE /api/uploads/{upload_id} returns 204 to anyone, because it only removes the caller's own upload.
 # GET /api/me/export.zip takes no id: it serves the signed-in patient's own data, and 404 to anyone else.
 OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}', '/api/me/export.zip'}
 
 
 def _role(persona: str) -> str:
-    return 'doctor' if persona.startswith('doc') else 'admin' if persona == 'admin' else 'patient'
+    if persona.startswith('doc'):
+        return 'doctor'
+    if persona == 'admin':
+        return 'admin'
+    return 'patient'
 
 
 def _page_outcome(user: User) -> str:
@@ -260,7 +264,7 @@ async def test_role_pages_for_every_persona(user: User, world: World):
     assert mistakes == []
 
 
-async def test_signed_out_gets_sign_in_page_or_not_found(user: User, world: World):
+async def test_signed_out_routes_refused(user: User, world: World):
     user.http_client.cookies.delete(sessions.COOKIE_NAME)
     for route in ROUTES:
         for case in world.cases:

@@ -24,14 +24,17 @@ def _set_cookie_header(response: httpx.Response, name: str) -> str:
     return headers[0].lower()
 
 
-async def test_sign_in_sets_a_new_http_only_cookie_and_browser_id(user: User, make_patient):
+async def test_sign_in_sets_new_cookies(user: User, make_patient):
     patient = make_patient(email='alice@example.org')
     await user.open('/login')
     browser_cookie_before = user.http_client.cookies.get('session')
     response = await user.http_client.get(f'/auth/session?ticket={_ticket(patient.user_id)}')
-    assert response.status_code == 303 and response.headers['location'] == '/exams'
+    assert response.status_code == 303
+    assert response.headers['location'] == '/exams'
     cookie = _set_cookie_header(response, sessions.COOKIE_NAME)
-    assert 'httponly' in cookie and 'samesite=lax' in cookie and 'path=/' in cookie
+    assert 'httponly' in cookie
+    assert 'samesite=lax' in cookie
+    assert 'path=/' in cookie
     assert 'secure' not in cookie  # served over plain http here, as on the embedded default
     # NiceGUI's own cookie gets a new browser id, so nothing kept before sign-in carries over.
     assert user.http_client.cookies.get('session') != browser_cookie_before
@@ -84,7 +87,7 @@ async def test_open_page_leaves_when_its_session_ends(user: User, make_patient):
     await user.should_see('the password of this account was changed')
 
 
-async def test_activity_keeps_the_session_and_answers_401_without_one(user: User, make_patient):
+async def test_activity_route_status_codes(user: User, make_patient):
     make_patient(email='alice@example.org')
     await sign_in(user, 'alice@example.org')
     await user.should_see('My examinations')
@@ -93,7 +96,7 @@ async def test_activity_keeps_the_session_and_answers_401_without_one(user: User
     assert (await user.http_client.post('/auth/activity')).status_code == 401
 
 
-async def test_signed_out_link_does_not_end_a_live_session(user: User, make_patient):
+async def test_signed_out_keeps_live_session(user: User, make_patient):
     make_patient(email='alice@example.org')
     await sign_in(user, 'alice@example.org')
     await user.should_see('My examinations')

@@ -138,4 +138,5 @@ def test_end_for_user_keeps_the_current_session(make_patient):
                                       keep_session_id=current_id)
     assert len(ended) == 2
     assert sessions.resolve(current) is not None
-    assert sessions.resolve(other) is None and sessions.resolve(third) is None
+    assert sessions.resolve(other) is None
+    assert sessions.resolve(third) is None
