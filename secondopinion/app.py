@@ -44,19 +44,23 @@ def setup() -> None:
 
 
 def _startup() -> None:
+    from .services import bus
     from .services.scheduler import start_scheduler
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db.migrate()
+    bus.start()
     start_scheduler()
     logger.info('SecondOpinion started (environment %s, data in %s)', settings.environment,
                 settings.data_dir.resolve())
 
 
 def _shutdown() -> None:
+    from .services import bus
     from .services.scheduler import stop_scheduler
 
     stop_scheduler()
+    bus.stop()
     db.dispose_engine()
     logger.info('SecondOpinion stopped')

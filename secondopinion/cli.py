@@ -115,5 +115,18 @@ def main() -> None:
         help_requested = arguments[0] in {'-h', '--help'}
         print(USAGE, file=sys.stdout if help_requested else sys.stderr)
         raise SystemExit(0 if help_requested else 2)
+    share_nicegui_storage()
     from .server import run
     run()
+
+
+def share_nicegui_storage() -> None:
+    """Point NiceGUI's per-user storage at Redis when a Redis URL is set, so every instance sees it.
+
+    NiceGUI reads these variables when it is first imported, which is why this runs before the server
+    module is loaded. Variables already set by the operator win.
+    """
+    settings = get_settings()
+    if settings.redis_url:
+        os.environ.setdefault('NICEGUI_REDIS_URL', settings.redis_url)
+        os.environ.setdefault('NICEGUI_REDIS_KEY_PREFIX', f'{settings.redis_key_prefix}:nicegui:')

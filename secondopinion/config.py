@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         'secondopinion', min_length=3, max_length=63, pattern=r'^[a-z0-9]+(-[a-z0-9]+)*$',
         description='Azure container, created when missing: lowercase letters, digits and single hyphens')
 
+    # Several app instances: events cross instances through Redis when this is set, else through the
+    # PostgreSQL database; NiceGUI's per-user storage moves to Redis too.
+    redis_url: str | None = Field(
+        None, description='Redis URL (redis://host:6379/0, rediss:// for TLS); empty means no Redis')
+    redis_key_prefix: str = Field(
+        'secondopinion', pattern=r'^[A-Za-z0-9_.-]+$',
+        description='Prefix of the Redis channel and keys, one per environment sharing a Redis server')
+
     log_format: Literal['text', 'json'] = Field(
         'text', description='text, or json for one JSON object per line (for log collectors)')
 

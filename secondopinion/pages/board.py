@@ -30,8 +30,9 @@ BOARD_PAGE_SIZE = 50
 # How often an open board checks whether an examination changed. A change reaches the board within
 # this delay plus the time of one page query.
 BOARD_POLL_SECONDS = 0.3
-# How often the waiting times are recomputed. Only the text of the waiting-time labels changes.
-WAITING_TICK_SECONDS = 30.0
+# How often the board reloads without an event: this advances the waiting times and brings in changes
+# whose event never arrived, such as one from another instance while the event channel was down.
+REFRESH_SECONDS = 30.0
 # Only these statuses can put a case on the pending list or take it off, so other events cause no query.
 BOARD_STATUSES = frozenset({ExamStatus.PENDING, ExamStatus.UNDER_REVIEW, ExamStatus.CANCELLED})
 
@@ -124,7 +125,7 @@ class Board:
         self.changed = False
         # Serializes queries, so the result of an older query never replaces that of a newer one.
         self._sync_lock = asyncio.Lock()
-        self._next_tick = time.monotonic() + WAITING_TICK_SECONDS
+        self._next_refresh = time.monotonic() + REFRESH_SECONDS
         self._build()
 
     def _build(self) -> None:
@@ -185,7 +186,7 @@ class Board:
             except Exception:
                 logger.exception('board of doctor %s failed to load pending examinations', self.actor.doctor_id)
                 self._show_error('Loading the pending examinations failed. The board tries again with the next '
-                                 'change, or reload the page to try now.')
+                                 'change or within 30 seconds, or reload the page to try now.')
                 return
             if result is None or self.rows_column.is_deleted:
                 return  # the app is stopping or the tab was closed during the query
@@ -193,13 +194,10 @@ class Board:
             self._apply(*result)
 
     async def poll(self) -> None:
-        """Sync the board when an examination changed, and advance the waiting times when they are due."""
-        if self.changed:
+        """Sync the board when an examination changed, and every REFRESH_SECONDS in any case."""
+        if self.changed or time.monotonic() >= self._next_refresh:
+            self._next_refresh = time.monotonic() + REFRESH_SECONDS
             await self.sync()
-        if self.rows_column.is_deleted:
-            return
-        if time.monotonic() >= self._next_tick:
-            self.tick()
 
     def _apply(self, exams: list[ExamView], total: int) -> None:
         """Remove the cards of cases that left the page, add new ones, then update and order all."""
@@ -237,12 +235,6 @@ class Board:
     def _show_error(self, message: str) -> None:
         _set_text(self.error_label, message)
         self.error_label.set_visibility(True)
-
-    def tick(self) -> None:
-        self._next_tick = time.monotonic() + WAITING_TICK_SECONDS
-        now = utcnow()
-        for row in self.rows.values():
-            row.tick(now)
 
     # --- doctor's actions -----------------------------------------------------------------------
 
@@ -288,7 +280,7 @@ def board_page() -> None:
 
     def on_change(event: events.ExamChanged) -> None:
         # Runs in the publisher's thread, which may serve another client, so it only sets a flag.
-        if event.status in BOARD_STATUSES:
+        if event.missed or event.status in BOARD_STATUSES:
             board.changed = True
 
     # One short timer also drives the waiting times: NiceGUI cancels a timer of a deleted client, but

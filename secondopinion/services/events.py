@@ -1,4 +1,8 @@
-"""In-process event bus: services publish examination changes, open pages subscribe to them."""
+"""Examination changes for live pages: services publish them, open pages subscribe to them.
+
+A change reaches this process's subscribers at once and the other app instances' through the event
+channel (services/bus.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from . import bus
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +21,13 @@ class ExamChanged:
     examination_id: str
     status: str
     doctor_id: int | None
+    # True for the event that says changes may have been missed, such as while the event channel
+    # was down; subscribers then reload everything they show. Its other fields are empty.
+    missed: bool = False
+
+
+BUS_TOPIC = 'examination-changed'
+MISSED = ExamChanged(examination_id='', status='', doctor_id=None, missed=True)
 
 
 Subscriber = Callable[[ExamChanged], None]
@@ -42,6 +55,13 @@ def subscriber_count() -> int:
 
 
 def publish(event: ExamChanged) -> None:
+    """Deliver the event to this process's subscribers, then send it to the other instances."""
+    _deliver(event)
+    bus.forward(BUS_TOPIC, {'examination_id': event.examination_id, 'status': event.status,
+                            'doctor_id': event.doctor_id})
+
+
+def _deliver(event: ExamChanged) -> None:
     """Call every subscriber; a failing subscriber is logged and does not stop the others."""
     with _lock:
         callbacks = list(_subscribers)
@@ -50,3 +70,13 @@ def publish(event: ExamChanged) -> None:
             callback(event)
         except Exception:
             logger.exception('event subscriber failed for examination %s', event.examination_id)
+
+
+def _receive(data: dict) -> None:
+    """Event channel handler: a change that another instance published."""
+    doctor_id = data.get('doctor_id')
+    _deliver(ExamChanged(examination_id=str(data['examination_id']), status=str(data['status']),
+                         doctor_id=int(doctor_id) if doctor_id is not None else None))
+
+
+bus.on_message(BUS_TOPIC, _receive, on_gap=lambda: _deliver(MISSED))

@@ -30,6 +30,7 @@ from ..config import get_settings
 from ..db import session_scope
 from ..models import UserSession
 from ..models.base import utcnow
+from . import bus
 from .actors import Actor, load_actor
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class Activation:
 RevocationListener = Callable[[frozenset[int]], None]
 _listeners: list[RevocationListener] = []
 _listeners_lock = threading.Lock()
+BUS_TOPIC = 'sessions-ended'
+# Session ids per message to the other instances, which keeps each message far below the size limit.
+IDS_PER_MESSAGE = 500
 
 
 def add_revocation_listener(callback: RevocationListener) -> Callable[[], None]:
@@ -79,9 +83,16 @@ def add_revocation_listener(callback: RevocationListener) -> Callable[[], None]:
 
 
 def _announce(session_ids: Iterable[int]) -> None:
-    ids = frozenset(session_ids)
+    """Tell this instance's listeners at once, then the other instances through the event channel."""
+    ids = sorted(frozenset(session_ids))
     if not ids:
         return
+    _tell_listeners(frozenset(ids))
+    for first in range(0, len(ids), IDS_PER_MESSAGE):
+        bus.forward(BUS_TOPIC, {'session_ids': ids[first:first + IDS_PER_MESSAGE]})
+
+
+def _tell_listeners(ids: frozenset[int]) -> None:
     with _listeners_lock:
         callbacks = list(_listeners)
     for callback in callbacks:
@@ -89,6 +100,16 @@ def _announce(session_ids: Iterable[int]) -> None:
             callback(ids)
         except Exception:
             logger.exception('session revocation listener failed for sessions %s', sorted(ids))
+
+
+def _receive(data: dict) -> None:
+    """Event channel handler: sessions that another instance ended."""
+    ids = frozenset(int(value) for value in data.get('session_ids', ()))
+    if ids:
+        _tell_listeners(ids)
+
+
+bus.on_message(BUS_TOPIC, _receive)
 
 
 def start(session: Session, user_id: int, *, method: str, client_address: str | None) -> str:

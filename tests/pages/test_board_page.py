@@ -209,7 +209,7 @@ async def test_deactivated_doctor_cannot_accept(user: User, admin, make_patient,
 async def test_waiting_time_ticks_in_place(user: User, make_patient, make_doctor, monkeypatch):
     # NiceGUI's user simulation imports the page modules anew for each test, so patch the current one.
     board_module = sys.modules['secondopinion.pages.board']
-    monkeypatch.setattr(board_module, 'WAITING_TICK_SECONDS', 0.0)
+    monkeypatch.setattr(board_module, 'REFRESH_SECONDS', 0.0)
     make_doctor(email='doctor@example.org')
     exam_id = paid(make_patient())
     await sign_in(user, 'doctor@example.org')
