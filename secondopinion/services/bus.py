@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,6 +170,7 @@ class _RedisTransport:
         self._channel = f'{prefix}:events'
         self._publisher = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
         self._redis_url = redis_url
+        self._subscriber: Any = None
         self._pubsub: Any = None
 
     def publish(self, payload: str) -> None:
@@ -177,10 +179,18 @@ class _RedisTransport:
     def connect(self) -> None:
         import redis
 
+        # The client must outlive the subscription: a collected client closes its connections.
         client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=5)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self._channel)
-        self._pubsub = pubsub
+        self._subscriber, self._pubsub = client, pubsub
+        # Wait for Redis to confirm, so that the channel counts as connected only once messages arrive.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            reply = pubsub.get_message(ignore_subscribe_messages=False, timeout=0.5)
+            if reply is not None and reply.get('type') == 'subscribe':
+                return
+        raise TimeoutError(f'Redis did not confirm the subscription to {self._channel}')
 
     def receive(self, timeout: float) -> list[str]:
         message = self._pubsub.get_message(timeout=timeout)
@@ -190,12 +200,14 @@ class _RedisTransport:
         return [value.decode() if isinstance(value, bytes) else str(value)]
 
     def close(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:
-                logger.debug('closing the Redis subscription failed', exc_info=True)
+        pubsub, client = self._pubsub, self._subscriber
+        self._pubsub = self._subscriber = None
+        for resource in (pubsub, client):
+            if resource is not None:
+                try:
+                    resource.close()
+                except Exception:
+                    logger.debug('closing the Redis subscription failed', exc_info=True)
 
 
 class _Listener:
