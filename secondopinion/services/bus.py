@@ -181,13 +181,13 @@ class _RedisTransport:
 
         # The client must outlive the subscription: a collected client closes its connections.
         client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=5)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = client.pubsub()
         pubsub.subscribe(self._channel)
         self._subscriber, self._pubsub = client, pubsub
         # Wait for Redis to confirm, so that the channel counts as connected only once messages arrive.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            reply = pubsub.get_message(ignore_subscribe_messages=False, timeout=0.5)
+            reply = pubsub.get_message(timeout=0.5)
             if reply is not None and reply.get('type') == 'subscribe':
                 return
         raise TimeoutError(f'Redis did not confirm the subscription to {self._channel}')

@@ -29,7 +29,7 @@ class Peer:
 
     def __init__(self, transport) -> None:  # noqa: ANN001
         self.transport = transport
-        transport.connect()
+        transport.connect()  # returns once the server has confirmed LISTEN or SUBSCRIBE
 
     def send(self, topic: str, data: dict) -> None:
         self.transport.publish(json.dumps({'origin': PEER, 'topic': topic, 'data': data}))
