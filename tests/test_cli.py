@@ -96,3 +96,33 @@ def test_invalid_settings_exit_without_values(monkeypatch):
     assert 'do_not_print_me' not in result.stdout + result.stderr
     assert 'Traceback' not in result.stderr
     assert 'SECONDOPINION_PORT: Input should be a valid integer' in result.stderr
+
+
+def test_redis_url_moves_nicegui_storage_to_redis(monkeypatch):
+    from secondopinion.cli import share_nicegui_storage
+    from secondopinion.config import reset_settings
+
+    monkeypatch.delenv('NICEGUI_REDIS_URL', raising=False)
+    monkeypatch.delenv('NICEGUI_REDIS_KEY_PREFIX', raising=False)
+    share_nicegui_storage()
+    assert 'NICEGUI_REDIS_URL' not in os.environ
+
+    monkeypatch.setenv('SECONDOPINION_REDIS_URL', 'redis://127.0.0.1:6390/2')
+    monkeypatch.setenv('SECONDOPINION_REDIS_KEY_PREFIX', 'staging')
+    reset_settings()
+    share_nicegui_storage()
+    assert os.environ['NICEGUI_REDIS_URL'] == 'redis://127.0.0.1:6390/2'
+    assert os.environ['NICEGUI_REDIS_KEY_PREFIX'] == 'staging:nicegui:'
+
+
+def test_operator_nicegui_redis_settings_win(monkeypatch):
+    from secondopinion.cli import share_nicegui_storage
+    from secondopinion.config import reset_settings
+
+    monkeypatch.setenv('NICEGUI_REDIS_URL', 'redis://127.0.0.1:6391/0')
+    monkeypatch.setenv('NICEGUI_REDIS_KEY_PREFIX', 'own:')
+    monkeypatch.setenv('SECONDOPINION_REDIS_URL', 'redis://127.0.0.1:6390/2')
+    reset_settings()
+    share_nicegui_storage()
+    assert os.environ['NICEGUI_REDIS_URL'] == 'redis://127.0.0.1:6391/0'
+    assert os.environ['NICEGUI_REDIS_KEY_PREFIX'] == 'own:'
