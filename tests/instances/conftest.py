@@ -73,12 +73,22 @@ class Cluster:
     data_dir: Path
     redis: RedisServer | None
     processes: dict[str, subprocess.Popen]
+    settings: dict[str, str]
 
     def server_logs(self) -> str:
         return '\n'.join(f'--- instance {name} ---\n{server.read_log()[-3000:]}'
                          for name, server in (('A', self.a), ('B', self.b)))
 
+    def crash(self, name: str) -> None:
+        """Kill an instance at once (SIGKILL), as a failing machine or an out-of-memory kill does."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
 
+    def restart(self, name: str) -> None:
+        """Start a killed instance again on its port, with the same settings and log file."""
+        server = self.a if name == 'A' else self.b
+        self.processes[name] = _launch(server, self.settings)
 @pytest.fixture(params=['postgres', 'redis'])
 def app_env(request, tmp_path, monkeypatch) -> Iterator[dict[str, str]]:
     """Replace the shared fixture: this process and both instances use one fresh PostgreSQL database."""
@@ -103,14 +113,12 @@ def app_env(request, tmp_path, monkeypatch) -> Iterator[dict[str, str]]:
         redis_server.stop()
 
 
-def _start_instance(name: str, settings: dict[str, str], folder: Path) -> tuple[AppServer, subprocess.Popen]:
-    port = _free_port()
-    data_dir = Path(settings['SECONDOPINION_DATA_DIR'])
-    server = AppServer(base_url=f'http://127.0.0.1:{port}', data_dir=data_dir, log_path=folder / f'{name}.log')
-    env = _server_env(data_dir, port)
+def _launch(server: AppServer, settings: dict[str, str]) -> subprocess.Popen:
+    port = int(server.base_url.rsplit(':', 1)[1])
+    env = _server_env(server.data_dir, port)
     env.update(settings)
     # Emails go to the shared outbox folder; both instances run the delivery job every half second.
-    with server.log_path.open('wb') as log:
+    with server.log_path.open('ab') as log:
         process = subprocess.Popen([sys.executable, str(REPO_ROOT / 'main.py')], env=env, cwd=REPO_ROOT,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -119,7 +127,14 @@ def _start_instance(name: str, settings: dict[str, str], folder: Path) -> tuple[
         process.kill()
         process.wait()
         raise
-    return server, process
+    return process
+
+
+def _start_instance(name: str, settings: dict[str, str], folder: Path) -> tuple[AppServer, subprocess.Popen]:
+    data_dir = Path(settings['SECONDOPINION_DATA_DIR'])
+    server = AppServer(base_url=f'http://127.0.0.1:{_free_port()}', data_dir=data_dir,
+                       log_path=folder / f'{name}.log')
+    return server, _launch(server, settings)
 
 
 def stop_instance(process: subprocess.Popen) -> int:
@@ -144,7 +159,7 @@ def cluster(app_env: dict[str, str], request, tmp_path) -> Iterator[Cluster]:
         for name in ('A', 'B'):
             servers[name], processes[name] = _start_instance(name, app_env, tmp_path)
         cluster = Cluster(bus=bus, a=servers['A'], b=servers['B'], data_dir=Path(app_env['SECONDOPINION_DATA_DIR']),
-                          redis=redis_server, processes=processes)
+                          redis=redis_server, processes=processes, settings=app_env)
         yield cluster
     finally:
         codes = {name: stop_instance(process) for name, process in processes.items()}
@@ -154,7 +169,9 @@ def cluster(app_env: dict[str, str], request, tmp_path) -> Iterator[Cluster]:
     # uvicorn finishes its shutdown and then raises the SIGTERM it caught again, so -15 is a clean stop too.
     assert all(code in {0, -signal.SIGTERM} for code in codes.values()), f'exit codes {codes}'
     for name, server in servers.items():
-        assert 'SecondOpinion stopped' in server.read_log(), f'instance {name} did not stop cleanly'
+        log = server.read_log()
+        assert log.rfind('SecondOpinion stopped') > log.rfind('SecondOpinion started'), \
+            f'the last run of instance {name} did not stop cleanly'
 
 
 @pytest.fixture(scope='package')

@@ -35,7 +35,7 @@ SIGN_OUT_TIMEOUT_MS = 8_000
 DELIVERY_TIMEOUT_SECONDS = 30.0
 
 
-def _make_people() -> dict[str, Actor]:
+def make_people() -> dict[str, Actor]:
     info = accounts.create_admin(full_name='Ada Admin', email='admin@example.org', password=PASSWORD,
                                  totp_secret=ADMIN_TOTP_SECRET)
     admin = accounts.get_actor(info.user_id)
@@ -52,7 +52,7 @@ def _make_people() -> dict[str, Actor]:
     return people
 
 
-def _wait_for_delivery() -> list[Notification]:
+def wait_for_delivery() -> list[Notification]:
     """Wait until no message is queued or being sent, and return all rows."""
     deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS
     while True:
@@ -65,9 +65,18 @@ def _wait_for_delivery() -> list[Notification]:
         time.sleep(0.2)
 
 
+def count_outbox(cluster: Cluster) -> Counter:
+    """Count the emails in the shared outbox folder by recipient and subject."""
+    outbox: Counter = Counter()
+    for eml in (cluster.data_dir / 'outbox').glob('*.eml'):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        outbox[(message['To'], message['Subject'])] += 1
+    return outbox
+
+
 def test_paid_on_a_shows_on_b_and_accept_on_b_clears_a(cluster: Cluster,
                                                         new_context: Callable[..., sync_api.BrowserContext]):
-    people = _make_people()
+    people = make_people()
     body_part = f'Chest {time.time_ns()}'
     exam_id = submitted(people['patient'], body_part=body_part)
     checkout = payments.start_checkout(actor=people['patient'], examination_id=exam_id)
@@ -104,19 +113,16 @@ def test_paid_on_a_shows_on_b_and_accept_on_b_clears_a(cluster: Cluster,
     assert (exam.status, exam.doctor_id) == ('under_review', people['doctor_b'].doctor_id)
 
     # Both instances run the delivery job, and each message still goes out once.
-    rows = _wait_for_delivery()
+    rows = wait_for_delivery()
     emails = [row for row in rows if row.channel == 'email']
     assert emails and all(row.status == NotificationStatus.SENT for row in emails)
-    outbox = Counter()
-    for eml in (cluster.data_dir / 'outbox').glob('*.eml'):
-        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-        outbox[(message['To'], message['Subject'])] += 1
+    outbox = count_outbox(cluster)
     assert outbox and max(outbox.values()) == 1, f'a message went out more than once: {outbox}'
     assert len(list((cluster.data_dir / 'outbox').glob('*.eml'))) == len(emails)
 
 
 def test_sign_out_on_a_closes_the_page_on_b(cluster: Cluster, new_context: Callable[..., sync_api.BrowserContext]):
-    _make_people()
+    make_people()
     context = new_context(base_url=cluster.a.base_url)
     on_a = context.new_page()
     sign_in(on_a, 'paula@example.org')
