@@ -1,9 +1,9 @@
 """Messages between app instances: what one instance publishes reaches the others' open pages.
 
-Each instance delivers its own events to its own pages directly (services/events.py, services/sessions.py)
-and also hands them to `forward`, which sends them to the other instances through Redis pub/sub when
-`redis_url` is set, else through PostgreSQL NOTIFY when the database is PostgreSQL. With SQLite there is
-only one instance, and `forward` does nothing. A thread per instance listens, skips its own messages and
+Each instance delivers its own events to its own pages directly (services/events.py, services/sessions.py).
+It also hands them to `forward`, which sends them to the other instances. The transport is Redis pub/sub
+when `redis_url` is set, else PostgreSQL NOTIFY when the database is PostgreSQL. With SQLite there is only
+one instance, so `forward` does nothing. A thread per instance listens, skips its own messages and
 hands the others' to the handlers registered with `on_message`.
 
 Delivery is at most once: a message published while an instance is disconnected is lost to it. After
@@ -74,7 +74,7 @@ def on_message(topic: str, handler: MessageHandler, on_gap: GapHandler | None = 
     """Call `handler` with the data of each message another instance publishes on `topic`.
 
     `on_gap` runs after the listener lost its connection and got it back, because messages sent in
-    between never arrive. Handlers run in the listener thread; they must be quick and must not block.
+    between never arrive. Handlers run in the listener thread, so they must return quickly.
     """
     with _topics_lock:
         entry = _topics.setdefault(topic, _Topic())
@@ -94,7 +94,7 @@ def encode(topic: str, data: dict[str, Any]) -> str:
 def dispatch(payload: str) -> bool:
     """Hand one received message to its topic's handlers; return False when it was skipped.
 
-    Messages of this instance, malformed ones and those of topics nobody registered are skipped.
+    Skipped are messages of this instance, malformed ones and those of topics without a handler.
     """
     try:
         message = json.loads(payload)
@@ -267,7 +267,7 @@ def start(wait_seconds: float = 10.0) -> str | None:
     """Start sending and listening; return the transport's name, or None with SQLite (one instance).
 
     Waits up to `wait_seconds` for the first connection, so that a page served right after start
-    already gets the others' events; when it is not reached by then, the listener keeps trying.
+    already gets the others' events. Without a connection by then, the listener keeps trying.
     """
     global _transport, _listener
     with _state_lock:
