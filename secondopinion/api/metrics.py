@@ -1,0 +1,136 @@
+"""The Prometheus scrape route `GET /metrics`, and the ASGI wrapper that counts and times every HTTP request.
+
+With `metrics_token` set, a scrape must send `Authorization: Bearer <token>`; without it the route is
+open to anyone who can reach the app, so in production set the token or keep the route internal.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from fastapi import Request
+from fastapi.responses import Response
+from nicegui import app
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import get_settings
+from ..services import metrics
+from .uploads import FILE_PATH
+
+logger = logging.getLogger(__name__)
+
+# `FileRequests` serves the upload file requests before Starlette's router, so no route object names them.
+UPLOAD_FILE_ROUTE = '/api/uploads/{upload_id}/files/{index}'
+# Any other method is counted as `other`, because a client may send any token as its method.
+KNOWN_METHODS = frozenset({'GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'})
+# The status label of a request that ended without a response, such as one whose client went away.
+NO_RESPONSE = 'none'
+# At most one log line per this many seconds about rejected scrapes; the lines in between are counted.
+REJECTION_LOG_INTERVAL_SECONDS = 60.0
+
+
+def route_template(scope: Scope) -> str:
+    """Return the template of the route that served the request, such as `/exams/{examination_id}`."""
+    if FILE_PATH.fullmatch(scope['path']):
+        return UPLOAD_FILE_ROUTE
+    # Starlette's router stores the route it chose in the scope, also for a partial match (405).
+    route = scope.get('route')
+    path = getattr(route, 'path', None)
+    if not path:
+        return metrics.UNMATCHED_ROUTE
+    if isinstance(route, Mount):
+        return f'{path}/{{path:path}}'
+    return path
+
+
+class RequestMetrics:
+    """ASGI wrapper that counts every HTTP request by method, route template and status, and times it."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope['type'] != 'http':
+            await self.inner(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message['type'] == 'http.response.start':
+                status = message['status']
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, send_noting_status)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            method = scope['method'] if scope['method'] in KNOWN_METHODS else 'other'
+            metrics.record_request(method=method, route=route_template(scope),
+                                   status=str(status) if status else NO_RESPONSE,
+                                   seconds=time.perf_counter() - started)
+
+
+class _RejectionLog:
+    """Log rejected scrapes at most once per interval, with the count of those not logged in between."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.unlogged = 0
+        self.last_logged = float('-inf')
+
+    def rejected(self, client: str) -> None:
+        with self.lock:
+            self.unlogged += 1
+            now = time.monotonic()
+            if now - self.last_logged < REJECTION_LOG_INTERVAL_SECONDS:
+                return
+            count, self.unlogged, self.last_logged = self.unlogged, 0, now
+        logger.warning('GET /metrics from %s rejected: missing or wrong bearer token (%d rejection(s) since the '
+                       'last line like this)', client, count)
+
+
+_rejections = _RejectionLog()
+
+
+def bearer_token_matches(authorization: str | None, expected: str) -> bool:
+    """Tell whether an Authorization header carries the expected bearer token, comparing in constant time."""
+    scheme, _, token = (authorization or '').partition(' ')
+    if scheme.lower() != 'bearer':
+        return False
+    return hmac.compare_digest(token.strip().encode('utf-8'), expected.encode('utf-8'))
+
+
+def register_metrics_route() -> None:
+    @app.get('/metrics', include_in_schema=False)
+    def scrape(request: Request) -> Response:
+        # A plain `def`, so FastAPI runs it in its thread pool: the outbox count is a database query.
+        token = get_settings().metrics_token
+        expected = token.get_secret_value() if token is not None else ''
+        if expected and not bearer_token_matches(request.headers.get('authorization'), expected):
+            _rejections.rejected(request.client.host if request.client else 'an unknown address')
+            return Response('A valid bearer token is required.\n', status_code=401, media_type='text/plain',
+                            headers={'WWW-Authenticate': 'Bearer'})
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE,
+                        headers={'Cache-Control': 'no-store'})
+
+
+def install_request_metrics() -> None:
+    """Wrap the app's middleware stack in `RequestMetrics`, once per process.
+
+    NOTE: call this after `install_security_middleware`, so that this wrapper is the outermost one and
+    also counts the responses that `SecurityMiddleware` sends itself (413, 404 for a foreign upload).
+    """
+    if getattr(app, '_has_request_metrics', False):
+        return
+    build_stack: Callable[[], ASGIApp] = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestMetrics(build_stack())  # type: ignore[method-assign]
+    app._has_request_metrics = True  # type: ignore[attr-defined]
