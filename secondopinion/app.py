@@ -42,7 +42,7 @@ def setup() -> None:
     register_stripe_webhook()
     # After register_upload_routes, so that the security wrapper also covers the upload file requests.
     install_security_middleware()
-    # After install_security_middleware, so that the requests it answers itself are counted too.
+    # After install_security_middleware, so that the responses it sends itself (413, 404) are counted too.
     install_request_metrics()
     install_socket_guard()
     app.on_startup(_startup)

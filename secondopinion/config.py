@@ -95,7 +95,7 @@ class Settings(BaseSettings):
 
     # Operations: the Prometheus scrape route and the stop on SIGTERM.
     metrics_token: SecretStr | None = Field(
-        None, description='Bearer token that GET /metrics requires; empty leaves the route open')
+        None, description='Bearer token that GET /metrics requires. Empty leaves the route open')
     shutdown_grace_seconds: float = Field(
         30.0, gt=0, description='Seconds a stopping server waits for requests in flight before it cancels them')
 

@@ -2,7 +2,7 @@
 
 The server runs as a subprocess on a free loopback port, with the data folder and database of the test
 process, so the test seeds a patient before the start and reads the outbox after the stop. A local SMTP
-server holds the first message it receives until the test lets it go, which keeps a delivery job
+server delays its reply to each message until the test releases it, which keeps a delivery job
 running across the stop.
 """
 
@@ -69,11 +69,11 @@ def smtp() -> Iterator[tuple[HoldingSmtpHandler, int]]:
         controller.stop()
 
 
-def _wait_for(condition, what: str, server: AppServer) -> None:  # noqa: ANN001
+def _wait_for(condition, event_name: str, server: AppServer) -> None:  # noqa: ANN001
     deadline = time.monotonic() + WAIT_SECONDS
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f'{what} did not happen within {WAIT_SECONDS} s. Server log:\n'
+            raise AssertionError(f'{event_name} did not happen within {WAIT_SECONDS} s. Server log:\n'
                                  f'{server.read_log()[-4000:]}')
         time.sleep(0.05)
 

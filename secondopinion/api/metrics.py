@@ -1,6 +1,6 @@
 """The Prometheus scrape route `GET /metrics`, and the ASGI wrapper that counts and times every HTTP request.
 
-With `metrics_token` set, a scrape must send `Authorization: Bearer <token>`; without it the route is
+With `metrics_token` set, a scrape must send `Authorization: Bearer <token>`. Without it the route is
 open to anyone who can reach the app, so in production set the token or keep the route internal.
 """
 
@@ -30,7 +30,7 @@ UPLOAD_FILE_ROUTE = '/api/uploads/{upload_id}/files/{index}'
 KNOWN_METHODS = frozenset({'GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'})
 # The status label of a request that ended without a response, such as one whose client went away.
 NO_RESPONSE = 'none'
-# At most one log line per this many seconds about rejected scrapes; the lines in between are counted.
+# At most one log line per this many seconds about rejected scrapes. The next line counts those in between.
 REJECTION_LOG_INTERVAL_SECONDS = 60.0
 
 

@@ -30,7 +30,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED_ROUTE = 'unmatched'
 # Uploads of a large file take minutes, hence the buckets beyond prometheus-client's default top of 10 s.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-# Statuses of outbox rows that were not sent; failed rows wait for an admin to retry them.
+# Statuses of outbox rows that were not sent. Failed rows wait for an admin to retry them.
 UNSENT_STATUSES = (NotificationStatus.QUEUED, NotificationStatus.SENDING, NotificationStatus.FAILED)
 CHANNELS = (EMAIL_CHANNEL, SMS_CHANNEL)
 
@@ -70,7 +70,7 @@ _current = AppMetrics()
 
 
 def reset() -> None:
-    """Start a new registry with every counter at zero; `app.setup` calls this for each app it builds."""
+    """Start a new registry with every counter at zero. `app.setup` calls this for each app it builds."""
     global _current
     _current = AppMetrics()
 
