@@ -15,7 +15,7 @@ from collections.abc import Callable
 from fastapi import Request
 from fastapi.responses import Response
 from nicegui import app
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import get_settings
@@ -34,18 +34,33 @@ NO_RESPONSE = 'none'
 REJECTION_LOG_INTERVAL_SECONDS = 60.0
 
 
-def route_template(scope: Scope) -> str:
-    """Return the template of the route that served the request, such as `/exams/{examination_id}`."""
-    if FILE_PATH.fullmatch(scope['path']):
+def route_template(scope: Scope, path: str, root_path: str) -> str:
+    """Return the template of the route that serves `path`, such as `/exams/{examination_id}`.
+
+    `scope` is the request's scope after the app handled it. `path` and `root_path` are its values from
+    before, because a mount (static files, for example) rewrites `root_path` for the app it wraps.
+    """
+    if FILE_PATH.fullmatch(path):
         return UPLOAD_FILE_ROUTE
-    # Starlette's router stores the route it chose in the scope, also for a partial match (405).
+    # FastAPI's router (0.165) stores the route it chose in the scope for its own routes, but not for
+    # mounts and plain Starlette routes, which are looked up again here.
     route = scope.get('route')
-    path = getattr(route, 'path', None)
-    if not path:
-        return metrics.UNMATCHED_ROUTE
-    if isinstance(route, Mount):
-        return f'{path}/{{path:path}}'
-    return path
+    if route is None:
+        route = _find_route({'type': 'http', 'path': path, 'root_path': root_path, 'method': scope['method']})
+    return getattr(route, 'path_format', None) or metrics.UNMATCHED_ROUTE
+
+
+def _find_route(scope: Scope) -> BaseRoute | None:
+    """Return the route that Starlette's router picks for this scope: the first full match, else the first
+    partial one (a path whose route does not take the method, answered with 405)."""
+    partial = None
+    for route in app.routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
 class RequestMetrics:
@@ -59,6 +74,7 @@ class RequestMetrics:
             await self.inner(scope, receive, send)
             return
         started = time.perf_counter()
+        path, root_path = scope['path'], scope.get('root_path', '')
         status: int | None = None
 
         async def send_noting_status(message: Message) -> None:
@@ -74,7 +90,7 @@ class RequestMetrics:
             raise
         finally:
             method = scope['method'] if scope['method'] in KNOWN_METHODS else 'other'
-            metrics.record_request(method=method, route=route_template(scope),
+            metrics.record_request(method=method, route=route_template(scope, path, root_path),
                                    status=str(status) if status else NO_RESPONSE,
                                    seconds=time.perf_counter() - started)
 

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import nicegui
 import pytest
 from nicegui.testing import User
 from prometheus_client.parser import text_string_to_metric_families
@@ -59,12 +60,18 @@ async def test_requests_counted_by_route_template(user: User):
     for exam_id in missing_ids:
         assert (await user.http_client.get(f'/api/exams/{exam_id}/images.zip')).status_code == 404
     assert (await user.http_client.get('/no/such/path/12345')).status_code == 404
+    assert (await user.http_client.post('/healthz')).status_code == 405
+    static_file = f'/_nicegui/{nicegui.__version__}/static/quasar.umd.prod.js'
+    assert (await user.http_client.get(static_file)).status_code == 200
     after = await _scrape(user)
 
     assert _requests(after, 'GET', '/healthz', '200') == _requests(before, 'GET', '/healthz', '200') + 2
     template = '/api/exams/{examination_id}/images.zip'
     assert _requests(after, 'GET', template, '404') == _requests(before, 'GET', template, '404') + 2
     assert _requests(after, 'GET', 'unmatched', '404') == _requests(before, 'GET', 'unmatched', '404') + 1
+    assert _requests(after, 'POST', '/healthz', '405') == _requests(before, 'POST', '/healthz', '405') + 1
+    static_template = f'/_nicegui/{nicegui.__version__}/static/{{path}}'
+    assert _requests(after, 'GET', static_template, '200') == _requests(before, 'GET', static_template, '200') + 1
     routes = {dict(labels).get('route') for name, labels in after if name == 'secondopinion_http_requests_total'}
     assert not any(exam_id in str(route) for route in routes for exam_id in missing_ids)
     assert not any('12345' in str(route) for route in routes)
