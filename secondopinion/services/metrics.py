@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import session_scope
 from ..models import Notification, NotificationStatus
@@ -39,12 +40,18 @@ class _ScrapeTimeCollector(Collector):
     """Collector of the values that are read when Prometheus scrapes: outbox depth and open boards."""
 
     def collect(self) -> Iterator[Metric]:
-        outbox = GaugeMetricFamily('secondopinion_outbox_messages',
-                                   'Notifications in the outbox that are not sent yet, by status and channel',
-                                   labels=['status', 'channel'])
-        for (status, channel), count in count_unsent_notifications().items():
-            outbox.add_metric([status, channel], count)
-        yield outbox
+        try:
+            unsent = count_unsent_notifications()
+        except SQLAlchemyError as error:
+            # The other metrics are still worth a scrape, and the missing series shows that this one failed.
+            logger.error('outbox depth not reported, because the database query failed: %s', error)
+        else:
+            outbox = GaugeMetricFamily('secondopinion_outbox_messages',
+                                       'Notifications in the outbox that are not sent yet, by status and channel',
+                                       labels=['status', 'channel'])
+            for (status, channel), count in unsent.items():
+                outbox.add_metric([status, channel], count)
+            yield outbox
         yield GaugeMetricFamily('secondopinion_board_clients', 'Doctor board pages open in a browser',
                                 value=events.subscriber_count())
 

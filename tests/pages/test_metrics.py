@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -129,6 +130,27 @@ async def test_outbox_depth_follows_queue(user: User):
         assert time.monotonic() < deadline, 'the due message was not sent within 10 s'
         await asyncio.sleep(0.1)
     assert _outbox(samples, 'failed', 'sms') == 1
+
+
+async def test_database_down_skips_outbox(user: User, tmp_path, caplog):
+    configured_url = os.environ.get('SECONDOPINION_DATABASE_URL')
+    os.environ['SECONDOPINION_DATABASE_URL'] = f'sqlite:///{tmp_path / "no-such-folder" / "secondopinion.db"}'
+    reset_settings()
+    db.dispose_engine()
+    try:
+        samples = await _scrape(user)
+        failure_logged = 'outbox depth not reported' in caplog.text
+    finally:
+        if configured_url is None:
+            del os.environ['SECONDOPINION_DATABASE_URL']
+        else:
+            os.environ['SECONDOPINION_DATABASE_URL'] = configured_url
+        reset_settings()
+        db.dispose_engine()
+        caplog.clear()  # the failed query and the delivery job log errors, which the User fixture would report
+    assert not any(name == 'secondopinion_outbox_messages' for name, _ in samples)
+    assert _board_clients(samples) == 0
+    assert failure_logged
 
 
 async def test_board_clients_follow_open_board(user: User, create_user, make_patient, make_doctor):
