@@ -136,7 +136,7 @@ def _port(server: AppServer) -> int:
 
 
 def _begin_upload(server: AppServer, patient: Patient, body: bytes) -> tuple[str, http.client.HTTPConnection]:
-    """Start an upload of one file and send the headers of its PUT; return the upload id and the open connection.
+    """Start an upload of one file and send the headers of its PUT. Return the upload id and the open connection.
 
     The upload starts as the page starts it: NiceGUI's cookie names the browser, the session cookie the patient.
     """

@@ -52,7 +52,7 @@ def route_template(scope: Scope, path: str, root_path: str) -> str:
 
 def _find_route(scope: Scope) -> BaseRoute | None:
     """Return the route that Starlette's router picks for this scope: the first full match, else the first
-    partial one (a path whose route does not take the method, answered with 405)."""
+    partial one, whose path matches but whose methods do not (a 405 response)."""
     partial = None
     for route in app.routes:
         match, _ = route.matches(scope)
