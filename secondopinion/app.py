@@ -18,6 +18,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.auth import register_auth_routes
+    from .api.metrics import install_request_metrics, register_metrics_route
     from .api.oidc import register_oidc_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
@@ -25,19 +26,24 @@ def setup() -> None:
     from .api.stripe_webhook import register_stripe_webhook
     from .api.uploads import register_upload_routes
     from .pages import register_pages
+    from .services import metrics
 
     from . import log_redaction
 
     log_redaction.install()
+    metrics.reset()
     app.add_static_files('/assets', ASSETS_DIR)
     register_pages()
     register_routes()
+    register_metrics_route()
     register_auth_routes()
     register_oidc_routes()
     register_upload_routes()
     register_stripe_webhook()
     # After register_upload_routes, so that the security wrapper also covers the upload file requests.
     install_security_middleware()
+    # After install_security_middleware, so that the responses it sends itself (413, 404) are counted too.
+    install_request_metrics()
     install_socket_guard()
     app.on_startup(_startup)
     app.on_shutdown(_shutdown)

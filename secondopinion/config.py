@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     google_client_secret: SecretStr | None = Field(None, description='OAuth client secret from the Google console')
     google_metadata_url: str | None = Field(None, description="OpenID Connect discovery document; empty means Google's")
 
+    # Operations: the Prometheus scrape route and the stop on SIGTERM.
+    metrics_token: SecretStr | None = Field(
+        None, description='Bearer token that GET /metrics requires. Empty leaves the route open')
+    shutdown_grace_seconds: float = Field(
+        30.0, gt=0, description='Seconds a stopping server waits for requests in flight before it cancels them')
+
     notification_interval_seconds: float = 5.0
     notification_max_attempts: int = 8
     notification_retry_base_seconds: float = Field(

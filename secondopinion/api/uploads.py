@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import get_settings
-from ..services import sessions, uploads
+from ..services import metrics, sessions, uploads
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from .routes import current_actor
 
@@ -137,5 +137,6 @@ async def _put_file(scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse({'detail': 'The server could not store this file. Please try again.'},
                                 status_code=500)
     else:
+        metrics.add_upload_bytes(slot.size)
         response = Response(status_code=204, headers={'Cache-Control': 'no-store'})
     await response(scope, receive, send)

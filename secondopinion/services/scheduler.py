@@ -75,6 +75,7 @@ def stop_scheduler() -> None:
         scheduler, _scheduler = _scheduler, None
     if scheduler is None:
         return
+    logger.info('scheduler stopping: waiting for running jobs to finish')
     scheduler.shutdown(wait=True)
     logger.info('scheduler stopped')
 

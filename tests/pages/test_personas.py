@@ -176,6 +176,8 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
                  # Sign-in with Microsoft or Google, and the page that completes a new patient's account.
                  '/auth/oidc/{provider}/start', '/auth/oidc/{provider}/callback', '/auth/oidc/finish',
                  '/register/complete',
+                 # Prometheus scrapes it. It needs a bearer token when SECONDOPINION_METRICS_TOKEN is set (test_metrics.py).
+                 '/metrics',
                  # Links from emails and the pages around them, each checked by the account tests.
                  '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted'}
 # DELETE /api/uploads/{upload_id} returns 204 to anyone, because it only removes the caller's own upload.
