@@ -19,6 +19,7 @@ def setup() -> None:
     """Register pages, routes and lifecycle hooks; call once before `ui.run`."""
     from .api.auth import register_auth_routes
     from .api.oidc import register_oidc_routes
+    from .api.pwa import register_pwa_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
     from .api.socket_guard import install_socket_guard
@@ -32,6 +33,7 @@ def setup() -> None:
     app.add_static_files('/assets', ASSETS_DIR)
     register_pages()
     register_routes()
+    register_pwa_routes()
     register_auth_routes()
     register_oidc_routes()
     register_upload_routes()
