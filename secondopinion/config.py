@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     default_price_cents: int = 10000
     urgent_surcharge_percent: int = 50
     # Promised time from payment to the final report, shown on the landing page.
-    # NOTE: a promise only; nothing in the app measures it or warns when a case runs late.
+    # NOTE: nothing in the app measures this time or warns when a case runs late.
     report_turnaround_hours: int = Field(
         72, ge=1, description='Hours from payment to the report that the landing page promises for a routine case')
     urgent_report_turnaround_hours: int = Field(

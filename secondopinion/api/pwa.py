@@ -36,7 +36,7 @@ ICONS = [('/assets/icons/icon-192.png', 192, 'any'),
          ('/assets/icons/icon-512.png', 512, 'any'),
          ('/assets/icons/icon-maskable-512.png', 512, 'maskable')]
 
-# What the service worker stores at install: all that the offline page needs.
+# Files the service worker stores at install: all that the offline page needs.
 SHELL_URLS = [OFFLINE_PATH, LOGO_PATH]
 # Navigations the service worker leaves to the browser: file downloads, sign-in and session links, and
 # NiceGUI's routes. Other navigations pass through the worker only to show the offline page on failure.

@@ -39,7 +39,7 @@ def format_money(cents: int | None, currency: str | None) -> str:
 
 @dataclass(frozen=True)
 class PriceListEntry:
-    """The price of one modality in cents of the configured currency; modality '' stands for any other."""
+    """Routine and urgent price of one modality in cents of the configured currency. Modality '' is any other."""
 
     modality: str
     routine_cents: int

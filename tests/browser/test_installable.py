@@ -9,12 +9,19 @@ from urllib.parse import urlsplit
 import pytest
 from pydicom.data import get_testdata_file
 
-from .conftest import PHONE, assert_no_horizontal_scroll, register_patient, submit_paid_examination, unique_email
+from .conftest import (
+    PHONE,
+    assert_no_horizontal_scroll,
+    register_patient,
+    save_screenshot,
+    submit_paid_examination,
+    unique_email,
+)
 
 sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is missing')
 expect = sync_api.expect
 
-# What the service worker stores at install; nothing else may ever be in Cache Storage.
+# Paths the service worker stores at install. Nothing else may ever be in Cache Storage.
 SHELL_PATHS = {'/offline', '/assets/logo.png'}
 
 
@@ -33,7 +40,7 @@ def _fetch_status(page: sync_api.Page, url: str) -> int:
 
 
 def _wait_for_active_worker(page: sync_api.Page) -> str:
-    """Wait until the page's service worker is activated and controls the page; return the worker's script URL."""
+    """Wait until the page's service worker is activated and controls the page, and return its script URL."""
     return page.evaluate('''async () => {
         const registration = await navigator.serviceWorker.ready;
         const worker = registration.active;
@@ -142,6 +149,7 @@ def test_offline_navigation_shows_offline_page(open_page: Callable[..., sync_api
     expect(logo).to_be_visible()
     assert page.evaluate('image => image.naturalWidth', logo.element_handle()) == 256
     assert_no_horizontal_scroll(page)
+    save_screenshot(page, 'phone-offline')
 
     page.context.set_offline(False)
     page.get_by_role('button', name='Try again').click()
@@ -155,5 +163,6 @@ def test_landing_page_fits_phone(open_page: Callable[..., sync_api.Page]) -> Non
     expect(page.get_by_text('Any other examination')).to_be_visible()
     expect(page.get_by_text('Your privacy')).to_be_visible()
     assert_no_horizontal_scroll(page)
+    save_screenshot(page, 'phone-landing')
     page.get_by_role('button', name='Create an account').last.click()
     page.wait_for_url('**/register')
