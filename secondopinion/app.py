@@ -20,6 +20,7 @@ def setup() -> None:
     from .api.auth import register_auth_routes
     from .api.metrics import install_request_metrics, register_metrics_route
     from .api.oidc import register_oidc_routes
+    from .api.pwa import register_pwa_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
     from .api.socket_guard import install_socket_guard
@@ -36,6 +37,7 @@ def setup() -> None:
     register_pages()
     register_routes()
     register_metrics_route()
+    register_pwa_routes()
     register_auth_routes()
     register_oidc_routes()
     register_upload_routes()

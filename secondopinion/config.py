@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     prices_cents: dict[str, int] = {'CT': 15000, 'MR': 18000, 'CR': 6000, 'DX': 6000, 'US': 8000, 'MG': 9000}
     default_price_cents: int = 10000
     urgent_surcharge_percent: int = 50
+    # Promised time from payment to the final report, shown on the landing page.
+    # NOTE: nothing in the app measures this time or warns when a case runs late.
+    report_turnaround_hours: int = Field(
+        72, ge=1, description='Hours from payment to the report that the landing page promises for a routine case')
+    urgent_report_turnaround_hours: int = Field(
+        24, ge=1, description='Hours from payment to the report that the landing page promises for an urgent case')
     platform_fee_percent: int = 30
 
     # Stripe Checkout: with no secret key, the built-in test checkout is used and no money moves.
@@ -174,10 +180,13 @@ class Settings(BaseSettings):
 
     def price_for(self, modality: str, urgency: str) -> int:
         """Return the price in cents for an examination of this modality and urgency."""
-        base = self.prices_cents.get(modality.upper(), self.default_price_cents)
+        return self.with_urgency(self.prices_cents.get(modality.upper(), self.default_price_cents), urgency)
+
+    def with_urgency(self, base_cents: int, urgency: str) -> int:
+        """Return the price in cents for this urgency, given the routine price `base_cents`."""
         if urgency == 'urgent':
-            base += base * self.urgent_surcharge_percent // 100
-        return base
+            return base_cents + base_cents * self.urgent_surcharge_percent // 100
+        return base_cents
 
 
 @lru_cache

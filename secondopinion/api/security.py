@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 # styles, and Quasar and Tailwind add styles at run time, hence 'unsafe-inline'. Vue compiles the
 # element templates in the browser, hence 'unsafe-eval'. Quasar's uploader previews a chosen image as a
 # blob: URL. Chromium lets 'self' cover the page's own websocket, but MDN's connect-src page notes that
-# not every browser does, so ws: and wss: are listed too.
+# not every browser does, so ws: and wss: are listed too. The web app manifest and the service worker
+# (api/pwa.py) come from the app's own origin, and manifest-src and worker-src allow nothing else.
 CONTENT_SECURITY_POLICY = '; '.join([
     "default-src 'self'",
     "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
@@ -42,6 +43,8 @@ CONTENT_SECURITY_POLICY = '; '.join([
     "img-src 'self' blob:",
     "font-src 'self'",
     "connect-src 'self' ws: wss:",
+    "manifest-src 'self'",
+    "worker-src 'self'",
     "frame-ancestors 'none'",
     "base-uri 'self'",
     "object-src 'none'",

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from nicegui import Client, ui
 
+from ..api import pwa
 from ..db import session_scope
 from ..models import Role
 from ..services import audit, sessions
@@ -247,9 +248,11 @@ def format_time(value: datetime | None) -> str:
 
 
 def apply_theme() -> None:
-    ui.colors(primary='#0f766e', secondary='#155e75', accent='#7c3aed', positive='#15803d')
-    ui.add_head_html('<meta name="theme-color" content="#0f766e">')
-    ui.query('body').style('background-color: #f5f7f8')
+    ui.colors(primary=pwa.THEME_COLOR, secondary='#155e75', accent='#7c3aed', positive='#15803d')
+    # The manifest link, theme colour and home-screen icon, and the service worker's registration.
+    ui.add_head_html(pwa.HEAD_HTML)
+    ui.add_body_html(pwa.REGISTRATION_SCRIPT)
+    ui.query('body').style(f'background-color: {pwa.BACKGROUND_COLOR}')
     ui.add_css(NAV_CSS)
 
 

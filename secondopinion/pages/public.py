@@ -1,14 +1,12 @@
-"""Pages anyone can open: the landing page, sign-in and patient registration."""
+"""Pages anyone can open: the landing page (landing.py), sign-in and patient registration."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
-from ..config import get_settings
 from ..services import accounts, totp
 from ..services.errors import DomainError, ValidationError
-from ..services.examinations import MODALITIES
-from ..services.payments import format_money
+from .landing import landing_page
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, show_form_error, sign_in
 from .two_step import code_input, enrollment_box
 from .oidc import provider_buttons, show_rejection
@@ -18,40 +16,6 @@ def register() -> None:
     ui.page('/')(landing_page)
     ui.page('/login')(login_page)
     ui.page('/register')(register_page)
-
-
-def landing_page() -> None:
-    actor = current_actor()
-    settings = get_settings()
-    with frame('Second opinions on radiology images', actor):
-        with ui.card().classes('w-full q-pa-lg'):
-            ui.label('A second opinion on your scan, from a qualified radiologist').classes('text-h5')
-            ui.label('Upload the images of your CT, MRI or X-ray, describe your question, and receive a '
-                     'written report by email and in the app.').classes('text-body1')
-            with ui.row().classes('gap-2'):
-                if actor:
-                    ui.button('Go to my page', on_click=lambda: ui.navigate.to(HOME_BY_ROLE[actor.role]))
-                else:
-                    ui.button('Create an account', on_click=lambda: ui.navigate.to('/register'))
-                    ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('outline')
-        with ui.card().classes('w-full'):
-            ui.label('How it works').classes('text-h6')
-            for step in ('1. Upload your DICOM images (the files or the zipped CD) or give a link to them.',
-                         '2. Tell us the clinical question and pay securely.',
-                         '3. A radiologist accepts your case and writes the report.',
-                         '4. You receive the signed PDF report by email and in the app.'):
-                ui.label(step)
-        with ui.card().classes('w-full'):
-            ui.label('Prices').classes('text-h6')
-            rows = [{'modality': MODALITIES.get(code, code), 'price': format_money(cents, settings.currency)}
-                    for code, cents in settings.prices_cents.items()]
-            rows.append({'modality': 'Other', 'price': format_money(settings.default_price_cents,
-                                                                     settings.currency)})
-            ui.table(columns=[{'name': 'modality', 'label': 'Examination', 'field': 'modality', 'align': 'left'},
-                              {'name': 'price', 'label': 'Price', 'field': 'price', 'align': 'right'}],
-                     rows=rows, row_key='modality').props('flat dense').classes('w-full')
-            ui.label(f'Urgent cases cost {settings.urgent_surcharge_percent}% more and are reviewed first.') \
-                .classes('text-caption')
 
 
 SIGN_IN_NOTICES = {

@@ -38,6 +38,28 @@ def format_money(cents: int | None, currency: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class PriceListEntry:
+    """Routine and urgent price of one modality in cents of the configured currency. Modality '' is any other."""
+
+    modality: str
+    routine_cents: int
+    urgent_cents: int
+
+
+def price_list() -> list[PriceListEntry]:
+    """Return the configured price of each modality, routine and urgent, then the price of any other modality.
+
+    Each price is the one that submitting an examination of that modality and urgency charges.
+    """
+    settings = get_settings()
+    entries = [PriceListEntry(code, settings.price_for(code, 'routine'), settings.price_for(code, 'urgent'))
+               for code in settings.prices_cents]
+    default = settings.default_price_cents
+    entries.append(PriceListEntry('', default, settings.with_urgency(default, 'urgent')))
+    return entries
+
+
+@dataclass(frozen=True)
 class Checkout:
     provider_ref: str
     url: str

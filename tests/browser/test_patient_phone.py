@@ -39,7 +39,7 @@ def test_patient_phone_request_and_payment(open_page: Callable[..., sync_api.Pag
     expect(page.get_by_text('A second opinion on your scan, from a qualified radiologist')).to_be_visible()
     _check_fits_phone(page, 'phone-01-landing')
 
-    page.get_by_role('button', name='Create an account').click()
+    page.get_by_role('button', name='Create an account').first.click()
     page.wait_for_url('**/register')
     expect(page.get_by_text('Create a patient account')).to_be_visible()
     _check_fits_phone(page, 'phone-02-register')

@@ -179,7 +179,9 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
                  # Prometheus scrapes it. It needs a bearer token when SECONDOPINION_METRICS_TOKEN is set (test_metrics.py).
                  '/metrics',
                  # Links from emails and the pages around them, each checked by the account tests.
-                 '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted'}
+                 '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted',
+                 # Installing the app: the same files for everyone, with no patient data (test_pwa_routes.py).
+                 '/manifest.webmanifest', '/sw.js', '/offline'}
 # DELETE /api/uploads/{upload_id} returns 204 to anyone, because it only removes the caller's own upload.
 # GET /api/me/export.zip takes no id: it serves the signed-in patient's own data, and 404 to anyone else.
 OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}', '/api/me/export.zip'}
