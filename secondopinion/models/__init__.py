@@ -4,7 +4,7 @@ from .audit import AuditEvent
 from .base import Base
 from .billing import Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent
 from .examinations import (
-    Comparison, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
+    Comparison, ExamQuestion, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
 )
 from .notifications import Notification, NotificationStatus
 from .sessions import AccountToken, ExternalIdentity, TokenPurpose, UserSession
@@ -12,7 +12,7 @@ from .sign_in import SignInAttempt
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
-    'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamQuestion', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
     'Role', 'Series', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

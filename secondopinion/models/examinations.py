@@ -47,6 +47,8 @@ class Examination(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
+    # When the report is promised: the payment time plus the turnaround of the urgency, fixed at payment.
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
     accepted_at: Mapped[datetime | None]
     reported_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -170,3 +172,17 @@ class ReportAddendum(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     pdf_key: Mapped[str] = mapped_column(String(300))
     pdf_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ExamQuestion(Base):
+    """A follow-up question of the patient about a reported examination, and the doctor's answer."""
+
+    __tablename__ = 'examination_questions'
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    examination_id: Mapped[str] = mapped_column(ForeignKey('examinations.id'), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by_doctor_id: Mapped[int | None] = mapped_column(ForeignKey('doctors.id'))
+    answered_at: Mapped[datetime | None]

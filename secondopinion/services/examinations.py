@@ -73,6 +73,7 @@ class ExamView:
     created_at: datetime
     submitted_at: datetime | None
     paid_at: datetime | None
+    due_at: datetime | None
     accepted_at: datetime | None
     reported_at: datetime | None
     completed_at: datetime | None
@@ -96,7 +97,7 @@ def _view(session: Session, exam: Examination) -> ExamView:
         doctor_id=exam.doctor_id, doctor_name=doctor_name, modality=exam.modality, body_part=exam.body_part,
         clinical_question=exam.clinical_question, history=exam.history, urgency=exam.urgency,
         prior_report_text=exam.prior_report_text, price_cents=exam.price_cents, currency=exam.currency,
-        created_at=exam.created_at, submitted_at=exam.submitted_at, paid_at=exam.paid_at,
+        created_at=exam.created_at, submitted_at=exam.submitted_at, paid_at=exam.paid_at, due_at=exam.due_at,
         accepted_at=exam.accepted_at, reported_at=exam.reported_at, completed_at=exam.completed_at,
         image_count=image_count, cancelled_at=exam.cancelled_at,
         links=tuple((link.id, link.url, link.note) for link in exam.links),
@@ -374,7 +375,7 @@ def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: st
                  body_part: str | None = None, urgency: str | None = None) -> tuple[list[ExamView], int]:
     """Return one page of paid cases waiting for a doctor and the number of all that match the filters.
 
-    The order is urgent first, then the longest waiting, then the id, so pages do not overlap.
+    The order is the least time left to the promised report first, then the id, so pages do not overlap.
     `modality` and `urgency` match exactly, `body_part` matches body parts that contain it in any
     letter case, and an empty or missing filter matches every case.
     """
@@ -401,8 +402,7 @@ def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: st
             # letters, so there "KNEE" finds "knee" but "ÖDEM" does not find "ödem".
             query = query.where(Examination.body_part.icontains(body_part, autoescape=True))
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        urgent_first = (Examination.urgency == Urgency.URGENT).desc()
-        exams = session.scalars(query.order_by(urgent_first, Examination.paid_at.asc(), Examination.id.asc())
+        exams = session.scalars(query.order_by(Examination.due_at.asc().nulls_last(), Examination.id.asc())
                                 .limit(limit).offset(offset)).all()
         return [_view(session, exam) for exam in exams], total
 
@@ -425,6 +425,18 @@ def list_all(*, actor: Actor, status: str | None = None, limit: int = 500) -> li
         if status:
             query = query.where(Examination.status == status)
         return [_view(session, exam) for exam in session.scalars(query).all()]
+
+
+def list_overdue(*, actor: Actor, now: datetime | None = None) -> list[ExamView]:
+    """Return the paid cases without a report past their promised time, the longest overdue first."""
+    require_role(actor, Role.ADMIN)
+    now = now or utcnow()
+    with session_scope() as session:
+        exams = session.scalars(select(Examination)
+                                .where(Examination.status.in_([ExamStatus.PENDING, ExamStatus.UNDER_REVIEW]),
+                                       Examination.due_at < now)
+                                .order_by(Examination.due_at.asc())).all()
+        return [_view(session, exam) for exam in exams]
 
 
 def patient_email(session: Session, exam: Examination) -> tuple[int, str, str]:

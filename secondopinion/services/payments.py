@@ -9,6 +9,7 @@ payment once per event id.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
@@ -217,6 +218,7 @@ def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) 
                 return True
             exam.status = ExamStatus.PENDING
             exam.paid_at = utcnow()
+            exam.due_at = exam.paid_at + timedelta(hours=settings.turnaround_hours(exam.urgency))
             fee = payment.amount_cents * settings.platform_fee_percent // 100
             session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PAYMENT,
                                amount_cents=payment.amount_cents, platform_fee_cents=fee,

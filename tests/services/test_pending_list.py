@@ -17,10 +17,11 @@ from .flow import paid
 
 
 def _set_waiting(exam_id: str, hours: float) -> None:
-    """Backdate the payment, so the case has waited the given number of hours."""
+    """Backdate the payment and its promise, so the case has waited the given number of hours."""
     with db.session_scope() as session:
-        session.execute(update(Examination).where(Examination.id == exam_id)
-                        .values(paid_at=utcnow() - timedelta(hours=hours)))
+        exam = session.get(Examination, exam_id)
+        exam.paid_at -= timedelta(hours=hours)
+        exam.due_at -= timedelta(hours=hours)
 
 
 def _ids(doctor, **filters) -> list[str]:
@@ -45,9 +46,28 @@ def cases(make_patient) -> dict[str, str]:
     return exams
 
 
-def test_urgent_first_then_longest_waiting(cases, make_doctor):
+def test_least_time_left_first(cases, make_doctor):
+    # Promises of 24 h (urgent) and 72 h (routine): 19, 22, 42, 69 and 71 hours are left.
     assert _ids(make_doctor()) == [cases['ct_head_urgent'], cases['mr_left_knee_urgent'],
                                    cases['mr_right_knee'], cases['cr_knee_100%'], cases['ct_chest']]
+
+
+def test_routine_case_near_promise_before_new_urgent(make_patient, make_doctor):
+    patient = make_patient()
+    urgent = paid(patient, modality='CT', body_part='Head', urgency='urgent')
+    routine = paid(patient, modality='CT', body_part='Chest')
+    _set_waiting(routine, 60)  # 12 hours left, against 24 for the urgent case paid just now
+
+    assert _ids(make_doctor()) == [routine, urgent]
+
+
+def test_promise_follows_urgency_at_payment(make_patient):
+    patient = make_patient()
+    for urgency, hours in (('routine', 72), ('urgent', 24)):
+        exam_id = paid(patient, urgency=urgency)
+        with db.session_scope() as session:
+            exam = session.get(Examination, exam_id)
+            assert exam.due_at - exam.paid_at == timedelta(hours=hours)
 
 
 def test_filter_by_modality(cases, make_doctor):
