@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from ..models import Role
+from ..models.base import utcnow
 from ..services import account_lifecycle, accounts, examinations, notifications
 from ..services import admin as admin_service
 from ..services.actors import Actor
@@ -12,7 +13,7 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_audit import audit_panel
 from .admin_incomes import incomes_panel
-from .layout import format_time, frame, notify_error, plural, require_actor, show_form_error
+from .layout import format_time, format_waiting, frame, notify_error, plural, require_actor, show_form_error
 from .two_step import admin_reset_box
 
 
@@ -175,6 +176,7 @@ def _patient_accounts(actor: Actor) -> None:
 
 
 def _examinations_panel(actor: Actor) -> None:
+    _overdue_cases(actor)
     exams = examinations.list_all(actor=actor)
     counts: dict[str, int] = {}
     for exam in exams:
@@ -189,6 +191,24 @@ def _examinations_panel(actor: Actor) -> None:
                     ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
                    rows, 'id', 'exams-table')
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
+
+
+def _overdue_cases(actor: Actor) -> None:
+    """List the paid cases without a report past their promised time, or say that there are none."""
+    overdue = examinations.list_overdue(actor=actor)
+    with ui.card().classes('w-full q-mb-md').mark('overdue'):
+        ui.label('Past their promised report time').classes('text-h6')
+        if not overdue:
+            ui.label('No case is past its promise.').classes('text-body2 text-grey-8')
+            return
+        now = utcnow()
+        for exam in overdue:
+            with ui.row().classes('w-full items-center gap-2'):
+                ui.icon('schedule', color='negative')
+                ui.link(f'{exam.id[:8]} {exam.modality} {exam.body_part}', f'/exams/{exam.id}')
+                ui.label(f'{exam.status_label}, {"urgent" if exam.urgency == "urgent" else "routine"}, '
+                         f'promised {format_time(exam.due_at)}, overdue by {format_waiting(exam.due_at, now)}'
+                         + (f', {exam.doctor_name}' if exam.doctor_name else '')).classes('text-body2')
 
 
 def _notifications_panel(actor: Actor) -> None:

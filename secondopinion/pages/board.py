@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nicegui import context, run, ui
 
@@ -22,7 +22,7 @@ from ..services import events, examinations
 from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
-from .layout import frame, notify_error, plural, require_actor
+from .layout import format_waiting, frame, notify_error, plural, require_actor
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ BOARD_POLL_SECONDS = 0.3
 # How often the board reloads without an event: this advances the waiting times and brings in changes
 # whose event never arrived, such as one from another instance while the event channel was down.
 REFRESH_SECONDS = 30.0
+# A countdown shorter than this is shown in the warning colour.
+DUE_SOON = timedelta(hours=2)
 # Only these statuses can put a case on the pending list or take it off, so other events cause no query.
 BOARD_STATUSES = frozenset({ExamStatus.PENDING, ExamStatus.UNDER_REVIEW, ExamStatus.CANCELLED})
 
@@ -45,16 +47,14 @@ def register() -> None:
     ui.page('/doctor')(board_page)
 
 
-def format_waiting(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return '-'
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes < 60:
-        return f'{minutes} min'
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f'{hours} h {minutes} min'
-    return f'{hours // 24} days'
+def format_time_left(due: datetime | None, now: datetime) -> tuple[str, str]:
+    """Return the countdown to the promised report, such as "due in 3 h 5 min", and its colour class."""
+    if due is None:
+        return '', ''
+    if due <= now:
+        return f'overdue by {format_waiting(due, now)}', 'text-negative text-weight-bold'
+    text = f'due in {format_waiting(now, due)}'
+    return text, 'text-warning text-weight-medium' if due - now <= DUE_SOON else 'text-grey-8'
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,13 @@ class BoardRow:
                 with ui.row().classes('items-center gap-1 text-caption'):
                     self.image_count = ui.label()
                     self.waiting = ui.label().mark(f'waiting-{examination_id}')
+                    self.time_left = ui.label().mark(f'due-{examination_id}')
             self.accept_button = ui.button('Accept', icon='assignment_ind',
                                            on_click=lambda: on_accept(examination_id)) \
                 .classes('shrink-0').mark(f'accept-{examination_id}')
         self.paid_at: datetime | None = None
+        self.due_at: datetime | None = None
+        self._time_left_classes = ''
         self.update(exam, now)
 
     def update(self, exam: ExamView, now: datetime) -> None:
@@ -105,11 +108,16 @@ class BoardRow:
         _set_text(self.title, f'{exam.modality} {exam.body_part}')
         _set_text(self.question, exam.clinical_question[:200])
         _set_text(self.image_count, f'{plural(exam.image_count, "image")},')
-        self.paid_at = exam.paid_at
+        self.paid_at, self.due_at = exam.paid_at, exam.due_at
         self.tick(now)
 
     def tick(self, now: datetime) -> None:
-        _set_text(self.waiting, f'waiting {format_waiting(self.paid_at, now)}')
+        time_left, classes = format_time_left(self.due_at, now)
+        _set_text(self.waiting, f'waiting {format_waiting(self.paid_at, now)}{"," if time_left else ""}')
+        _set_text(self.time_left, time_left)
+        if classes != self._time_left_classes:
+            self.time_left.classes(replace=classes)
+            self._time_left_classes = classes
 
 
 class Board:
@@ -273,7 +281,7 @@ def board_page() -> None:
 
     with frame('Pending examinations', actor):
         ui.label('Pending examinations').classes('text-h5')
-        ui.label('Paid cases waiting for a radiologist, urgent first, then the longest waiting.') \
+        ui.label('Paid cases waiting for a radiologist, the closest to their promised report time first.') \
             .classes('text-body2 text-grey-8')
         board = Board(actor)
         board.load_first_page()

@@ -241,6 +241,19 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     return f'{count} {singular if count == 1 else (plural_form or singular + "s")}'
 
 
+def format_waiting(since: datetime | None, now: datetime) -> str:
+    """Return the time from `since` to `now` in minutes, hours or days, such as "3 h 5 min"."""
+    if since is None:
+        return '-'
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f'{minutes} min'
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f'{hours} h {minutes} min'
+    return f'{hours // 24} days'
+
+
 def format_time(value: datetime | None) -> str:
     if value is None:
         return '-'

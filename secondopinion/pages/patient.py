@@ -298,6 +298,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
             _detail('Price', format_money(exam.price_cents, exam.currency))
             _detail('Submitted', format_time(exam.submitted_at))
             _detail('Paid', format_time(exam.paid_at))
+            _detail('Report promised by', format_time(exam.due_at))
             if exam.doctor_name:
                 _detail('Radiologist', exam.doctor_name)
 
@@ -404,6 +405,8 @@ def _status_explanation(exam: examinations.ExamView) -> None:
     text = texts.get(ExamStatus(exam.status))
     if text:
         ui.label(text).classes('text-body1').mark('status-text')
+    if exam.due_at is not None and exam.status in {ExamStatus.PENDING, ExamStatus.UNDER_REVIEW}:
+        ui.label(f'We promised your report by {format_time(exam.due_at)}.').classes('text-body2').mark('promise')
 
 
 def _detail(label: str, value: str | None) -> None:

@@ -253,3 +253,31 @@ async def test_closed_board_unsubscribes(user: User, make_patient, make_doctor, 
         return board() is None
 
     await _wait_until(board_collected, timeout=2.0)
+
+
+def _due_text(user: User, exam_id: str) -> str:
+    return user.find(marker=f'due-{exam_id}').elements.pop().text
+
+
+async def test_card_counts_down_to_promise(user: User, make_patient, make_doctor, monkeypatch):
+    board_module = sys.modules['secondopinion.pages.board']
+    monkeypatch.setattr(board_module, 'REFRESH_SECONDS', 0.0)
+    make_doctor(email='doctor@example.org')
+    patient = make_patient()
+    routine, urgent = paid(patient, body_part='Chest'), paid(patient, body_part='Head', urgency='urgent')
+    await sign_in(user, 'doctor@example.org')
+    await user.should_see(marker=f'due-{urgent}')
+    # The urgent case is promised within 24 h, the routine one within 72 h, so the urgent one comes first.
+    assert _card_ids_in_order(user, [routine, urgent]) == [urgent, routine]
+    assert _due_text(user, urgent) == 'due in 23 h 59 min'
+
+    # 23 h later one hour is left, shown in the warning colour; an hour after the promise it is overdue.
+    later = utcnow() + timedelta(hours=23)
+    monkeypatch.setattr(board_module, 'utcnow', lambda: later)
+    await _wait_until(lambda: _due_text(user, urgent) == 'due in 59 min')
+    assert 'text-warning' in user.find(marker=f'due-{urgent}').elements.pop().classes
+    overdue = utcnow() + timedelta(hours=25)
+    monkeypatch.setattr(board_module, 'utcnow', lambda: overdue)
+    await _wait_until(lambda: _due_text(user, urgent) == 'overdue by 1 h 0 min')
+    assert 'text-negative' in user.find(marker=f'due-{urgent}').elements.pop().classes
+    assert _due_text(user, routine).startswith('due in 46 h')
