@@ -210,6 +210,23 @@ def _render_account_deleted(context: Mapping[str, str]) -> RenderedEmail:
     return _compose('Your account was deleted', None, paragraphs, None, '')
 
 
+def _render_question_asked(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    return _compose(
+        'A patient asked a question about your report', context['name'],
+        [f'The patient of examination {exam_id} asked a follow-up question about your report.',
+         'Please answer it in the app; the patient is notified of your answer.'],
+        _absolute_link(context.get('link') or f'/doctor/cases/{exam_id}'), 'Sign in to read and answer the question')
+
+
+def _render_question_answered(context: Mapping[str, str]) -> RenderedEmail:
+    exam_id = context['examination_id']
+    return _compose(
+        'The radiologist answered your question', context['patient_name'],
+        [f'The radiologist answered your question about examination {exam_id}.'],
+        _absolute_link(context.get('link') or f'/exams/{exam_id}'), 'Sign in to read the answer')
+
+
 TEMPLATES: dict[str, _Template] = {
     'report_ready': _Template(('patient_name', 'examination_id'), _render_report_ready),
     'report_amended': _Template(('patient_name', 'examination_id', 'version'), _render_report_amended),
@@ -222,6 +239,8 @@ TEMPLATES: dict[str, _Template] = {
     'password_changed': _Template(('name', 'changed_at'), _render_password_changed),
     'doctor_invite': _Template(('name', 'link'), _render_doctor_invite),
     'account_deleted': _Template(('deleted_on',), _render_account_deleted),
+    'question_asked': _Template(('name', 'examination_id'), _render_question_asked),
+    'question_answered': _Template(('patient_name', 'examination_id'), _render_question_answered),
 }
 
 # Templates whose body contains the secret of a single-use link. Once such an email is sent, the stored

@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session
 from ..config import get_settings
 from ..db import session_scope
 from ..models import (
-    AccountToken, Doctor, Examination, ExamStatus, ExternalIdentity, ImageLink, Income, IncomeKind, Notification,
+    AccountToken, Doctor, ExamQuestion, Examination, ExamStatus, ExternalIdentity, ImageLink, Income, IncomeKind, Notification,
     Patient, Payment, Report, ReportAddendum, Role, Series, SignInAttempt, Study, StudyFile, User, UserSession,
 )
 from ..models.audit import AuditEvent
 from ..models.base import utcnow
-from . import audit, events, sessions, throttle, uploads
+from . import audit, events, questions, sessions, throttle, uploads
 from .accounts import password_context
 from .actors import Actor
 from .errors import ConflictError, NotFoundError, ValidationError
@@ -208,6 +208,7 @@ def _examination_data(session: Session, exam: Examination, folder: str) -> tuple
             {'url': link.url, 'note': link.note} for link in exam.links],
         'studies': studies, 'prior_report_files': prior_reports,
         'payments': _payments_data(session, exam), 'report': report_data,
+        'questions': questions.export_rows(session, exam.id),
     }
     return data, files
 
@@ -499,6 +500,7 @@ def _delete_medical_records(session: Session, exams: list[Examination]) -> list[
     session.execute(delete(Series).where(Series.study_id.in_(study_ids)))
     session.execute(delete(Study).where(Study.examination_id.in_(exam_ids)))
     session.execute(delete(ImageLink).where(ImageLink.examination_id.in_(exam_ids)))
+    session.execute(delete(ExamQuestion).where(ExamQuestion.examination_id.in_(exam_ids)))
     for exam in exams:
         exam.body_part = exam.clinical_question = exam.history = exam.prior_report_text = ''
     return keys

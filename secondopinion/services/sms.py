@@ -29,6 +29,7 @@ SMS_TEXTS = {
     'report_ready': '{practice}: your report is ready. Sign in to read it: {link}',
     'report_amended': '{practice}: your report has an addendum (version {version}). Sign in to read it: {link}',
     'refund': '{practice}: your examination was cancelled and {amount} refunded.',
+    'question_answered': '{practice}: the radiologist answered your question. Sign in to read it: {link}',
 }
 
 

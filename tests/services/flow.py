@@ -26,3 +26,17 @@ def paid(patient: Actor, **kwargs: str) -> str:
     url = payments.start_checkout(actor=patient, examination_id=exam_id)
     payments.complete_test_checkout(actor=patient, provider_ref=url.rsplit('/', 1)[1])
     return exam_id
+
+
+REPORT = {'findings': 'A 6 mm solid nodule in the right upper lobe, smooth margins.',
+          'impression': 'Probably benign nodule.', 'recommendations': 'Follow-up CT in 12 months.'}
+
+
+def reported(patient: Actor, doctor: Actor, **kwargs: str) -> str:
+    """Pay, accept and finalize an examination with an image link; return its id."""
+    from secondopinion.services import reports
+
+    exam_id = paid(patient, **kwargs)
+    examinations.accept(actor=doctor, examination_id=exam_id)
+    reports.finalize(actor=doctor, examination_id=exam_id, **REPORT)
+    return exam_id
