@@ -7,11 +7,12 @@ import logging
 from nicegui import ui
 
 from ..models import ExamStatus, Role
-from ..services import examinations, ledger, reports
+from ..services import examinations, ledger, questions, reports
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, plural, require_actor, show_not_found, status_badge
+from .questions import question_thread
 from .report_editor import final_report, report_editor
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def my_cases_page() -> None:
     if actor is None:
         return
     cases = examinations.list_for_doctor(actor=actor)
+    open_questions = questions.open_question_counts(actor=actor)
     earnings = ledger.doctor_earnings(actor=actor)
     with frame('My cases', actor):
         ui.label('My cases').classes('text-h5')
@@ -38,7 +40,11 @@ def my_cases_page() -> None:
                     .mark(f'case-{exam.id}'):
                 with ui.row().classes('w-full items-center justify-between'):
                     ui.label(f'{exam.modality} {exam.body_part}: {exam.patient_name}').classes('text-subtitle1')
-                    status_badge(exam.status, exam.status_label)
+                    with ui.row().classes('items-center gap-1'):
+                        if open_questions.get(exam.id):
+                            ui.badge(f'{plural(open_questions[exam.id], "question")} to answer', color='orange-9') \
+                                .classes('text-body2 q-px-sm').mark(f'open-questions-{exam.id}')
+                        status_badge(exam.status, exam.status_label)
                 ui.label(f'Accepted {format_time(exam.accepted_at)}').classes('text-caption')
         ui.label('Earnings').classes('text-h6 q-mt-md')
         if not earnings:
@@ -96,3 +102,5 @@ def review_page(examination_id: str) -> None:
             else:
                 final_report(actor, examination_id, report,
                              can_amend=exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED})
+        if exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED}:
+            question_thread(actor, examination_id)

@@ -18,6 +18,7 @@ from ..config import get_settings
 from .account import payment_blocked_note
 from .images import describe_upload, images_summary
 from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .questions import question_thread
 from .report_editor import final_report
 from .study_uploader import StudyUploader
 
@@ -284,6 +285,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                 ui.label('Radiologist\'s report' + (f' (version {report.version})' if report.addenda else '')) \
                     .classes('text-h6')
                 final_report(actor, examination_id, report, can_amend=False)
+            question_thread(actor, examination_id)
 
         _timeline(exam, report)
 
