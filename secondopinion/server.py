@@ -9,10 +9,13 @@ from .config import get_settings
 
 
 def run() -> None:
+    from .pages.not_found import unknown_path_page
+
     settings = get_settings()
     setup()
-    ui.run(host=settings.host, port=settings.port, title='SecondOpinion', reload=False, show=False,
-           storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
+    # The root page answers every path that matches no page or route.
+    ui.run(unknown_path_page, host=settings.host, port=settings.port, title='SecondOpinion', reload=False,
+           show=False, storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
            reconnect_timeout=10,
            # NiceGUI's own cookie holds only the browser id; the sign-in lives in the session cookie.
            session_middleware_kwargs={'same_site': 'lax', 'https_only': settings.cookies_secure},

@@ -17,7 +17,7 @@ from ..services.payments import format_money
 from ..config import get_settings
 from .account import payment_blocked_note
 from .images import describe_upload, images_summary
-from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, not_found_page, notify_error, require_actor, status_badge
 from .report_editor import final_report
 from .study_uploader import StudyUploader
 
@@ -72,8 +72,7 @@ def _load(actor: Actor, examination_id: str, page: str) -> examinations.ExamView
     try:
         return examinations.view_exam(actor=actor, examination_id=examination_id, page=page)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Examination')
+        not_found_page(actor, 'Examination')
         return None
 
 
@@ -421,8 +420,7 @@ def test_checkout_page(provider_ref: str) -> None:
     try:
         payment, summary = payments.get_test_checkout(actor=actor, provider_ref=provider_ref)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Checkout')
+        not_found_page(actor, 'Checkout')
         return
 
     with frame('Test checkout', actor):

@@ -6,7 +6,10 @@ import asyncio
 import email
 import email.policy
 import re
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
@@ -66,6 +69,37 @@ async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0)
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f'no session started within {timeout} s; the page shows: {user.current_layout}')
+
+
+@dataclass(frozen=True)
+class PageAnswer:
+    """The HTTP status and body with which the server answered a page request."""
+
+    status: int
+    body: str
+
+
+async def open_page(user: User, path: str) -> PageAnswer:
+    """Open a page like `User.open`, also when it answers 404, and return the status and body of the answer.
+
+    `User.open` accepts only status 200. A "not found" page answers 404 with a whole NiceGUI page, so
+    while it opens, a response hook records the answer and shows such a page to `User.open` as 200.
+    """
+    answers: list[PageAnswer] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        answers.append(PageAnswer(response.status_code, response.text))
+        if response.status_code == 404 and response.headers.get('X-NiceGUI-Content') == 'page':
+            response.status_code = 200
+
+    hooks = user.http_client.event_hooks['response']
+    hooks.append(record)
+    try:
+        await user.open(path)
+    finally:
+        hooks.remove(record)
+    return answers[-1]
 
 
 async def upload(user: User, marker: str, paths: list[Path], *, names: list[str] | None = None,
