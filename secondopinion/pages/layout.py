@@ -28,6 +28,7 @@ STATUS_COLORS = {
     'draft': 'grey-7', 'awaiting_payment': 'orange-8', 'pending': 'blue-7', 'under_review': 'purple-7',
     'reported': 'teal-7', 'completed': 'green-8', 'cancelled': 'red-7',
 }
+ACCOUNT_STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),

@@ -136,6 +136,20 @@ async def upload(user: User, marker: str, paths: list[Path], *, names: list[str]
         user.find(marker=marker).trigger('failed', {'message': response.json()['detail']})
 
 
+def dialog_is_open(user: User, marker: str) -> bool:
+    """Return whether the ConfirmDialog whose markers start with `marker` is open."""
+    dialog = user.find(marker=f'{marker}-dialog').elements.pop()
+    assert isinstance(dialog, ui.dialog)
+    return dialog.value
+
+
+def dialog_text(user: User, marker: str) -> str:
+    """Return the question and the consequences that the ConfirmDialog shows, one line each."""
+    title = user.find(marker=f'{marker}-title').elements.pop()
+    body = user.find(marker=f'{marker}-text').elements.pop()
+    return '\n'.join([title.text, *(label.text for label in body.descendants() if isinstance(label, ui.label))])
+
+
 def set_value(user: User, marker: str, value: object) -> None:
     for element in user.find(marker=marker).elements:
         element.value = value
