@@ -13,7 +13,7 @@ def run() -> None:
 
     settings = get_settings()
     setup()
-    # The root page answers every path that matches no page or route.
+    # NiceGUI renders the root page for every path that matches no page or route.
     ui.run(unknown_path_page, host=settings.host, port=settings.port, title='SecondOpinion', reload=False,
            show=False, storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
            reconnect_timeout=10,

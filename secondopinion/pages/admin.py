@@ -143,8 +143,8 @@ def _doctors_panel(actor: Actor) -> None:
             set_active(doctor.id, True)
             return
         confirm.ask(title=f'Deactivate the account of {doctor.name}?',
-                    lines=[f'{doctor.name} ({doctor.email}) is signed out at once on every device and cannot '
-                           'sign in or accept examinations while the account is deactivated.',
+                    lines=[(f'{doctor.name} ({doctor.email}) is signed out at once on every device and cannot '
+                            'sign in or accept examinations while the account is deactivated.'),
                            'Examinations that the doctor has accepted stay assigned to them.',
                            'You can reactivate the account here at any time.'],
                     action='Deactivate', on_confirm=lambda: set_active(doctor.id, False))

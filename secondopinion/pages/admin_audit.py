@@ -15,8 +15,8 @@ COLUMNS = [('at', 'Time (UTC)'), ('user', 'User'), ('action', 'Action'), ('objec
            ('client', 'Client address'), ('detail', 'Detail')]
 
 # Ids, hashes and JSON details contain long runs without spaces, which would widen the table past the page.
-# Cells break them anywhere, and a detail shows three lines until a click or Enter opens it in full; its
-# tooltip holds the whole text too.
+# Cells break them anywhere. A detail shows three lines until a click or Enter opens it in full, and its
+# tooltip contains the whole text.
 AUDIT_CSS = '''
 .audit-table td { overflow-wrap: anywhere; }
 .audit-detail { max-width: 20rem; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3;

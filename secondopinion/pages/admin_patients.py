@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nicegui import ui
 
 from ..services import accounts
@@ -60,8 +62,8 @@ def patients_panel(actor: Actor) -> None:
             set_active(patient.user_id, True)
             return
         confirm.ask(title=f'Deactivate the account of {patient.name}?',
-                    lines=[f'{patient.name} ({patient.email}) is signed out at once on every device and cannot '
-                           'sign in while the account is deactivated.',
+                    lines=[(f'{patient.name} ({patient.email}) is signed out at once on every device and cannot '
+                            'sign in while the account is deactivated.'),
                            'The examinations and reports of the account stay as they are.',
                            'You can reactivate the account here at any time.'],
                     action='Deactivate', on_confirm=lambda: set_active(patient.user_id, False))
@@ -76,7 +78,7 @@ def patients_panel(actor: Actor) -> None:
         patient_list()
 
 
-def _patient_row(patient: admin_service.PatientRow, toggle) -> None:  # noqa: ANN001 (the panel's handler)
+def _patient_row(patient: admin_service.PatientRow, toggle: Callable[[admin_service.PatientRow], None]) -> None:
     state = 'active' if patient.is_active else 'deactivated'
     with ui.card().classes('w-full q-py-sm').mark(f'patient-{patient.email}'):
         with ui.row().classes('w-full items-center justify-between no-wrap'):

@@ -1,4 +1,4 @@
-"""A dialog that asks before an action that cannot be taken back in one click."""
+"""A confirmation dialog for actions that cannot be undone with one click."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from nicegui import ui
 
 
 class ConfirmDialog:
-    """One dialog per panel, filled anew for each question; nothing happens until the action button is pressed.
+    """Confirmation dialog that one panel reuses for each question. The action runs only after its button is pressed.
 
     `marker` prefixes the markers of the dialog ("-dialog"), its text ("-title", "-text") and its buttons
     ("-cancel", "-confirm"), so that several panels of one page can each have their own.

@@ -205,7 +205,7 @@ def require_actor(*roles: str) -> Actor | None:
 
 
 def not_found_page(actor: Actor | None, subject: str = 'Page') -> None:
-    """Build the framed "not found" page and answer HTTP 404.
+    """Build the framed "not found" page and set the HTTP status to 404.
 
     Pages show it alike for a missing object and for one the actor may not see, so neither the status
     nor the body tells them apart.

@@ -1,4 +1,4 @@
-"""The answer to a path that no page or route serves: the app's framed "not found" page with status 404."""
+"""The response to a path that matches no page or route: the app's framed "not found" page with status 404."""
 
 from __future__ import annotations
 

@@ -155,11 +155,11 @@ def admin_reset_box(actor: Actor) -> None:
                 return
             result.text = ''
             confirm.ask(title=f'Reset the two-step sign-in of {address}?',
-                        lines=['The account then signs in with the password alone, until its owner sets up '
-                               'two-step sign-in again on the profile page. An admin account is asked to set it '
-                               'up at its next sign-in.',
-                               'Anyone who knows the password can sign in meanwhile, so check who is asking '
-                               'before you reset.'],
+                        lines=[('The account then signs in with the password alone, until its owner sets up '
+                                'two-step sign-in again on the profile page. An admin account is asked to set it '
+                                'up at its next sign-in.'),
+                               ('Anyone who knows the password can sign in meanwhile, so check who is asking '
+                                'before you reset.')],
                         action='Reset', on_confirm=lambda: reset(address))
 
         confirm = ConfirmDialog('totp-reset-confirm')

@@ -81,7 +81,7 @@ def test_deactivate_patient_asks_first(open_page: Callable[..., sync_api.Page]) 
     row.get_by_role('button', name='Deactivate').click()
     dialog.get_by_role('button', name='Deactivate').click()
     expect(row.get_by_text('deactivated', exact=True)).to_be_visible()
-    # The patient's open page leaves for the sign-in page, which says why.
+    # The patient's open page leaves for the sign-in page, which shows the reason.
     patient.wait_for_url('**/login?ended=deactivated')
 
     row.get_by_role('button', name='Reactivate').click()

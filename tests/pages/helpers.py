@@ -73,17 +73,17 @@ async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0)
 
 @dataclass(frozen=True)
 class PageAnswer:
-    """The HTTP status and body with which the server answered a page request."""
+    """HTTP status and body of the response to a page request."""
 
     status: int
     body: str
 
 
 async def open_page(user: User, path: str) -> PageAnswer:
-    """Open a page like `User.open`, also when it answers 404, and return the status and body of the answer.
+    """Open a page like `User.open`, also when its status is 404, and return the status and body of the response.
 
-    `User.open` accepts only status 200. A "not found" page answers 404 with a whole NiceGUI page, so
-    while it opens, a response hook records the answer and shows such a page to `User.open` as 200.
+    `User.open` accepts only status 200. A "not found" page is a whole NiceGUI page with status 404, so
+    while it opens, a response hook records the response and passes such a page to `User.open` as 200.
     """
     answers: list[PageAnswer] = []
 

@@ -49,7 +49,7 @@ async def test_create_doctor_duplicate_license(user: User, admin, make_doctor):
 
 
 async def wait_for_badge(user: User, marker: str, state: str) -> None:
-    """Wait until the account state badge reads `state`; closed dialogs also contain the word "deactivated"."""
+    """Wait until the account state badge reads `state`. Closed dialogs also contain the word "deactivated"."""
     texts: list[str] = []
     for _ in range(RETRIES):
         texts = [badge.text for badge in user.find(marker=marker).elements]

@@ -27,7 +27,7 @@ from tests.services.flow import paid
 from .helpers import PageAnswer, open_page
 
 MISSING = 'f' * 32
-# Each page answer carries its own client id and event listener ids, all of them UUIDs.
+# Each page response contains its own client id and event listener ids, all of them UUIDs.
 UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
 PDF = b'%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n'
 REPORT = {'findings': 'Solid nodule, 6 mm.', 'impression': 'Probably benign.', 'recommendations': ''}

@@ -194,7 +194,7 @@ async def test_admin_resets_lost_phone(user: User, admin, make_patient, create_u
     user.find(marker='totp-reset-confirm-confirm').click()
     await user.should_see('Account nobody@example.org not found.')
 
-    # The reset waits for the admin's answer in the dialog, and Cancel keeps the second factor.
+    # The reset waits until the admin confirms it in the dialog, and Cancel keeps the second factor.
     set_value(user, 'totp-reset-email', 'alice@example.org')
     user.find(marker='totp-reset-button').click()
     await user.should_see('Reset the two-step sign-in of alice@example.org?')
