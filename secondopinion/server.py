@@ -27,14 +27,17 @@ STOP_POLL_SECONDS = 0.1
 
 
 def run() -> None:
+    from .pages.not_found import unknown_path_page
+
     settings = get_settings()
     setup()
     # NiceGUI's User fixture runs this inside pytest, where ui.run returns without serving.
     if not os.environ.get('NICEGUI_USER_SIMULATION'):
         signal.signal(signal.SIGTERM, _exit_after_graceful_stop)
         app.on_startup(_log_when_stopping)
-    ui.run(host=settings.host, port=settings.port, title='SecondOpinion', reload=False, show=False,
-           storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
+    # NiceGUI renders the root page for every path that matches no page or route.
+    ui.run(unknown_path_page, host=settings.host, port=settings.port, title='SecondOpinion', reload=False,
+           show=False, storage_secret=settings.storage_secret.get_secret_value(), favicon=ASSETS_DIR / 'logo.png',
            reconnect_timeout=10,
            # NiceGUI's own cookie holds only the browser id; the sign-in lives in the session cookie.
            session_middleware_kwargs={'same_site': 'lax', 'https_only': settings.cookies_secure},

@@ -13,7 +13,10 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_audit import audit_panel
 from .admin_incomes import incomes_panel
-from .layout import format_time, format_waiting, frame, notify_error, plural, require_actor, show_form_error
+from .admin_patients import patients_panel
+from .confirm import ConfirmDialog
+from .layout import (ACCOUNT_STATE_COLORS, format_time, format_waiting, frame, notify_error, plural, require_actor,
+                     show_form_error)
 from .two_step import admin_reset_box
 
 
@@ -22,7 +25,6 @@ TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment 
                    'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
                    'password_reset': 'Password reset', 'password_changed': 'Password changed',
                    'doctor_invite': 'Doctor invitation', 'account_deleted': 'Account deleted'}
-STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 
 def register() -> None:
@@ -54,7 +56,7 @@ def admin_page() -> None:
             with ui.tab_panel(doctors_tab):
                 _doctors_panel(actor)
             with ui.tab_panel(patients_tab):
-                _patients_panel(actor)
+                patients_panel(actor)
             with ui.tab_panel(exams_tab):
                 _examinations_panel(actor)
             with ui.tab_panel(incomes_tab):
@@ -108,7 +110,7 @@ def _doctors_panel(actor: Actor) -> None:
                     with ui.column().classes('gap-0'):
                         with ui.row().classes('items-center gap-2'):
                             ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                            ui.badge(doctor.state, color=STATE_COLORS[doctor.state]) \
+                            ui.badge(doctor.state, color=ACCOUNT_STATE_COLORS[doctor.state]) \
                                 .mark(f'doctor-state-{doctor.email}')
                         ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
                                  f'{plural(doctor.cases, "case")}').classes('text-caption')
@@ -126,53 +128,31 @@ def _doctors_panel(actor: Actor) -> None:
                         ui.button('Send the invitation again', on_click=resend).props('flat dense') \
                             .mark(f'resend-invite-{doctor.email}')
 
-                    def toggle(doctor_id: int = doctor.id, active: bool = not doctor.is_active) -> None:
-                        try:
-                            accounts.set_doctor_active(actor=actor, doctor_id=doctor_id, active=active)
-                        except Exception as error:  # noqa: BLE001
-                            notify_error(error)
-                        doctor_list.refresh()
-
-                    ui.button('Deactivate' if doctor.is_active else 'Reactivate', on_click=toggle) \
+                    ui.button('Deactivate' if doctor.is_active else 'Reactivate',
+                              on_click=lambda row=doctor: toggle(row)) \
                         .props('flat dense').mark(f'toggle-doctor-{doctor.email}')
 
+    def set_active(doctor_id: int, active: bool) -> None:
+        try:
+            accounts.set_doctor_active(actor=actor, doctor_id=doctor_id, active=active)
+        except Exception as error:  # noqa: BLE001
+            notify_error(error)
+        doctor_list.refresh()
+
+    def toggle(doctor: admin_service.DoctorRow) -> None:
+        """Reactivate at once, but ask before a deactivation, which signs the doctor out."""
+        if not doctor.is_active:
+            set_active(doctor.id, True)
+            return
+        confirm.ask(title=f'Deactivate the account of {doctor.name}?',
+                    lines=[(f'{doctor.name} ({doctor.email}) is signed out at once on every device and cannot '
+                            'sign in or accept examinations while the account is deactivated.'),
+                           'Examinations that the doctor has accepted stay assigned to them.',
+                           'You can reactivate the account here at any time.'],
+                    action='Deactivate', on_confirm=lambda: set_active(doctor.id, False))
+
+    confirm = ConfirmDialog('doctor-confirm')
     doctor_list()
-
-
-def _patients_panel(actor: Actor) -> None:
-    rows = [{'id': row.id, 'name': row.name, 'email': row.email, 'phone': row.phone, 'born': row.date_of_birth,
-             'exams': row.examinations, 'registered': format_time(row.registered_at)}
-            for row in admin_service.list_patients(actor=actor)]
-    _table([('name', 'Name'), ('email', 'Email'), ('phone', 'Phone'), ('born', 'Born'), ('exams', 'Examinations'),
-            ('registered', 'Registered')], rows, 'id', 'patients-table')
-    _patient_accounts(actor)
-
-
-def _patient_accounts(actor: Actor) -> None:
-    """Deactivate or reactivate patient accounts; deactivation signs the patient out at once."""
-    ui.label('Patient accounts').classes('text-subtitle1 q-mt-md')
-
-    @ui.refreshable
-    def account_list() -> None:
-        for patient in admin_service.list_patients(actor=actor):
-            with ui.row().classes('w-full items-center gap-2').mark(f'patient-{patient.email}'):
-                ui.label(f'{patient.name} ({patient.email})').classes('text-body2')
-                state = 'active' if patient.is_active else 'deactivated'
-                ui.badge(state, color=STATE_COLORS[state]).mark(f'patient-state-{patient.email}')
-                if not patient.email_verified:
-                    ui.badge('email not confirmed', color='orange-8')
-
-                def toggle(user_id: int = patient.user_id, active: bool = not patient.is_active) -> None:
-                    try:
-                        accounts.set_user_active(actor=actor, user_id=user_id, active=active)
-                    except Exception as error:  # noqa: BLE001
-                        notify_error(error)
-                    account_list.refresh()
-
-                ui.button('Deactivate' if patient.is_active else 'Reactivate', on_click=toggle) \
-                    .props('flat dense').mark(f'toggle-patient-{patient.email}')
-
-    account_list()
 
 
 def _examinations_panel(actor: Actor) -> None:

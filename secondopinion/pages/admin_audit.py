@@ -14,6 +14,23 @@ from .layout import format_time, notify_error
 COLUMNS = [('at', 'Time (UTC)'), ('user', 'User'), ('action', 'Action'), ('object', 'Object'),
            ('client', 'Client address'), ('detail', 'Detail')]
 
+# Ids, hashes and JSON details contain long runs without spaces, which would widen the table past the page.
+# Cells break them anywhere. A detail shows three lines until a click or Enter opens it in full, and its
+# tooltip contains the whole text.
+AUDIT_CSS = '''
+.audit-table td { overflow-wrap: anywhere; }
+.audit-detail { max-width: 20rem; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3;
+                overflow: hidden; cursor: pointer; }
+.audit-detail.audit-detail-open { display: block; overflow: visible; }
+'''
+DETAIL_SLOT = r'''
+<q-td :props="props">
+    <div class="audit-detail" :title="props.value" tabindex="0" role="button" aria-label="Show the whole detail"
+         @click="$event.currentTarget.classList.toggle('audit-detail-open')"
+         @keydown.enter="$event.currentTarget.classList.toggle('audit-detail-open')">{{ props.value }}</div>
+</q-td>
+'''
+
 
 def _day(value: str | None, label: str) -> date | None:
     """Parse a date input's YYYY-MM-DD value, or raise ValueError with a message that names the field."""
@@ -26,6 +43,7 @@ def _day(value: str | None, label: str) -> date | None:
 
 
 def audit_panel(actor: Actor) -> None:
+    ui.add_css(AUDIT_CSS)
     actions, object_types = audit_log.choices(actor=actor)
     state = {'page': 1}
     with ui.row().classes('w-full items-end gap-3'):
@@ -66,9 +84,11 @@ def audit_panel(actor: Actor) -> None:
                  'action': entry.action, 'object': f'{entry.object_type} {entry.object_id}',
                  'client': entry.client_address, 'detail': entry.detail if entry.detail != '{}' else ''}
                 for entry in page.entries]
-        ui.table(columns=[{'name': name, 'label': label, 'field': name, 'align': 'left'} for name, label in COLUMNS],
-                 rows=rows, row_key='id', pagination=0).props('flat dense wrap-cells hide-bottom') \
-            .classes('w-full').mark('audit-table')
+        table = ui.table(columns=[{'name': name, 'label': label, 'field': name, 'align': 'left'}
+                                  for name, label in COLUMNS],
+                         rows=rows, row_key='id', pagination=0).props('flat dense wrap-cells hide-bottom') \
+            .classes('w-full audit-table').mark('audit-table')
+        table.add_slot('body-cell-detail', DETAIL_SLOT)
         with ui.row().classes('items-center gap-2'):
             newer = ui.button(icon='chevron_left', on_click=lambda: go_to(page.page - 1)) \
                 .props('flat dense aria-label="Newer events"').mark('audit-newer')

@@ -11,7 +11,7 @@ from ..services import examinations, ledger, questions, reports
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, plural, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, not_found_page, plural, require_actor, status_badge
 from .questions import question_thread
 from .report_editor import final_report, report_editor
 
@@ -60,8 +60,7 @@ def review_page(examination_id: str) -> None:
     try:
         exam = examinations.view_exam(actor=actor, examination_id=examination_id, page='review', own_case=True)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Examination')
+        not_found_page(actor, 'Examination')
         return
     report = reports.view_report(actor=actor, examination_id=examination_id, page='review')
 

@@ -29,6 +29,7 @@ STATUS_COLORS = {
     'draft': 'grey-7', 'awaiting_payment': 'orange-8', 'pending': 'blue-7', 'under_review': 'purple-7',
     'reported': 'teal-7', 'completed': 'green-8', 'cancelled': 'red-7',
 }
+ACCOUNT_STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),
@@ -199,10 +200,20 @@ def require_actor(*roles: str) -> Actor | None:
     if roles and actor.role not in roles:
         # A page of another role: refused like a missing page, and recorded.
         audit.record_denied(actor, 'page', (page_path() or '')[:64], role=actor.role)
-        with frame('Not found', actor):
-            show_not_found()
+        not_found_page(actor)
         return None
     return actor
+
+
+def not_found_page(actor: Actor | None, subject: str = 'Page') -> None:
+    """Build the framed "not found" page and set the HTTP status to 404.
+
+    Pages show it alike for a missing object and for one the actor may not see, so neither the status
+    nor the body tells them apart.
+    """
+    ui.status_code(404)
+    with frame('Not found', actor):
+        show_not_found(subject)
 
 
 def show_not_found(subject: str = 'Page') -> None:

@@ -16,8 +16,9 @@ from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from ..config import get_settings
 from .account import payment_blocked_note
+from .confirm import ConfirmDialog
 from .images import describe_upload, images_summary
-from .layout import format_time, frame, notify_error, require_actor, show_not_found, status_badge
+from .layout import format_time, frame, not_found_page, notify_error, require_actor, status_badge
 from .questions import question_thread
 from .report_editor import final_report
 from .study_uploader import StudyUploader
@@ -73,8 +74,7 @@ def _load(actor: Actor, examination_id: str, page: str) -> examinations.ExamView
     try:
         return examinations.view_exam(actor=actor, examination_id=examination_id, page=page)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Examination')
+        not_found_page(actor, 'Examination')
         return None
 
 
@@ -324,7 +324,20 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                     return
                 ui.notify('The examination was cancelled.', type='positive', position='top')
                 ui.navigate.reload()
-            ui.button('Cancel examination', on_click=cancel).props('flat color=negative').mark('cancel')
+
+            def ask_cancel() -> None:
+                if exam.status == ExamStatus.AWAITING_PAYMENT:
+                    lines = ['The open payment is closed, so nothing is charged.']
+                else:
+                    lines = [f'The payment of {format_money(exam.price_cents, exam.currency)} is refunded.']
+                if exam.status == ExamStatus.UNDER_REVIEW:
+                    lines.append(f'{exam.doctor_name or "The radiologist"} can no longer work on it.')
+                lines.append('A cancelled examination cannot be reopened.')
+                confirm.ask(title='Cancel this examination?', lines=lines, action='Cancel examination',
+                            dismiss='Keep the examination', on_confirm=cancel)
+
+            confirm = ConfirmDialog('cancel-confirm')
+            ui.button('Cancel examination', on_click=ask_cancel).props('flat color=negative').mark('cancel')
 
 
 def _timeline(exam: examinations.ExamView, report: reports.ReportView | None) -> None:
@@ -426,8 +439,7 @@ def test_checkout_page(provider_ref: str) -> None:
     try:
         payment, summary = payments.get_test_checkout(actor=actor, provider_ref=provider_ref)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Checkout')
+        not_found_page(actor, 'Checkout')
         return
 
     with frame('Test checkout', actor):

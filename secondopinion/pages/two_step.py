@@ -10,6 +10,7 @@ from ..models import Role
 from ..services import totp
 from ..services.actors import Actor
 from ..services.errors import DomainError
+from .confirm import ConfirmDialog
 from .layout import format_time, notify_error
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,9 @@ def admin_reset_box(actor: Actor) -> None:
         email = ui.input('Email address of the account').classes('w-full').mark('totp-reset-email')
         result = ui.label('').classes('text-body2').mark('totp-reset-result')
 
-        def reset() -> None:
+        def reset(address: str) -> None:
             try:
-                totp.reset(actor=actor, email=email.value or '')
+                totp.reset(actor=actor, email=address)
             except DomainError as error:
                 result.text = str(error)
                 result.classes(replace='text-body2 text-negative')
@@ -142,8 +143,24 @@ def admin_reset_box(actor: Actor) -> None:
             except Exception as error:  # noqa: BLE001 (logged by notify_error)
                 notify_error(error)
                 return
-            result.text = f'Two-step sign-in of {email.value.strip()} was reset.'
+            result.text = f'Two-step sign-in of {address} was reset.'
             result.classes(replace='text-body2 text-positive')
             email.value = ''
 
-        ui.button('Reset two-step sign-in', on_click=reset).props('outline color=negative').mark('totp-reset-button')
+        def ask() -> None:
+            address = (email.value or '').strip()
+            if not address:
+                result.text = 'Enter the email address of the account.'
+                result.classes(replace='text-body2 text-negative')
+                return
+            result.text = ''
+            confirm.ask(title=f'Reset the two-step sign-in of {address}?',
+                        lines=[('The account then signs in with the password alone, until its owner sets up '
+                                'two-step sign-in again on the profile page. An admin account is asked to set it '
+                                'up at its next sign-in.'),
+                               ('Anyone who knows the password can sign in meanwhile, so check who is asking '
+                                'before you reset.')],
+                        action='Reset', on_confirm=lambda: reset(address))
+
+        confirm = ConfirmDialog('totp-reset-confirm')
+        ui.button('Reset two-step sign-in', on_click=ask).props('outline color=negative').mark('totp-reset-button')

@@ -13,7 +13,7 @@ from nicegui import events, ui
 from ..models import Role
 from ..services import examinations, viewer
 from ..services.errors import NotFoundError
-from .layout import frame, plural, require_actor, show_not_found
+from .layout import frame, not_found_page, plural, require_actor
 
 ZOOM_LEVELS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 PAGE_STEP = 10  # slices moved by PageUp and PageDown
@@ -61,8 +61,7 @@ def viewer_page(examination_id: str) -> None:
         exam = examinations.get_exam(actor=actor, examination_id=examination_id)
         series = viewer.open_viewer(actor=actor, examination_id=examination_id)
     except NotFoundError:
-        with frame('Not found', actor):
-            show_not_found('Examination')
+        not_found_page(actor, 'Examination')
         return
 
     # The accepting doctor goes back to the review page, and a doctor previewing a pending case to the board.

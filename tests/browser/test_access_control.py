@@ -69,7 +69,9 @@ def test_exam_urls_hidden_from_others(open_page: Callable[..., sync_api.Page]) -
     other.goto('/register')
     register_patient(other, name='Bruno Curioso', email=unique_email('bruno'))
     for path in (f'/exams/{exam_id}', f'/exams/{exam_id}/edit'):
-        other.goto(path)
+        response = other.goto(path)
+        assert response is not None
+        assert response.status == 404, f'{path} returned {response.status} to patient B'
         expect(other.get_by_text('Examination not found.')).to_be_visible()
         _assert_hides_owner_data(other.content(), secrets, f'{path} for patient B')
     save_screenshot(other, 'phone-examination-not-found')
@@ -82,7 +84,9 @@ def test_exam_urls_hidden_from_others(open_page: Callable[..., sync_api.Page]) -
         _assert_hides_owner_data(response.text(), secrets, f'{path} for patient B')
 
     for path in ('/doctor', '/doctor/cases', f'/doctor/cases/{exam_id}', '/admin'):
-        other.goto(path)
+        response = other.goto(path)
+        assert response is not None
+        assert response.status == 404, f'{path} returned {response.status} to patient B'
         expect(other.get_by_text('Page not found.'), f'{path} for patient B').to_be_visible()
         _assert_hides_owner_data(other.content(), secrets, f'{path} for patient B')
     save_screenshot(other, 'phone-admin-not-found')

@@ -6,7 +6,10 @@ import asyncio
 import email
 import email.policy
 import re
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
@@ -68,6 +71,37 @@ async def wait_for_session(user: User, pages_before: int, timeout: float = 10.0)
     raise AssertionError(f'no session started within {timeout} s; the page shows: {user.current_layout}')
 
 
+@dataclass(frozen=True)
+class PageAnswer:
+    """HTTP status and body of the response to a page request."""
+
+    status: int
+    body: str
+
+
+async def open_page(user: User, path: str) -> PageAnswer:
+    """Open a page like `User.open`, also when its status is 404, and return the status and body of the response.
+
+    `User.open` accepts only status 200. A "not found" page is a whole NiceGUI page with status 404, so
+    while it opens, a response hook records the response and passes such a page to `User.open` as 200.
+    """
+    answers: list[PageAnswer] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        answers.append(PageAnswer(response.status_code, response.text))
+        if response.status_code == 404 and response.headers.get('X-NiceGUI-Content') == 'page':
+            response.status_code = 200
+
+    hooks = user.http_client.event_hooks['response']
+    hooks.append(record)
+    try:
+        await user.open(path)
+    finally:
+        hooks.remove(record)
+    return answers[-1]
+
+
 async def upload(user: User, marker: str, paths: list[Path], *, names: list[str] | None = None,
                  folder: bool = False) -> None:
     """Upload files as the browser would: through ui.upload, or through the study uploader's HTTP routes.
@@ -100,6 +134,20 @@ async def upload(user: User, marker: str, paths: list[Path], *, names: list[str]
         user.find(marker=marker).trigger('uploaded', response.json())
     else:
         user.find(marker=marker).trigger('failed', {'message': response.json()['detail']})
+
+
+def dialog_is_open(user: User, marker: str) -> bool:
+    """Return whether the ConfirmDialog whose markers start with `marker` is open."""
+    dialog = user.find(marker=f'{marker}-dialog').elements.pop()
+    assert isinstance(dialog, ui.dialog)
+    return dialog.value
+
+
+def dialog_text(user: User, marker: str) -> str:
+    """Return the question and the consequences that the ConfirmDialog shows, one line each."""
+    title = user.find(marker=f'{marker}-title').elements.pop()
+    body = user.find(marker=f'{marker}-text').elements.pop()
+    return '\n'.join([title.text, *(label.text for label in body.descendants() if isinstance(label, ui.label))])
 
 
 def set_value(user: User, marker: str, value: object) -> None:

@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from secondopinion.services import examinations, reports, studies
 from tests.services.flow import paid
 
-from .helpers import sign_in
+from .helpers import open_page, sign_in
 
 QUESTION = 'Is the nodule in the right upper lobe benign?'
 REPORT = {'findings': 'Solid nodule, 6 mm.', 'impression': 'Probably benign.', 'recommendations': ''}
@@ -67,7 +67,7 @@ async def test_other_patient_sees_nothing(user: User, make_patient, make_doctor)
     await sign_in(user, 'bob@example.org')
     await user.should_see('You have no examinations yet.')
     for path in (f'/exams/{exam_id}', f'/exams/{exam_id}/edit', f'/doctor/cases/{exam_id}'):
-        await user.open(path)
+        assert (await open_page(user, path)).status == 404, path
         await user.should_see(marker='not-found')
         await user.should_not_see(QUESTION)
         await user.should_not_see('Probably benign.')
@@ -97,7 +97,7 @@ async def test_patient_cannot_open_staff_pages(user: User, make_patient):
     await sign_in(user, 'alice@example.org')
     await user.should_see('My examinations')
     for path in ('/doctor', '/doctor/cases', '/admin'):
-        await user.open(path)
+        assert (await open_page(user, path)).status == 404, path
         await user.should_see(marker='not-found')
         await user.should_not_see('Pending examinations')
         await user.should_not_see('Admin panel')
@@ -113,12 +113,12 @@ async def test_doctor_cannot_open_admin_or_others_cases(user: User, make_patient
 
     await sign_in(user, 'other@example.org')
     await user.should_see(marker='board-empty')
-    await user.open('/admin')
+    assert (await open_page(user, '/admin')).status == 404
     await user.should_see(marker='not-found')
-    await user.open(f'/doctor/cases/{exam_id}')
+    assert (await open_page(user, f'/doctor/cases/{exam_id}')).status == 404
     await user.should_see(marker='not-found')
     await user.should_not_see(QUESTION)
-    await user.open(f'/exams/{exam_id}')
+    assert (await open_page(user, f'/exams/{exam_id}')).status == 404
     await user.should_see(marker='not-found')
     for path in _api_paths(exam_id, series_id):
         response = await user.http_client.get(path)

@@ -20,6 +20,7 @@ from tests.conftest import PASSWORD, open_session
 from tests.services.flow import draft_with_link, paid
 
 from .helpers import emailed_link, set_value, sign_in
+from .test_admin_pages import wait_for_badge
 
 NEW_PASSWORD = 'a brand new passphrase'
 # Open pages of an ended session must leave within this many seconds (they check once a second).
@@ -312,7 +313,8 @@ async def test_admin_panel_deactivates_doctor(user: User, admin, make_doctor):
     await sign_in(user, 'admin@example.org')
     await user.should_see('Admin panel')
     user.find(marker='toggle-doctor-panel@example.org').click()
-    await user.should_see('deactivated')
+    user.find(marker='doctor-confirm-confirm').click()
+    await wait_for_badge(user, 'doctor-state-panel@example.org', 'deactivated')
     assert sessions.resolve(doctor_cookie) is None
 
 
@@ -323,11 +325,12 @@ async def test_admin_panel_deactivates_patient(user: User, admin, make_patient):
     await user.should_see('Admin panel')
     user.find('Patients').click()
     user.find(marker='toggle-patient-patient@example.org').click()
-    await user.should_see('deactivated')
+    user.find(marker='patient-confirm-confirm').click()
+    await wait_for_badge(user, 'patient-state-patient@example.org', 'deactivated')
     assert sessions.resolve(patient_cookie) is None
     with pytest.raises(ValidationError, match='This account is deactivated'):
         accounts.authenticate(email='patient@example.org', password=PASSWORD)
 
     user.find(marker='toggle-patient-patient@example.org').click()
-    await user.should_not_see('deactivated')
+    await wait_for_badge(user, 'patient-state-patient@example.org', 'active')
     assert accounts.authenticate(email='patient@example.org', password=PASSWORD).user_id == patient.user_id

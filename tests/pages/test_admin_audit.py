@@ -14,7 +14,7 @@ from secondopinion.models import AuditEvent, UserSession
 from secondopinion.services import audit, examinations
 from tests.services.flow import paid
 
-from .helpers import set_value, sign_in
+from .helpers import open_page, set_value, sign_in
 from .test_access import REPORT, _paid_with_image
 
 
@@ -43,7 +43,7 @@ async def test_other_patient_page_and_zip_denied(user: User, make_patient):
 
     await sign_in(user, 'bea@example.org')
     await user.should_see('You have no examinations yet.')
-    await user.open(f'/exams/{exam_id}')
+    assert (await open_page(user, f'/exams/{exam_id}')).status == 404
     await user.should_see(marker='not-found')
     await user.should_not_see('Is the nodule in the right upper lobe benign?')
     response = await user.http_client.get(f'/api/exams/{exam_id}/images.zip')
@@ -67,7 +67,7 @@ async def test_patient_opening_admin_denied(user: User, make_patient):
     patient = make_patient('Alice', email='alice@example.org')
     await sign_in(user, 'alice@example.org')
     await user.should_see('You have no examinations yet.')
-    await user.open('/admin')
+    assert (await open_page(user, '/admin')).status == 404
     await user.should_see(marker='not-found')
     await user.should_not_see('Audit log')
 

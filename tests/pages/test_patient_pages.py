@@ -13,7 +13,7 @@ from secondopinion.config import get_settings
 from secondopinion.models import Examination, StudyFile, User as UserRow
 from tests.conftest import PASSWORD
 
-from .helpers import set_value, sign_in, upload
+from .helpers import dialog_is_open, dialog_text, set_value, sign_in, upload
 
 
 def _count(model) -> int:  # noqa: ANN001
@@ -129,6 +129,11 @@ async def test_prior_report_pdf_attached(user: User, make_patient, tmp_path: Pat
     await user.should_see('first-report.pdf')
 
 
+def _status(exam_id: str) -> str:
+    with db.session_scope() as session:
+        return session.scalars(select(Examination.status).where(Examination.id == exam_id)).one()
+
+
 async def test_cancel_awaiting_payment(user: User, make_patient):
     from tests.services.flow import submitted
 
@@ -139,7 +144,31 @@ async def test_cancel_awaiting_payment(user: User, make_patient):
     await user.open(f'/exams/{exam_id}')
     await user.should_see('Awaiting payment')
     user.find(marker='cancel').click()
+    await user.should_see('Cancel this examination?')
+    assert 'nothing is charged' in dialog_text(user, 'cancel-confirm')
+    user.find(marker='cancel-confirm-cancel').click()
+    assert not dialog_is_open(user, 'cancel-confirm')
+    assert _status(exam_id) == 'awaiting_payment'
+
+    user.find(marker='cancel').click()
+    user.find(marker='cancel-confirm-confirm').click()
     await user.should_see('Cancelled', retries=40)
+    assert _status(exam_id) == 'cancelled'
+
+
+async def test_admin_cancel_names_refund(user: User, admin, make_patient):
+    from tests.services.flow import paid
+
+    exam_id = paid(make_patient(email='carol@example.org'))
+    await sign_in(user, 'admin@example.org')
+    await user.should_see('Admin panel')
+    await user.open(f'/exams/{exam_id}')
+    user.find(marker='cancel').click()
+    await user.should_see('Cancel this examination?')
+    text = dialog_text(user, 'cancel-confirm')
+    assert 'The payment of 150.00 EUR is refunded.' in text
+    assert 'cannot be reopened' in text
+    assert _status(exam_id) == 'pending'
 
 
 async def test_suggested_type_is_saved(user: User, make_patient):

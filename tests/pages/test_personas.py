@@ -2,13 +2,14 @@
 
 Each route's rule (who may open it for which object) is written out once below. The test opens
 every route for every persona and object. It checks that exactly those personas get through, and
-that everyone else gets the same "not found" as for an id that does not exist. A last test fails
-when the app gains a route that this matrix does not cover.
+that everyone else gets the same "not found", with the same status and body, as for an id that does
+not exist. A last test fails when the app gains a route that this matrix does not cover.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,11 @@ from secondopinion.services.actors import Actor
 from tests.conftest import open_session
 from tests.services.flow import paid
 
+from .helpers import PageAnswer, open_page
+
 MISSING = 'f' * 32
+# Each page response contains its own client id and event listener ids, all of them UUIDs.
+UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
 PDF = b'%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n'
 REPORT = {'findings': 'Solid nodule, 6 mm.', 'impression': 'Probably benign.', 'recommendations': ''}
 
@@ -195,6 +200,18 @@ def _role(persona: str) -> str:
     return 'patient'
 
 
+def _missing_path(path: str, case: Case) -> str:
+    """Return the path with the case's ids replaced by an id that exists nowhere."""
+    for known in (case.exam_id, case.upload_id, case.checkout_ref):
+        if known:
+            path = path.replace(known, MISSING)
+    return path
+
+
+def _comparable(answer: PageAnswer) -> tuple[int, str]:
+    return answer.status, UUID.sub('<uuid>', answer.body)
+
+
 def _page_outcome(user: User) -> str:
     markers = {marker for element in user.current_layout.descendants() for marker in element._markers}
     if 'not-found' in markers:
@@ -220,6 +237,7 @@ async def _call(user: User, route: Route, path: str) -> tuple[int, bytes]:
 async def test_every_route_for_every_persona(user: User, world: World):
     await user.open('/')
     not_found_api = None
+    not_found_page: PageAnswer | None = None
     mistakes = []
     for persona in world.actors:
         await _as(user, world, persona)
@@ -230,19 +248,24 @@ async def test_every_route_for_every_persona(user: User, world: World):
                     continue
                 expected = route.allowed(persona, case)
                 if route.page:
-                    await user.open(path)
+                    answer = await open_page(user, path)
                     outcome = _page_outcome(user)
                     allowed = outcome == 'shown'
                     if not allowed and outcome != 'not found':
                         mistakes.append(f'{persona} {path}: {outcome}')
+                    if outcome == 'not found':
+                        missing = await open_page(user, _missing_path(path, case))
+                        not_found_page = not_found_page or missing
+                        if _comparable(answer) != _comparable(missing):
+                            mistakes.append(f'{persona} {path}: status {answer.status} and body differ from a '
+                                            f'missing id (status {missing.status})')
                 else:
                     status, body = await _call(user, route, path)
                     # Any answer but 404 means the object was reached (an upload whose files did not
                     # arrive answers 400 to its owner, for example).
                     allowed = status != 404
                     if not allowed:
-                        missing_path = path.replace(case.exam_id, MISSING).replace(case.upload_id or MISSING, MISSING)
-                        missing = await _call(user, route, missing_path)
+                        missing = await _call(user, route, _missing_path(path, case))
                         not_found_api = not_found_api or missing
                         if (status, body) != missing:
                             mistakes.append(f'{persona} {path}: {status} {body[:80]!r} differs from a missing id '
@@ -252,7 +275,10 @@ async def test_every_route_for_every_persona(user: User, world: World):
                                     f'{"allowed" if allowed else "refused"}, expected '
                                     f'{"allowed" if expected else "refused"}')
     assert mistakes == [], '\n'.join(mistakes)
-    assert not_found_api is not None and not_found_api[0] == 404
+    assert not_found_api is not None
+    assert not_found_api[0] == 404
+    assert not_found_page is not None
+    assert not_found_page.status == 404
 
 
 async def test_role_pages_for_every_persona(user: User, world: World):
@@ -260,12 +286,33 @@ async def test_role_pages_for_every_persona(user: User, world: World):
     for persona in world.actors:
         await _as(user, world, persona)
         for path, roles in ROLE_PAGES.items():
-            await user.open(path)
+            answer = await open_page(user, path)
             outcome = _page_outcome(user)
             expected = 'shown' if _role(persona) in roles else 'not found'
             if outcome != expected:
                 mistakes.append(f'{persona} {path}: {outcome}, expected {expected}')
+            expected_status = 200 if expected == 'shown' else 404
+            if answer.status != expected_status:
+                mistakes.append(f'{persona} {path}: status {answer.status}, expected {expected_status}')
     assert mistakes == []
+
+
+async def test_unknown_path_not_found(user: User, world: World):
+    for persona in (None, *world.actors):
+        if persona is None:
+            user.http_client.cookies.delete(sessions.COOKIE_NAME)
+        else:
+            await _as(user, world, persona)
+        answer = await open_page(user, '/no/such/page')
+        assert answer.status == 404, persona
+        assert _page_outcome(user) == 'not found', persona
+        # The app's own frame, with the navigation of the persona's role, not NiceGUI's error page.
+        await user.should_see('SecondOpinion')
+        await user.should_see('Sign out' if persona else 'Sign in')
+
+    response = await user.http_client.get('/api/no/such/route')
+    assert response.status_code == 404
+    assert response.json() == {'detail': 'Not found'}
 
 
 async def test_signed_out_routes_refused(user: User, world: World):

@@ -12,7 +12,7 @@ from secondopinion.services import accounts, sessions, totp
 from tests.conftest import PASSWORD
 from tests.totp_codes import ADMIN_TOTP_SECRET, fresh_code, fresh_code_for
 
-from .helpers import set_value, sign_in
+from .helpers import dialog_is_open, dialog_text, open_page, set_value, sign_in
 
 
 def _enroll(actor) -> str:  # noqa: ANN001
@@ -26,6 +26,11 @@ def _session_rows() -> list[UserSession]:
         rows = session.scalars(select(UserSession)).all()
         session.expunge_all()
         return list(rows)
+
+
+def _has_second_factor(email: str) -> bool:
+    with session_scope() as session:
+        return session.scalars(select(UserRow.totp_secret).where(UserRow.email == email)).one() is not None
 
 
 def _wrong_code(secret: str) -> str:
@@ -180,12 +185,30 @@ async def test_admin_resets_lost_phone(user: User, admin, make_patient, create_u
     _enroll(alice)
     await sign_in(user, 'admin@example.org')
     await user.should_see('Admin panel')
+    user.find(marker='totp-reset-button').click()
+    await user.should_see('Enter the email address of the account.')
+    assert not dialog_is_open(user, 'totp-reset-confirm')
+
     user.find(marker='totp-reset-email').type('nobody@example.org')
     user.find(marker='totp-reset-button').click()
+    user.find(marker='totp-reset-confirm-confirm').click()
     await user.should_see('Account nobody@example.org not found.')
+
+    # The reset waits until the admin confirms it in the dialog, and Cancel keeps the second factor.
     set_value(user, 'totp-reset-email', 'alice@example.org')
     user.find(marker='totp-reset-button').click()
+    await user.should_see('Reset the two-step sign-in of alice@example.org?')
+    assert dialog_is_open(user, 'totp-reset-confirm')
+    assert 'signs in with the password alone' in dialog_text(user, 'totp-reset-confirm')
+    assert _has_second_factor('alice@example.org')
+    user.find(marker='totp-reset-confirm-cancel').click()
+    assert not dialog_is_open(user, 'totp-reset-confirm')
+    assert _has_second_factor('alice@example.org')
+
+    user.find(marker='totp-reset-button').click()
+    user.find(marker='totp-reset-confirm-confirm').click()
     await user.should_see('Two-step sign-in of alice@example.org was reset.')
+    assert not _has_second_factor('alice@example.org')
 
     # Alice signs in with her password alone now.
     patient = create_user()
@@ -196,7 +219,7 @@ async def test_admin_resets_lost_phone(user: User, admin, make_patient, create_u
 async def test_doctor_cannot_reset(user: User, make_doctor):
     make_doctor('Dr. Bob', email='bob@example.org')
     await sign_in(user, 'bob@example.org')
-    await user.open('/admin')
+    assert (await open_page(user, '/admin')).status == 404
     await user.should_not_see(marker='totp-reset')
 
 

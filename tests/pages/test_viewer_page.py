@@ -9,7 +9,7 @@ from secondopinion.services import examinations, viewer
 from tests.services.dicom_files import pydicom_file
 from tests.services.test_viewer import MULTIFRAME_FRAMES, multiframe_instances, paid_exam
 
-from .helpers import set_value, sign_in
+from .helpers import open_page, set_value, sign_in
 
 
 def exam_with_images(patient, folder) -> str:  # noqa: ANN001
@@ -61,7 +61,7 @@ async def test_viewer_not_found_for_other_doctor(user: User, make_patient, make_
     exam_id = exam_with_images(make_patient(), tmp_path)
     examinations.accept(actor=accepting, examination_id=exam_id)
     await sign_in(user, 'second@example.org')
-    await user.open(f'/doctor/cases/{exam_id}/viewer')
+    assert (await open_page(user, f'/doctor/cases/{exam_id}/viewer')).status == 404
     await user.should_see(marker='not-found')
     await user.should_not_see(marker='slice-image')
 
