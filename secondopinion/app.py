@@ -23,6 +23,7 @@ def setup() -> None:
     from .api.pwa import register_pwa_routes
     from .api.routes import register_routes
     from .api.security import install_security_middleware
+    from .api.sharing import register_sharing_routes
     from .api.socket_guard import install_socket_guard
     from .api.stripe_webhook import register_stripe_webhook
     from .api.uploads import register_upload_routes
@@ -38,6 +39,7 @@ def setup() -> None:
     register_routes()
     register_metrics_route()
     register_pwa_routes()
+    register_sharing_routes()
     register_auth_routes()
     register_oidc_routes()
     register_upload_routes()

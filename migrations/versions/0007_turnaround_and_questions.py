@@ -1,4 +1,4 @@
-"""turnaround promise per examination, and follow-up questions after the report
+"""turnaround promise per examination, follow-up questions after the report, and share links
 
 Revision ID: 0007
 Revises: 0005
@@ -39,6 +39,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_examination_questions')),
     )
     op.create_index('ix_examination_questions_examination_id', 'examination_questions', ['examination_id'])
+    op.create_table(
+        'share_links',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('examination_id', sa.String(length=32), nullable=False),
+        sa.Column('created_by_user_id', sa.Integer(), nullable=False),
+        sa.Column('token_hash', sa.String(length=64), nullable=False),
+        sa.Column('label', sa.String(length=120), nullable=False),
+        sa.Column('access_code_hash', sa.String(length=200), nullable=True),
+        sa.Column('created_at', UTCDateTime(), nullable=False),
+        sa.Column('expires_at', UTCDateTime(), nullable=False),
+        sa.Column('revoked_at', UTCDateTime(), nullable=True),
+        sa.Column('use_count', sa.Integer(), nullable=False),
+        sa.Column('last_used_at', UTCDateTime(), nullable=True),
+        sa.Column('failed_codes', sa.Integer(), nullable=False),
+        sa.Column('locked_until', UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['examination_id'], ['examinations.id'],
+                                name=op.f('fk_share_links_examination_id_examinations')),
+        sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'],
+                                name=op.f('fk_share_links_created_by_user_id_users')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_share_links')),
+        sa.UniqueConstraint('token_hash', name=op.f('uq_share_links_token_hash')),
+    )
+    op.create_index('ix_share_links_examination_id', 'share_links', ['examination_id'])
 
 
 def _promise_paid_examinations() -> None:
@@ -57,6 +80,8 @@ def _promise_paid_examinations() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_share_links_examination_id', table_name='share_links')
+    op.drop_table('share_links')
     op.drop_index('ix_examination_questions_examination_id', table_name='examination_questions')
     op.drop_table('examination_questions')
     with op.batch_alter_table('examinations') as batch:

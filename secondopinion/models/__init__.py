@@ -7,6 +7,7 @@ from .examinations import (
     Comparison, ExamQuestion, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
 )
 from .notifications import Notification, NotificationStatus
+from .sharing import ShareLink
 from .sessions import AccountToken, ExternalIdentity, TokenPurpose, UserSession
 from .sign_in import SignInAttempt
 from .users import Doctor, Patient, Role, User
@@ -14,5 +15,5 @@ from .users import Doctor, Patient, Role, User
 __all__ = [
     'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamQuestion', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
-    'Role', 'Series', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
+    'Role', 'Series', 'ShareLink', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import account, admin, board, doctor, oidc, patient, privacy, profile, public, viewer
+    from . import account, admin, board, doctor, oidc, patient, privacy, profile, public, sharing, viewer
 
     public.register()
     patient.register()
@@ -16,3 +16,4 @@ def register_pages() -> None:
     oidc.register()
     account.register()
     privacy.register()
+    sharing.register()

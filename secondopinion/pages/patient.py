@@ -10,7 +10,7 @@ from pathlib import Path
 from nicegui import events, run, ui
 
 from ..models import ExamStatus, Role
-from ..services import examinations, payments, reports, studies
+from ..services import examinations, payments, reports, sharing, studies
 from ..services.actors import Actor
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
@@ -20,6 +20,7 @@ from .confirm import ConfirmDialog
 from .images import describe_upload, images_summary
 from .layout import format_time, frame, not_found_page, notify_error, require_actor, status_badge
 from .questions import question_thread
+from .sharing import share_section
 from .report_editor import final_report
 from .study_uploader import StudyUploader
 
@@ -286,6 +287,9 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
                     .classes('text-h6')
                 final_report(actor, examination_id, report, can_amend=False)
             question_thread(actor, examination_id)
+
+        if actor.role == Role.PATIENT and exam.status not in sharing.UNSHAREABLE:
+            share_section(actor, examination_id)
 
         _timeline(exam, report)
 

@@ -42,14 +42,18 @@ def register() -> None:
 
 
 def slice_url(examination_id: str, series_id: int, index: int, *, center: float | None = None,
-              width: float | None = None, preset: str | None = None) -> str:
-    """Return the URL of the rendered slice. An explicit window takes precedence over a preset."""
+              width: float | None = None, preset: str | None = None, base: str | None = None) -> str:
+    """Return the URL of the rendered slice. An explicit window takes precedence over a preset.
+
+    `base` replaces the examination's API address, for the share link routes.
+    """
     query: dict[str, str] = {}
     if center is not None and width is not None:
         query = {'wc': f'{center:g}', 'ww': f'{width:g}'}
     elif preset:
         query = {'preset': preset}
-    url = f'/api/exams/{examination_id}/series/{series_id}/slices/{index}.png'
+    prefix = base or f'/api/exams/{examination_id}'
+    url = f'{prefix}/series/{series_id}/slices/{index}.png'
     return f'{url}?{urlencode(query)}' if query else url
 
 
@@ -82,8 +86,9 @@ def viewer_page(examination_id: str) -> None:
 class SliceViewer:
     """The state of one open viewer (series, slice, window and zoom) and the elements that show it."""
 
-    def __init__(self, examination_id: str, series: list[viewer.ViewerSeries]) -> None:
+    def __init__(self, examination_id: str, series: list[viewer.ViewerSeries], *, url_base: str | None = None) -> None:
         self.examination_id = examination_id
+        self.url_base = url_base
         self.series = [item for item in series if item.frame_count]
         self.current = self.series[0]
         self.index = 0
@@ -267,7 +272,8 @@ class SliceViewer:
         has_window = self.preset is None and center is not None and width is not None and width > 0
         self.image.set_source(slice_url(self.examination_id, self.current.id, self.index,
                                         center=center if has_window else None,
-                                        width=width if has_window else None, preset=self.preset))
+                                        width=width if has_window else None, preset=self.preset,
+                                        base=self.url_base))
         size = f'{self.zoom * 100:g}%'
         self.image.style(f'width: {size}; height: {size}')
         self.zoom_label.set_text(size)

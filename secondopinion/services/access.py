@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Examination, ExamStatus, Role
 from . import audit
-from .actors import Actor
+from .actors import SHARE_ROLE, Actor
 from .errors import ConflictError, NotFoundError
 
 
@@ -25,6 +25,8 @@ def can_view(actor: Actor, exam: Examination) -> bool:
         if exam.status == ExamStatus.PENDING:
             return True
         return actor.doctor_id is not None and exam.doctor_id == actor.doctor_id
+    if actor.role == SHARE_ROLE:
+        return actor.shared_examination_id is not None and exam.id == actor.shared_examination_id
     return False
 
 

@@ -20,6 +20,8 @@ class Actor:
     # The browser session this actor acts through, and its client address, for the audit log.
     session_id: int | None = None
     client_address: str | None = None
+    # For a visitor through a share link (role SHARE_ROLE): the one examination the link opens.
+    shared_examination_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -27,6 +29,8 @@ class Actor:
 
 
 SYSTEM = Actor(user_id=0, role='system', name='system')
+# The role of a physician who opened a patient's share link; such an actor has no user account.
+SHARE_ROLE = 'share'
 
 
 def load_actor(session: Session, user_id: int) -> Actor | None:

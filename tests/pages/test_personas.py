@@ -190,6 +190,10 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
 # DELETE /api/uploads/{upload_id} returns 204 to anyone, because it only removes the caller's own upload.
 # GET /api/me/export.zip takes no id: it serves the signed-in patient's own data, and 404 to anyone else.
 OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}', '/api/me/export.zip'}
+# Share links: no sign-in, the secret in the address (and an optional access code) decides
+# (tests/services/test_sharing.py and tests/pages/test_sharing_pages.py).
+SHARE_ROUTES = {'/shared/{token}', '/api/shared/{grant}/report.pdf', '/api/shared/{grant}/images.zip',
+                '/api/shared/{grant}/series/{series_id}/slices/{index}.png'}
 
 
 def _role(persona: str) -> str:
@@ -330,6 +334,7 @@ async def test_signed_out_routes_refused(user: User, world: World):
 
 
 def test_matrix_covers_every_route(user: User):
-    covered = {route.template for route in ROUTES} | set(ROLE_PAGES) | PUBLIC_ROUTES | OWN_ONLY_ROUTES
+    covered = ({route.template for route in ROUTES} | set(ROLE_PAGES) | PUBLIC_ROUTES | OWN_ONLY_ROUTES
+               | SHARE_ROUTES)
     served = {route.path for route in app.routes if hasattr(route, 'path') and not route.path.startswith('/_nicegui')}
     assert served - covered == set(), 'routes missing from the persona matrix'
