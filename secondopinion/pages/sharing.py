@@ -27,7 +27,7 @@ def share_link_address(token: str) -> str:
 
 
 def share_section(actor: Actor, examination_id: str) -> None:
-    """The patient's card: create a link for their own physician, see who has one, revoke it."""
+    """Show the patient's card to create links for their own physician, list them and revoke them."""
     with ui.card().classes('w-full').mark('share'):
         ui.label('Share with your own doctor').classes('text-h6')
         ui.label('Create a link that lets your physician see the images and the report, without an account. '
@@ -114,7 +114,7 @@ def _link_row(actor: Actor, examination_id: str, link: sharing.ShareLinkView, re
 
 
 def shared_page(token: str) -> None:
-    """What the physician sees: the code form when the link has one, then the report, images and viewer."""
+    """Show the physician the code form when the link has one, then the report, the images and the viewer."""
     with frame('Shared examination'):
         ui.add_css(VIEWER_CSS)
         content = ui.column().classes('w-full gap-3')

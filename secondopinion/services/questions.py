@@ -50,7 +50,7 @@ class Thread:
     questions: tuple[QuestionView, ...]
     allowed: int
     can_ask: bool
-    # Why the patient cannot ask now, in words for the page; empty when `can_ask` is true.
+    # The reason the patient cannot ask now, in words for the page; empty when `can_ask` is true.
     reason: str
 
     @property

@@ -45,7 +45,7 @@ UNSHAREABLE = frozenset({ExamStatus.DRAFT, ExamStatus.CANCELLED})
 
 
 class ShareLinkError(DomainError):
-    """A link that cannot be opened; `reason` is one of the constants below, the message says what to do."""
+    """A link that cannot be opened. `reason` is one of the constants below; the message tells what to do."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -78,7 +78,7 @@ class ShareLinkView:
 
 @dataclass(frozen=True)
 class Grant:
-    """What an opened link allows: reading one examination until `expires_at`."""
+    """The permission an opened link gives: reading one examination until `expires_at`."""
 
     value: str
     link_id: int
