@@ -9,10 +9,11 @@ from .examinations import (
 from .notifications import Notification, NotificationStatus
 from .sessions import AccountToken, ExternalIdentity, TokenPurpose, UserSession
 from .sign_in import SignInAttempt
+from .standards import AppSetting, DicomNode, DicomTransfer, TransferStatus
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
-    'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'AppSetting', 'DicomNode', 'DicomTransfer', 'TransferStatus', 'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
     'Role', 'Series', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]
