@@ -95,7 +95,7 @@ BASIC_PROFILE: dict[str, str] = {
 # DeidentificationMethodCodeSequence items (CID 7050): the profile and the option applied.
 METHOD_CODES = (('113100', 'Basic Application Confidentiality Profile'),
                 ('113108', 'Retain Patient Characteristics Option'))
-METHOD_TEXT = 'DICOM PS3.15 E.1 Basic Profile, Retain Patient Characteristics Option'
+METHOD_TEXT = 'PS3.15 E.1 Basic Profile, Retain Patient Characteristics'  # LO: 64 at most
 DUMMY_VALUES = {'PN': 'ANONYMOUS', 'LO': 'ANONYMOUS', 'SH': 'ANONYMOUS', 'DA': '19000101', 'TM': '000000'}
 DATE_TIME_VRS = ('DA', 'DT', 'TM')
 # Elements kept whatever their VR, because the file cannot be read without them.
