@@ -139,7 +139,9 @@ def examination_tools(actor: Actor, exams: list[ExamView]) -> None:
                 ui.label('Choose an examination.').classes('text-grey-7')
                 return
             policy = review_policy.get_exam_policy(actor=actor, examination_id=chosen.value)
-            current = 'follow' if policy.choice is None else ('on' if policy.choice else 'off')
+            current = 'follow'
+            if policy.choice is not None:
+                current = 'on' if policy.choice else 'off'
 
             def set_choice(event) -> None:  # noqa: ANN001 (a NiceGUI change event)
                 try:

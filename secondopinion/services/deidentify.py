@@ -87,7 +87,7 @@ BASIC_PROFILE: dict[str, str] = {
     'IdentifyingComments': REMOVE, 'FrameComments': REMOVE, 'DischargeDiagnosisDescription': REMOVE,
     'ModifiedAttributesSequence': REMOVE, 'OriginalAttributesSequence': REMOVE,
     'DigitalSignaturesSequence': REMOVE, 'DataSetTrailingPadding': REMOVE,
-    # Dates and times of the study; type 2 ones stay present but empty
+    # Dates and times of the study. Type 2 ones stay present but empty.
     'StudyDate': EMPTY, 'StudyTime': EMPTY, 'ContentDate': EMPTY, 'ContentTime': EMPTY,
     'InstanceCreationDate': REMOVE, 'InstanceCreationTime': REMOVE,
 }
@@ -132,7 +132,7 @@ def deidentify_dataset(dataset: Dataset, map_uid: UidMapper) -> Dataset:
     dataset.DeidentificationMethod = METHOD_TEXT
     dataset.DeidentificationMethodCodeSequence = Sequence([_code(value, meaning) for value, meaning in METHOD_CODES])
     # NOTE: text burned into the pixels is not removed, because the Clean Pixel Data Option
-    # would change the pixels; BurnedInAnnotation is left as the modality wrote it.
+    # would change the pixels. BurnedInAnnotation is left as the modality wrote it.
     meta = getattr(dataset, 'file_meta', None)
     if isinstance(meta, FileMetaDataset):
         if 'SOPInstanceUID' in dataset:

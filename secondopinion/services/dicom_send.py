@@ -142,7 +142,7 @@ class _Node:
 
 
 def run_transfer(transfer_id: int) -> None:
-    """Send one queued transfer and record its outcome. Never raises: failures end up on the row and in the log."""
+    """Send one queued transfer and record its outcome. Failures are recorded on the row and logged, not raised."""
     try:
         node, examination_id, keys, report = _start(transfer_id)
     except Exception:  # noqa: BLE001 - the row must leave "queued" whatever went wrong
@@ -212,7 +212,7 @@ def _send(transfer_id: int, node: _Node, keys: list[str], report: Dataset | None
                                   f'Check that its AE title is "{node.ae_title}" and that it accepts the calling AE '
                                   f'title "{node.calling_ae_title}".')
     if not association.is_established:
-        raise TransferFailedError(f'No DICOM association with {node.host}:{node.port}: the node did not answer or '
+        raise TransferFailedError(f'No DICOM association with {node.host}:{node.port}: the node did not respond or '
                                   'aborted. Check the host, the port and that the node is running.')
     sent = failed = 0
     last_problem = ''

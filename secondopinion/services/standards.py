@@ -51,7 +51,7 @@ DICOM_UID_SYSTEM = 'urn:dicom:uid'
 
 @dataclass(frozen=True)
 class ReportExport:
-    """What both formats need, read in one transaction."""
+    """The report data that both formats need, read in one transaction."""
 
     examination_id: str
     version: int
@@ -91,7 +91,7 @@ def export_report_fhir(*, actor: Actor, examination_id: str) -> tuple[str, bytes
 
 
 def load_export(session: Session, exam: Examination) -> ReportExport:
-    """Read the latest signed PDF version of the examination's report and what the formats say about it.
+    """Read the latest signed PDF version of the examination's report and the data both formats carry.
 
     Raises NotFoundError when the report is not final.
     """
@@ -196,7 +196,7 @@ def encapsulated_pdf(export: ReportExport) -> Dataset:
     dataset.ConceptNameCodeSequence = Sequence([_code(*REPORT_CODE)])
     dataset.MIMETypeOfEncapsulatedDocument = 'application/pdf'
     dataset.EncapsulatedDocumentLength = len(export.pdf)
-    # OB values have an even length, so an odd PDF gets one padding byte; the length above excludes it.
+    # OB values have an even length, so an odd PDF gets one padding byte. The length above excludes it.
     dataset.EncapsulatedDocument = export.pdf + (b'\x00' if len(export.pdf) % 2 else b'')
 
     meta = FileMetaDataset()
@@ -265,7 +265,7 @@ def diagnostic_report(export: ReportExport) -> dict:
         }],
     }
     if header is not None and 'StudyInstanceUID' in header:
-        # R4 DiagnosticReport.imagingStudy is a Reference(ImagingStudy); a logical one carries the DICOM UID.
+        # R4 DiagnosticReport.imagingStudy is a Reference(ImagingStudy). This logical reference carries the UID.
         resource['imagingStudy'] = [{'identifier': {'system': DICOM_UID_SYSTEM,
                                                     'value': f'urn:oid:{header.StudyInstanceUID}'},
                                      'type': 'ImagingStudy'}]

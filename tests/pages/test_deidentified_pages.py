@@ -1,4 +1,4 @@
-"""What a doctor sees of the patient's identity in de-identified review, and the report's exchange downloads."""
+"""The patient identity shown to a doctor in de-identified review, and the report's exchange downloads."""
 
 from __future__ import annotations
 
