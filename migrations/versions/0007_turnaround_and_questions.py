@@ -1,7 +1,7 @@
 """turnaround promise per examination, follow-up questions after the report, and share links
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 06:00:00.000000
 """
 from datetime import timedelta
@@ -13,7 +13,7 @@ from secondopinion.models.base import UTCDateTime
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from nicegui import app
 
 from ..db import ping
-from ..services import audit, privacy, reports, sessions, studies, viewer
+from ..services import audit, privacy, reports, sessions, standards, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError, ValidationError
 from ..services.storage import get_storage
@@ -76,6 +76,26 @@ def register_routes() -> None:
         except NotFoundError:
             raise HTTPException(status_code=404, detail='Not found') from None
         return StreamingResponse(chunks, media_type='application/pdf', headers=_attachment(name))
+
+    @app.get('/api/exams/{examination_id}/report.dcm', include_in_schema=False)
+    def download_report_dicom(request: Request, examination_id: str) -> Response:
+        """Serve the final report as an encapsulated-PDF DICOM file in the patient's study."""
+        actor = current_actor(request)
+        try:
+            name, data = standards.export_report_dicom(actor=actor, examination_id=examination_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        return Response(data, media_type='application/dicom', headers=_attachment(name))
+
+    @app.get('/api/exams/{examination_id}/report.fhir.json', include_in_schema=False)
+    def download_report_fhir(request: Request, examination_id: str) -> Response:
+        """Serve the final report as a FHIR R4 DiagnosticReport with the PDF inline."""
+        actor = current_actor(request)
+        try:
+            name, data = standards.export_report_fhir(actor=actor, examination_id=examination_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail='Not found') from None
+        return Response(data, media_type='application/fhir+json', headers=_attachment(name))
 
     @app.get('/api/exams/{examination_id}/series/{series_id}/thumbnail.png', include_in_schema=False)
     def thumbnail(request: Request, examination_id: str, series_id: int) -> Response:

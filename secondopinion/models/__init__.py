@@ -10,10 +10,11 @@ from .notifications import Notification, NotificationStatus
 from .sharing import ShareLink
 from .sessions import AccountToken, ExternalIdentity, TokenPurpose, UserSession
 from .sign_in import SignInAttempt
+from .standards import AppSetting, DicomNode, DicomTransfer, TransferStatus
 from .users import Doctor, Patient, Role, User
 
 __all__ = [
-    'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamQuestion', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
+    'AppSetting', 'DicomNode', 'DicomTransfer', 'TransferStatus', 'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamQuestion', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
     'Role', 'Series', 'ShareLink', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

@@ -53,6 +53,8 @@ class Examination(Base):
     reported_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # Whether doctors see de-identified images: None follows the app-wide setting.
+    deidentify: Mapped[bool | None]
 
     studies: Mapped[list[Study]] = relationship(back_populates='examination', order_by='Study.id')
     links: Mapped[list[ImageLink]] = relationship(order_by='ImageLink.id')

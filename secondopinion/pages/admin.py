@@ -12,6 +12,7 @@ from ..services.actors import Actor
 from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_audit import audit_panel
+from .admin_dicom import dicom_panel, examination_tools
 from .admin_incomes import incomes_panel
 from .admin_patients import patients_panel
 from .confirm import ConfirmDialog
@@ -52,6 +53,7 @@ def admin_page() -> None:
             outbox_tab = ui.tab('Notifications')
             audit_tab = ui.tab('Audit log')
             two_step_tab = ui.tab('Two-step sign-in')
+            dicom_tab = ui.tab('DICOM')
         with ui.tab_panels(tabs, value=doctors_tab).classes('w-full'):
             with ui.tab_panel(doctors_tab):
                 _doctors_panel(actor)
@@ -67,6 +69,8 @@ def admin_page() -> None:
                 admin_reset_box(actor)
             with ui.tab_panel(audit_tab):
                 audit_panel(actor)
+            with ui.tab_panel(dicom_tab):
+                dicom_panel(actor)
 
 
 def _doctors_panel(actor: Actor) -> None:
@@ -171,6 +175,7 @@ def _examinations_panel(actor: Actor) -> None:
                     ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
                    rows, 'id', 'exams-table')
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
+    examination_tools(actor, exams)
 
 
 def _overdue_cases(actor: Actor) -> None:

@@ -59,6 +59,9 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
                  f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}') \
             .classes('text-body2 text-weight-medium').mark('image-totals')
+    if summary.deidentified:
+        ui.label('De-identified review: names, ids, birth dates and addresses are removed from the images you '
+                 'view and download. Age and sex are kept.').classes('text-caption text-grey-8').mark('deidentified')
     names = sorted({study.patient_name for study in summary.studies if study.patient_name})
     if len(names) > 1:
         # Hospitals sometimes put several patients' studies on one CD; the doctor needs only this patient's.

@@ -139,6 +139,12 @@ def final_report(actor: Actor, examination_id: str, report: reports.ReportView |
         for version in range(1, report.version):
             ui.link(f'Version {version}', f'/api/exams/{examination_id}/report.pdf?version={version}',
                     new_tab=True).classes('text-caption').mark(f'report-version-{version}')
+    with ui.row().classes('items-center gap-3'):
+        ui.label('For hospital systems:').classes('text-caption text-grey-7')
+        ui.link('DICOM (PDF in the study)', f'/api/exams/{examination_id}/report.dcm') \
+            .classes('text-caption').mark('download-report-dicom')
+        ui.link('FHIR DiagnosticReport (JSON)', f'/api/exams/{examination_id}/report.fhir.json') \
+            .classes('text-caption').mark('download-report-fhir')
     if actor.role == Role.DOCTOR:
         ui.label(f'SHA-256 of the first PDF: {report.pdf_sha256}').classes('text-caption break-all')
     if can_amend:

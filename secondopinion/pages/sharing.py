@@ -182,7 +182,7 @@ def _shared_content(content: ui.column, grant: sharing.Grant) -> None:
         except NotFoundError:
             series = []
         if any(item.frame_count for item in series):
-            SliceViewer(grant.examination_id, series, url_base=base).build()
+            SliceViewer(grant.actor(client_address()), grant.examination_id, series, url_base=base).build()
         else:
             ui.label('This examination has no uploaded images to show.').classes('text-grey-7') \
                 .mark('shared-no-images')

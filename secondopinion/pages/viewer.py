@@ -12,6 +12,7 @@ from nicegui import events, ui
 
 from ..models import Role
 from ..services import examinations, viewer
+from ..services.actors import Actor
 from ..services.errors import NotFoundError
 from .layout import frame, not_found_page, plural, require_actor
 
@@ -80,13 +81,15 @@ def viewer_page(examination_id: str) -> None:
         if not any(item.frame_count for item in series):
             ui.label('This examination has no uploaded images to show.').classes('text-grey-7').mark('viewer-empty')
             return
-        SliceViewer(examination_id, series).build()
+        SliceViewer(actor, examination_id, series).build()
 
 
 class SliceViewer:
     """The state of one open viewer (series, slice, window and zoom) and the elements that show it."""
 
-    def __init__(self, examination_id: str, series: list[viewer.ViewerSeries], *, url_base: str | None = None) -> None:
+    def __init__(self, actor: Actor, examination_id: str, series: list[viewer.ViewerSeries], *,
+                 url_base: str | None = None) -> None:
+        self.actor = actor
         self.examination_id = examination_id
         self.url_base = url_base
         self.series = [item for item in series if item.frame_count]
@@ -104,6 +107,8 @@ class SliceViewer:
         with ui.element('div').classes('w-full flex flex-col md:flex-row md:flex-nowrap gap-4'):
             with ui.column().classes('w-full md:w-56 shrink-0 gap-1').mark('series-list'):
                 self._series_list()
+                with ui.expansion('Image information', icon='info').classes('w-full').mark('image-information'):
+                    self._header_panel()
             with ui.column().classes('grow min-w-0 gap-2'):
                 self._window_toolbar()
                 self._stage()
@@ -128,6 +133,21 @@ class SliceViewer:
                     with ui.column().classes('items-start gap-0'):
                         ui.label(f'#{number} {item.description or item.modality or "Series"}').classes('ellipsis')
                         ui.label(f'{item.modality}, {plural(item.frame_count, "slice")}').classes('text-caption')
+
+    @ui.refreshable_method
+    def _header_panel(self) -> None:
+        """Show the header of the series' first image, de-identified when the doctor reviews it so."""
+        try:
+            rows = viewer.series_header(actor=self.actor, examination_id=self.examination_id,
+                                        series_id=self.current.id)
+        except NotFoundError:
+            rows = []
+        if not rows:
+            ui.label('No header information.').classes('text-caption text-grey-7')
+        for label, value in rows:
+            with ui.row().classes('w-full no-wrap gap-2 text-caption').mark('header-row'):
+                ui.label(label).classes('text-grey-7 w-24 shrink-0')
+                ui.label(value).classes('break-all')
 
     def _window_toolbar(self) -> None:
         with ui.row().classes('w-full items-center gap-2'):
@@ -195,6 +215,7 @@ class SliceViewer:
         self.slider.set_enabled(series.frame_count > 1)
         self.slider.value = 0  # calls _go_to when the value changes
         self._series_list.refresh()
+        self._header_panel.refresh()
         self._show()
 
     def _go_to(self, index: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import logging
 import re
 import tempfile
@@ -32,9 +33,10 @@ from sqlalchemy.orm import Session
 from ..config import Settings, get_settings
 from ..db import session_scope
 from ..models import Series, Study, StudyFile
-from . import access, audit
+from . import access, audit, review_policy
 from .actors import Actor
 from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
+from .deidentify import UidMapper, deidentify_file
 from .dicom_patient import format_age
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
@@ -127,6 +129,7 @@ class ExamImages:
     image_count: int
     total_bytes: int
     prior_reports: list[PriorReportFile]
+    deidentified: bool = False  # the actor gets de-identified images, so the patient names are left out
 
 
 # --- Upload of DICOM files and zip archives ---------------------------------------------------------------------
@@ -708,13 +711,14 @@ def _delete_blobs(storage: BlobStorage, keys: list[str], examination_id: str) ->
 def get_study_summary(*, actor: Actor, examination_id: str) -> ExamImages:
     """Return the studies, series and prior report files of an examination the actor may see."""
     with session_scope() as session:
-        access.get_visible_exam(session, actor, examination_id)
+        exam = access.get_visible_exam(session, actor, examination_id)
+        deidentified = review_policy.applies(session, actor, exam)
         counts = {series_id: (count, total) for series_id, count, total in session.execute(
             select(StudyFile.series_id, func.count(), func.coalesce(func.sum(StudyFile.size_bytes), 0))
             .where(StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)
             .group_by(StudyFile.series_id))}
         studies = list(session.scalars(select(Study).where(Study.examination_id == examination_id)))
-        study_summaries = [_summarize_study(study, counts) for study in studies]
+        study_summaries = [_summarize_study(study, counts, hide_name=deidentified) for study in studies]
         reports = session.scalars(select(StudyFile).where(
             StudyFile.examination_id == examination_id, StudyFile.kind == PRIOR_REPORT_KIND).order_by(StudyFile.id))
         prior_reports = [PriorReportFile(id=row.id, name=row.original_name, content_type=row.content_type,
@@ -728,10 +732,11 @@ def get_study_summary(*, actor: Actor, examination_id: str) -> ExamImages:
         image_count=sum(count for count, _ in counts.values()),
         total_bytes=sum(total for _, total in counts.values()),
         prior_reports=prior_reports,
+        deidentified=deidentified,
     )
 
 
-def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]]) -> StudySummary:
+def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]], *, hide_name: bool) -> StudySummary:
     series = [SeriesSummary(id=row.id, number=row.number, modality=row.modality, description=row.description,
                             image_count=counts.get(row.id, (0, 0))[0], has_thumbnail=row.thumbnail_key is not None,
                             body_part=row.body_part)
@@ -739,7 +744,7 @@ def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]]) ->
     series.sort(key=lambda item: (item.number is None, item.number or 0, item.id))
     return StudySummary(uid=study.study_instance_uid, date=_parse_date(study.study_date),
                         description=study.description, modality=study.modality, series=series,
-                        patient_name=study.patient_name, patient_sex=study.patient_sex,
+                        patient_name='' if hide_name else study.patient_name, patient_sex=study.patient_sex,
                         patient_age=format_age(study.patient_age))
 
 
@@ -813,10 +818,15 @@ def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterat
     """Return the download file name and a generator of a zip with every DICOM file of the examination.
 
     Access is checked and the audit event written before the first byte. The generator reads one
-    blob chunk at a time, so memory use does not grow with the study size.
+    blob chunk at a time, so memory use does not grow with the study size. When the examination is
+    reviewed de-identified (see review_policy), a doctor gets de-identified copies instead, each
+    built in memory one file at a time.
     """
     with session_scope() as session:
-        _require_image_access(session, actor, examination_id)
+        exam = access.get_visible_exam(session, actor, examination_id)
+        if not access.can_view_images(actor, exam):
+            raise NotFoundError('Examination')
+        map_uid = review_policy.exam_uid_mapper(exam.id) if review_policy.applies(session, actor, exam) else None
         rows = session.execute(
             select(Study.id, Study.study_date, Study.description, Series.id, Series.number, Series.description,
                    StudyFile.id, StudyFile.instance_number, StudyFile.storage_key, StudyFile.size_bytes,
@@ -827,9 +837,12 @@ def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterat
         if not rows:
             raise NotFoundError('Images')
         entries = _archive_entries(rows)
-        audit.record(session, actor, 'images.downloaded', 'examination', examination_id, files=len(entries))
-    logger.info('examination %s: zip of %d images requested by user %s', examination_id, len(entries), actor.user_id)
-    return f'examination-{examination_id[:8]}-images.zip', _generate_zip(get_storage(), examination_id, entries)
+        audit.record(session, actor, 'images.downloaded', 'examination', examination_id, files=len(entries),
+                     deidentified=map_uid is not None)
+    logger.info('examination %s: zip of %d images requested by user %s (de-identified: %s)', examination_id,
+                len(entries), actor.user_id, map_uid is not None)
+    return (f'examination-{examination_id[:8]}-images.zip',
+            _generate_zip(get_storage(), examination_id, entries, map_uid=map_uid))
 
 
 def _archive_entries(rows: list) -> list[_ArchiveEntry]:
@@ -905,7 +918,9 @@ class _ZipSink:
         return [data]
 
 
-def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_ArchiveEntry]) -> Iterator[bytes]:
+def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_ArchiveEntry], *,
+                  map_uid: UidMapper | None = None) -> Iterator[bytes]:
+    """Yield the zip of the entries; with `map_uid`, each file is a de-identified copy made with it."""
     sink = _ZipSink()
     # The sink cannot seek, so zipfile writes sizes and CRC after each entry in a data descriptor.
     archive = zipfile.ZipFile(sink, mode='w', compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
@@ -917,9 +932,18 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
             digest = hashlib.sha256()
             try:
                 with archive.open(info, mode='w') as target:
-                    for chunk in storage.iter_chunks(entry.key):
-                        digest.update(chunk)
-                        target.write(chunk)
+                    if map_uid is None:
+                        for chunk in storage.iter_chunks(entry.key):
+                            digest.update(chunk)
+                            target.write(chunk)
+                            yield from sink.drain()
+                    else:
+                        original = io.BytesIO()
+                        for chunk in storage.iter_chunks(entry.key):
+                            digest.update(chunk)
+                            original.write(chunk)
+                        original.seek(0)
+                        target.write(deidentify_file(original, map_uid))
                         yield from sink.drain()
             except FileNotFoundError:
                 logger.error('examination %s: blob %s is missing, so the zip download stops', examination_id,

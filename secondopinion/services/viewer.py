@@ -23,9 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
-from ..models import Series, Study, StudyFile
-from . import access, audit
+from ..models import Examination, Series, Study, StudyFile
+from . import access, audit, review_policy
 from .actors import Actor
+from .deidentify import deidentify_dataset
 from .dicom import DEFER_SIZE, first_number, scale_to_uint8
 from .errors import DomainError, NotFoundError, ValidationError
 from .storage import get_storage
@@ -205,10 +206,48 @@ def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: in
     return buffer.getvalue()
 
 
-def _require_image_access(session: Session, actor: Actor, examination_id: str) -> None:
+# The header attributes of the viewer's information panel, in display order.
+HEADER_FIELDS = (('PatientName', 'Patient'), ('PatientID', 'Patient ID'), ('PatientBirthDate', 'Birth date'),
+                 ('PatientSex', 'Sex'), ('PatientAge', 'Age'), ('InstitutionName', 'Institution'),
+                 ('StudyDate', 'Study date'), ('StudyDescription', 'Study'), ('SeriesDescription', 'Series'),
+                 ('Modality', 'Modality'), ('BodyPartExamined', 'Body part'), ('SliceThickness', 'Slice thickness (mm)'),
+                 ('Manufacturer', 'Manufacturer'), ('PatientIdentityRemoved', 'Identity removed'))
+
+
+def series_header(*, actor: Actor, examination_id: str, series_id: int) -> list[tuple[str, str]]:
+    """Return (label, value) rows from the header of the series' first image, for the viewer's information panel.
+
+    A doctor reviewing de-identified gets the rows of the de-identified header, so no name or id
+    appears. Empty values are left out.
+    """
+    with session_scope() as session:
+        exam = _require_image_access(session, actor, examination_id)
+        deidentified = review_policy.applies(session, actor, exam)
+        keys = _instance_keys(session, examination_id, series_id)
+    if not keys:
+        raise NotFoundError('Series')
+    try:
+        with get_storage().open(keys[0]) as file:
+            # Without defer_size, because de-identification reads every value. Upload limits the header size.
+            header = pydicom.dcmread(file, stop_before_pixels=True, force=True)
+    except FileNotFoundError:
+        logger.error('examination %s: blob %s is missing, so its header cannot be shown', examination_id, keys[0])
+        raise NotFoundError('Series') from None
+    if deidentified:
+        deidentify_dataset(header, review_policy.exam_uid_mapper(examination_id))
+    rows = []
+    for keyword, label in HEADER_FIELDS:
+        value = str(header.get(keyword, '') or '').strip()
+        if value:
+            rows.append((label, value))
+    return rows
+
+
+def _require_image_access(session: Session, actor: Actor, examination_id: str) -> Examination:
     exam = access.get_visible_exam(session, actor, examination_id)
     if not access.can_view_images(actor, exam):
         raise NotFoundError('Examination')
+    return exam
 
 
 def _instance_keys(session: Session, examination_id: str, series_id: int) -> list[str]:

@@ -159,6 +159,11 @@ ROUTES = [
           if c.series_id else None, sees),
     Route('/api/exams/{examination_id}/report.pdf', 'GET', lambda c: f'/api/exams/{c.exam_id}/report.pdf'
           if c.status == ExamStatus.REPORTED else None, lambda p, c: p in {'admin', c.owner, c.doctor}),
+    # The report in exchange formats: an encapsulated-PDF DICOM object and a FHIR DiagnosticReport.
+    Route('/api/exams/{examination_id}/report.dcm', 'GET', lambda c: f'/api/exams/{c.exam_id}/report.dcm'
+          if c.status == ExamStatus.REPORTED else None, lambda p, c: p in {'admin', c.owner, c.doctor}),
+    Route('/api/exams/{examination_id}/report.fhir.json', 'GET', lambda c: f'/api/exams/{c.exam_id}/report.fhir.json'
+          if c.status == ExamStatus.REPORTED else None, lambda p, c: p in {'admin', c.owner, c.doctor}),
     Route('/api/exams/{examination_id}/series/{series_id}/thumbnail.png', 'GET',
           lambda c: f'/api/exams/{c.exam_id}/series/{c.series_id}/thumbnail.png' if c.series_id else None, sees),
     Route('/api/exams/{examination_id}/series/{series_id}/slices/{index}.png', 'GET',

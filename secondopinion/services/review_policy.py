@@ -1,0 +1,97 @@
+"""Whether doctors review an examination's images de-identified: an app-wide default and a per-examination choice.
+
+Only doctors get de-identified data. Patients always get their own originals, and admins see the
+originals to support both. Stored files never change: de-identification happens on the copy served.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import AppSetting, Examination, Role
+from ..models.base import utcnow
+from . import audit
+from .actors import Actor, require_role
+from .deidentify import UidMapper, uid_mapper
+from .errors import NotFoundError
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_KEY = 'deidentify_for_doctors'
+
+
+@dataclass(frozen=True)
+class ExamPolicy:
+    examination_id: str
+    choice: bool | None  # None follows the app-wide default
+    effective: bool
+
+
+def global_default(session: Session) -> bool:
+    row = session.get(AppSetting, GLOBAL_KEY)
+    return row is not None and row.value == 'true'
+
+
+def applies(session: Session, actor: Actor, exam: Examination) -> bool:
+    """Return whether this actor gets the examination's images and DICOM headers de-identified."""
+    if actor.role != Role.DOCTOR:
+        return False
+    return exam.deidentify if exam.deidentify is not None else global_default(session)
+
+
+def exam_uid_mapper(examination_id: str) -> UidMapper:
+    """Return the UID mapping of one examination, keyed by the app's storage secret."""
+    secret = get_settings().storage_secret.get_secret_value().encode()
+    return uid_mapper(secret, f'deidentify:{examination_id}')
+
+
+def get_global_default(*, actor: Actor) -> bool:
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        return global_default(session)
+
+
+def set_global_default(*, actor: Actor, enabled: bool) -> None:
+    """Set whether doctors get de-identified images for examinations without their own choice."""
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        row = session.get(AppSetting, GLOBAL_KEY)
+        if row is None:
+            row = AppSetting(key=GLOBAL_KEY, value='false')
+            session.add(row)
+        previous = row.value == 'true'
+        row.value = 'true' if enabled else 'false'
+        row.updated_at = utcnow()
+        row.updated_by_user_id = actor.user_id
+        audit.record(session, actor, 'setting.changed', 'setting', GLOBAL_KEY, previous=previous, value=enabled)
+    logger.info('de-identified review for doctors set to %s by user %s', enabled, actor.user_id)
+
+
+def get_exam_policy(*, actor: Actor, examination_id: str) -> ExamPolicy:
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        exam = session.get(Examination, examination_id)
+        if exam is None:
+            raise NotFoundError('Examination')
+        default = global_default(session)
+        return ExamPolicy(examination_id=exam.id, choice=exam.deidentify,
+                          effective=exam.deidentify if exam.deidentify is not None else default)
+
+
+def set_exam_choice(*, actor: Actor, examination_id: str, choice: bool | None) -> None:
+    """Set de-identified review for one examination: True, False, or None to follow the app-wide default."""
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        exam = session.get(Examination, examination_id)
+        if exam is None:
+            raise NotFoundError('Examination')
+        previous = exam.deidentify
+        exam.deidentify = choice
+        audit.record(session, actor, 'examination.deidentify_changed', 'examination', exam.id,
+                     previous=previous, value=choice)
+    logger.info('examination %s: de-identified review set to %s by user %s', examination_id, choice, actor.user_id)
