@@ -12,6 +12,7 @@ from ..services.errors import DomainError
 from ..services.payments import format_money
 from .admin_audit import audit_panel
 from .admin_incomes import incomes_panel
+from .badges import STATUS_CELL_SLOT, badge, status_cells
 from .layout import format_time, frame, notify_error, plural, require_actor, show_form_error
 from .two_step import admin_reset_box
 
@@ -21,7 +22,8 @@ TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment 
                    'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
                    'password_reset': 'Password reset', 'password_changed': 'Password changed',
                    'doctor_invite': 'Doctor invitation', 'account_deleted': 'Account deleted'}
-STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
+STATE_TONES = {'active': 'done', 'invited': 'warning', 'deactivated': 'neutral'}
+NOTIFICATION_TONES = {'sent': 'done', 'failed': 'danger'}
 
 
 def register() -> None:
@@ -107,8 +109,7 @@ def _doctors_panel(actor: Actor) -> None:
                     with ui.column().classes('gap-0'):
                         with ui.row().classes('items-center gap-2'):
                             ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                            ui.badge(doctor.state, color=STATE_COLORS[doctor.state]) \
-                                .mark(f'doctor-state-{doctor.email}')
+                            badge(doctor.state, STATE_TONES[doctor.state]).mark(f'doctor-state-{doctor.email}')
                         ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
                                  f'{plural(doctor.cases, "case")}').classes('text-caption')
 
@@ -157,9 +158,9 @@ def _patient_accounts(actor: Actor) -> None:
             with ui.row().classes('w-full items-center gap-2').mark(f'patient-{patient.email}'):
                 ui.label(f'{patient.name} ({patient.email})').classes('text-body2')
                 state = 'active' if patient.is_active else 'deactivated'
-                ui.badge(state, color=STATE_COLORS[state]).mark(f'patient-state-{patient.email}')
+                badge(state, STATE_TONES[state]).mark(f'patient-state-{patient.email}')
                 if not patient.email_verified:
-                    ui.badge('email not confirmed', color='orange-8')
+                    badge('email not confirmed', 'warning')
 
                 def toggle(user_id: int = patient.user_id, active: bool = not patient.is_active) -> None:
                     try:
@@ -182,12 +183,13 @@ def _examinations_panel(actor: Actor) -> None:
     ui.label(', '.join(f'{label}: {count}' for label, count in sorted(counts.items())) or 'No examinations yet.') \
         .classes('text-body2')
     rows = [{'id': exam.id, 'short_id': exam.id[:8], 'patient': exam.patient_name,
-             'what': f'{exam.modality} {exam.body_part}', 'status': exam.status_label,
+             'what': f'{exam.modality} {exam.body_part}', **status_cells(exam.status),
              'doctor': exam.doctor_name or '', 'price': format_money(exam.price_cents, exam.currency),
              'created': format_time(exam.created_at)} for exam in exams]
     table = _table([('short_id', 'Id'), ('patient', 'Patient'), ('what', 'Examination'), ('status', 'Status'),
                     ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
                    rows, 'id', 'exams-table')
+    table.add_slot('body-cell-status', STATUS_CELL_SLOT)
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
 
 
@@ -203,7 +205,7 @@ def _notifications_panel(actor: Actor) -> None:
             ui.label('No notifications yet.')
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
-                ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
+                badge(row.status, NOTIFICATION_TONES.get(row.status, 'waiting'))
                 ui.icon('sms' if row.channel == 'sms' else 'mail').props(f'aria-label="{row.channel}"')
                 ui.label(f'{TEMPLATE_LABELS.get(row.template, row.template)} to {row.recipient}, '
                          f'{plural(row.attempts, "attempt")}') \

@@ -11,7 +11,8 @@ from ..services import examinations, ledger, reports
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, require_actor, show_not_found, status_badge
+from .badges import status_badge
+from .layout import format_time, frame, require_actor, show_not_found
 from .report_editor import final_report, report_editor
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def my_cases_page() -> None:
                     .mark(f'case-{exam.id}'):
                 with ui.row().classes('w-full items-center justify-between'):
                     ui.label(f'{exam.modality} {exam.body_part}: {exam.patient_name}').classes('text-subtitle1')
-                    status_badge(exam.status, exam.status_label)
+                    status_badge(exam.status)
                 ui.label(f'Accepted {format_time(exam.accepted_at)}').classes('text-caption')
         ui.label('Earnings').classes('text-h6 q-mt-md')
         if not earnings:
@@ -62,7 +63,7 @@ def review_page(examination_id: str) -> None:
     with frame('Review', actor):
         with ui.row().classes('w-full items-center justify-between'):
             ui.label(f'{exam.modality} {exam.body_part}').classes('text-h5')
-            status_badge(exam.status, exam.status_label).mark('status')
+            status_badge(exam.status).mark('status')
         with ui.card().classes('w-full'):
             ui.label('Patient and request').classes('text-h6')
             for label, value in (('Patient', exam.patient_name), ('Date of birth', exam.patient_birth_date),
