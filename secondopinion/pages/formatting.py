@@ -24,8 +24,9 @@ TIME_ZONE_SCRIPT = f"""<script>
 (() => {{
   try {{
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (zone) {{
-      document.cookie = '{TIME_ZONE_COOKIE}=' + encodeURIComponent(zone) + '; path=/; max-age=31536000; samesite=lax';
+    // IANA names use only these characters, all allowed in a cookie value; Starlette does not decode %XX.
+    if (zone && /^[A-Za-z0-9_+\-\/]+$/.test(zone)) {{
+      document.cookie = '{TIME_ZONE_COOKIE}=' + zone + '; path=/; max-age=31536000; samesite=lax';
     }}
   }} catch (error) {{}}
 }})();
