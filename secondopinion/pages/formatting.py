@@ -20,7 +20,7 @@ MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 
 
 # Script for the head of every page. The cookie lasts a year and is refreshed on every page load, so
 # a laptop taken to another zone shows the new zone from its next page on.
-TIME_ZONE_SCRIPT = f"""<script>
+TIME_ZONE_SCRIPT = rf"""<script>
 (() => {{
   try {{
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;

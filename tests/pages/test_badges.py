@@ -6,6 +6,7 @@ import pytest
 
 from secondopinion.models import ExamStatus
 from secondopinion.pages.badges import STATUS_STYLES, TEXT_COLOR, TONES, status_cells, status_style
+from secondopinion.pages.layout import THEME_COLORS
 from secondopinion.services.examinations import STATUS_LABELS
 
 # WCAG 2 level AA: normal-size text needs a contrast ratio of at least 4.5:1 with its background.
@@ -56,3 +57,8 @@ def test_status_style_unknown_status():
     assert label == 'archived'
     assert background == TONES['neutral']
     assert icon == 'help'
+
+
+@pytest.mark.parametrize('name', sorted(THEME_COLORS))
+def test_theme_colour_contrast_with_white(name: str):
+    assert contrast_ratio(THEME_COLORS[name], TEXT_COLOR) >= AA_NORMAL_TEXT
