@@ -1,7 +1,8 @@
 """Badges: the status of an examination, and other short states, in one set of colours.
 
 Every badge has white text on a background from `TONES`. Each background has a contrast ratio of at
-least 4.5:1 with white, as WCAG 2 level AA asks of normal-size text; tests/pages/test_badges.py checks it.
+least 4.5:1 with white, as WCAG 2 level AA requires for normal-size text, which
+tests/pages/test_badges.py checks.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _badge(text: str, background: str, icon: str | None) -> ui.badge:
     if icon:
         with element:
             # NiceGUI renders an element's text before its children, so the flex order moves the icon in
-            # front. The text says the same, so screen readers skip the icon.
+            # front. The label repeats the icon's meaning, so screen readers skip the icon.
             ui.icon(icon, size='1.1em').classes('q-mr-xs').style('order: -1').props('aria-hidden=true')
     return element
 

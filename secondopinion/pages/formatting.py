@@ -13,7 +13,8 @@ from functools import cache
 
 TIME_ZONE_COOKIE = 'tz'
 UTC_ZONE = zoneinfo.ZoneInfo('UTC')
-# The longest IANA zone name is 32 characters (America/Argentina/ComodRivadavia); longer cookies are junk.
+# Longer cookie values are rejected without a lookup. The longest IANA zone name has 32 characters
+# (America/Argentina/ComodRivadavia in tzdata 2026.6).
 MAX_ZONE_NAME_LENGTH = 64
 # English month abbreviations, fixed here because strftime's %b follows the server's locale.
 MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')

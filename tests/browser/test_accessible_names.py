@@ -26,14 +26,14 @@ from .conftest import (
 sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is missing')
 expect = sync_api.expect
 
-# Roles of controls that a person operates. Each needs a name (WAI-ARIA 1.2, "Accessible Name Required").
+# Roles of the controls that a person operates, each of which needs an accessible name.
 CONTROL_ROLES = {'button', 'checkbox', 'combobox', 'link', 'listbox', 'menuitem', 'radio', 'searchbox', 'slider',
                  'spinbutton', 'switch', 'tab', 'textbox'}
-# The zone the patient's browser reports; the times on the examination page must be shown in it.
+# The zone that the patient's browser reports. The examination page must show its times in this zone.
 PATIENT_ZONE = 'Asia/Tokyo'
 
 
-# Returns true when the element's name is only the ligature text of its icons, such as "chevron_left".
+# Function that returns true when the element's name is only the ligature text of its icons, such as "chevron_left".
 ICON_ONLY_NAME_JS = """function (name) {
     const icons = [...this.querySelectorAll('i')].map(icon => icon.textContent.trim()).filter(Boolean);
     return icons.length > 0 && icons.join(' ') === name.trim();
