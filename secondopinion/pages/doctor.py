@@ -41,7 +41,7 @@ def my_cases_page() -> None:
                     ui.label(f'{exam.modality} {exam.body_part}: {exam.patient_name}').classes('text-subtitle1')
                     status_badge(exam.status)
                 ui.label(f'Accepted {format_time(exam.accepted_at)}').classes('text-caption')
-        ui.label('Earnings').classes('text-h6 q-mt-md')
+        ui.label('Earnings by month (UTC)').classes('text-h6 q-mt-md')
         if not earnings:
             ui.label('No earnings yet: they are recorded when you finalize a report.')
         for month, cents, currency in earnings:

@@ -248,7 +248,11 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 
 def browser_zone() -> ZoneInfo:
-    """Return the time zone that this page's browser sent in the `tz` cookie, or UTC when it is missing or unknown."""
+    """Return the time zone that this page's browser sent in the `tz` cookie, or UTC when it is missing or unknown.
+
+    NOTE: the cookie is written by the script of an earlier page, so the first page that a browser opens
+    shows UTC, labelled as such. Sign-in passes through /login, so signed-in pages normally have the cookie.
+    """
     request = ui.context.client.request
     name = request.cookies.get(formatting.TIME_ZONE_COOKIE) if request is not None else None
     return formatting.parse_zone(name)
