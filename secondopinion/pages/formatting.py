@@ -67,14 +67,6 @@ def format_time(value: datetime | None, zone: zoneinfo.ZoneInfo, *, with_zone: b
     return f'{text} ({zone.key})' if with_zone else text
 
 
-def format_day(value: datetime | None, zone: zoneinfo.ZoneInfo) -> str:
-    """Format the calendar day of a moment in `zone`, e.g. "5 Dec 2026"; None gives "-"."""
-    if value is None:
-        return '-'
-    local = _as_utc(value).astimezone(zone)
-    return f'{local.day} {MONTHS[local.month - 1]} {local.year}'
-
-
 def start_of_day(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
     """Return the first moment of the calendar day `day` in `zone`, as an aware UTC datetime.
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from secondopinion.pages.formatting import UTC_ZONE, format_day, format_time, parse_zone, start_of_day
+from secondopinion.pages.formatting import UTC_ZONE, format_time, parse_zone, start_of_day
 
 SUMMER_NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 WINTER_NOON = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -33,7 +33,6 @@ def test_format_time_half_hour_zone_changes_day():
     kolkata = parse_zone('Asia/Kolkata')
     late = datetime(2026, 12, 31, 19, 45, tzinfo=UTC)
     assert format_time(late, kolkata) == '1 Jan 2027, 01:15 (Asia/Kolkata)'
-    assert format_day(late, kolkata) == '1 Jan 2027'
 
 
 def test_format_time_without_zone_name():
@@ -52,9 +51,8 @@ def test_format_time_other_offset_and_naive():
     assert format_time(datetime(2026, 12, 5, 12, 0), zurich) == '5 Dec 2026, 13:00 (Europe/Zurich)'
 
 
-def test_format_missing_values():
+def test_format_time_missing_value():
     assert format_time(None, UTC_ZONE) == '-'
-    assert format_day(None, UTC_ZONE) == '-'
 
 
 def test_start_of_day_in_zone():
