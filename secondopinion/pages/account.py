@@ -173,7 +173,7 @@ def payment_blocked_note(actor: Actor) -> None:
     if not status.verified:
         ui.label(f'You can pay once your email address {status.email} is confirmed. Open the link in the email we '
                  'sent you, or ask for a new one with "Send the link again" at the top of this page.') \
-            .classes('text-body2 text-orange-9').mark('payment-blocked')
+            .classes('text-body2 text-warning-strong').mark('payment-blocked')
 
 
 def _new_password_form(button_label: str, save: Callable[[str], None], on_invalid_link: Callable[[], None]) -> None:

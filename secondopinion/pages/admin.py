@@ -15,9 +15,9 @@ from .admin_audit import audit_panel
 from .admin_dicom import dicom_panel, examination_tools
 from .admin_incomes import incomes_panel
 from .admin_patients import patients_panel
+from .badges import STATUS_CELL_SLOT, badge, status_cells
 from .confirm import ConfirmDialog
-from .layout import (ACCOUNT_STATE_COLORS, format_time, format_waiting, frame, notify_error, plural, require_actor,
-                     show_form_error)
+from .layout import format_time, format_waiting, frame, notify_error, plural, require_actor, show_form_error
 from .two_step import admin_reset_box
 
 
@@ -26,6 +26,8 @@ TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment 
                    'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
                    'password_reset': 'Password reset', 'password_changed': 'Password changed',
                    'doctor_invite': 'Doctor invitation', 'account_deleted': 'Account deleted'}
+STATE_TONES = {'active': 'done', 'invited': 'warning', 'deactivated': 'neutral'}
+NOTIFICATION_TONES = {'sent': 'done', 'failed': 'danger'}
 
 
 def register() -> None:
@@ -114,8 +116,7 @@ def _doctors_panel(actor: Actor) -> None:
                     with ui.column().classes('gap-0'):
                         with ui.row().classes('items-center gap-2'):
                             ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                            ui.badge(doctor.state, color=ACCOUNT_STATE_COLORS[doctor.state]) \
-                                .mark(f'doctor-state-{doctor.email}')
+                            badge(doctor.state, STATE_TONES[doctor.state]).mark(f'doctor-state-{doctor.email}')
                         ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
                                  f'{plural(doctor.cases, "case")}').classes('text-caption')
 
@@ -168,12 +169,13 @@ def _examinations_panel(actor: Actor) -> None:
     ui.label(', '.join(f'{label}: {count}' for label, count in sorted(counts.items())) or 'No examinations yet.') \
         .classes('text-body2')
     rows = [{'id': exam.id, 'short_id': exam.id[:8], 'patient': exam.patient_name,
-             'what': f'{exam.modality} {exam.body_part}', 'status': exam.status_label,
+             'what': f'{exam.modality} {exam.body_part}', **status_cells(exam.status),
              'doctor': exam.doctor_name or '', 'price': format_money(exam.price_cents, exam.currency),
              'created': format_time(exam.created_at)} for exam in exams]
     table = _table([('short_id', 'Id'), ('patient', 'Patient'), ('what', 'Examination'), ('status', 'Status'),
                     ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
                    rows, 'id', 'exams-table')
+    table.add_slot('body-cell-status', STATUS_CELL_SLOT)
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
     examination_tools(actor, exams)
 
@@ -208,7 +210,7 @@ def _notifications_panel(actor: Actor) -> None:
             ui.label('No notifications yet.')
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
-                ui.badge(row.status, color={'sent': 'green-8', 'failed': 'red-7'}.get(row.status, 'blue-7'))
+                badge(row.status, NOTIFICATION_TONES.get(row.status, 'waiting'))
                 ui.icon('sms' if row.channel == 'sms' else 'mail').props(f'aria-label="{row.channel}"')
                 ui.label(f'{TEMPLATE_LABELS.get(row.template, row.template)} to {row.recipient}, '
                          f'{plural(row.attempts, "attempt")}') \

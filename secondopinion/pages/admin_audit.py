@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from nicegui import ui
 
 from ..services import audit_log
 from ..services.actors import Actor
 from ..services.errors import DomainError
-from .layout import format_time, notify_error
+from .formatting import format_time, start_of_day
+from .layout import browser_zone, notify_error
 
-COLUMNS = [('at', 'Time (UTC)'), ('user', 'User'), ('action', 'Action'), ('object', 'Object'),
+# The time column's label names the browser's time zone, see `audit_panel`.
+COLUMNS = [('at', 'Time'), ('user', 'User'), ('action', 'Action'), ('object', 'Object'),
            ('client', 'Client address'), ('detail', 'Detail')]
 
 # Ids, hashes and JSON details contain long runs without spaces, which would widen the table past the page.
@@ -45,6 +47,7 @@ def _day(value: str | None, label: str) -> date | None:
 def audit_panel(actor: Actor) -> None:
     ui.add_css(AUDIT_CSS)
     actions, object_types = audit_log.choices(actor=actor)
+    zone = browser_zone()
     state = {'page': 1}
     with ui.row().classes('w-full items-end gap-3'):
         user = ui.input('User (email or id)').classes('min-w-56').mark('audit-user')
@@ -54,8 +57,9 @@ def audit_panel(actor: Actor) -> None:
             .mark('audit-object-type')
         object_id = ui.input('Object id').classes('min-w-56').mark('audit-object-id')
         client = ui.input('Client address').classes('min-w-40').mark('audit-client')
-        start = ui.input('From (UTC)').props('type=date stack-label').mark('audit-from')
-        end = ui.input('To (UTC, inclusive)').props('type=date stack-label').mark('audit-to')
+        # The days are calendar days in the browser's time zone, like the times in the table.
+        start = ui.input(f'From ({zone.key})').props('type=date stack-label').mark('audit-from')
+        end = ui.input(f'To ({zone.key}, inclusive)').props('type=date stack-label').mark('audit-to')
 
     def current_filter() -> audit_log.AuditFilter | None:
         try:
@@ -66,8 +70,8 @@ def audit_panel(actor: Actor) -> None:
         return audit_log.AuditFilter(
             user=user.value or '', action=action.value or '', object_type=object_type.value or '',
             object_id=object_id.value or '', client_address=client.value or '',
-            start=datetime(first.year, first.month, first.day, tzinfo=UTC) if first else None,
-            end=datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1) if last else None)
+            start=start_of_day(first, zone) if first else None,
+            end=start_of_day(last + timedelta(days=1), zone) if last else None)
 
     @ui.refreshable
     def results() -> None:
@@ -79,13 +83,14 @@ def audit_panel(actor: Actor) -> None:
         except DomainError as error:
             ui.label(str(error)).classes('text-negative').mark('audit-error')
             return
-        rows = [{'id': entry.id, 'at': format_time(entry.at).replace(' UTC', ''),
+        rows = [{'id': entry.id, 'at': format_time(entry.at, zone, with_zone=False),
                  'user': entry.user_email or (f'user {entry.user_id}' if entry.user_id else 'system'),
                  'action': entry.action, 'object': f'{entry.object_type} {entry.object_id}',
                  'client': entry.client_address, 'detail': entry.detail if entry.detail != '{}' else ''}
                 for entry in page.entries]
-        table = ui.table(columns=[{'name': name, 'label': label, 'field': name, 'align': 'left'}
-                                  for name, label in COLUMNS],
+        columns = [{'name': name, 'label': f'{label} ({zone.key})' if name == 'at' else label, 'field': name,
+                    'align': 'left'} for name, label in COLUMNS]
+        table = ui.table(columns=columns,
                          rows=rows, row_key='id', pagination=0).props('flat dense wrap-cells hide-bottom') \
             .classes('w-full audit-table').mark('audit-table')
         table.add_slot('body-cell-detail', DETAIL_SLOT)

@@ -22,8 +22,9 @@ def incomes_panel(actor: Actor) -> None:
     with ui.row().classes('w-full items-end gap-3'):
         doctor = ui.select({0: 'All doctors', **doctors}, value=0, label='Doctor').classes('min-w-48') \
             .mark('ledger-doctor')
-        start = ui.input('From month').props('type=month stack-label').mark('ledger-from')
-        end = ui.input('To month').props('type=month stack-label').mark('ledger-to')
+        # The ledger sums calendar months in UTC, whatever the browser's time zone.
+        start = ui.input('From month (UTC)').props('type=month stack-label').mark('ledger-from')
+        end = ui.input('To month (UTC)').props('type=month stack-label').mark('ledger-to')
 
     def current_filter() -> ledger.LedgerFilter | None:
         try:
@@ -86,7 +87,7 @@ def _monthly_report(months: list[ledger.MonthTotals]) -> None:
                 with ui.card().classes('q-pa-sm'):
                     ui.label(label).classes('text-caption')
                     ui.label(format_money(sum(getattr(row, field) for row in rows), currency)).classes('text-h6')
-        ui.label(f'Per month, {currency}').classes('text-subtitle1 q-mt-md')
+        ui.label(f'Per month (UTC), {currency}').classes('text-subtitle1 q-mt-md')
         ui.echart({
             'tooltip': {'trigger': 'axis'},
             'legend': {'data': ['Revenue', 'Platform fees', 'Doctor payouts']},

@@ -10,7 +10,8 @@ from ..services import accounts
 from ..services import admin as admin_service
 from ..services.actors import Actor
 from .confirm import ConfirmDialog
-from .layout import ACCOUNT_STATE_COLORS, format_time, notify_error, plural
+from .badges import badge
+from .layout import format_time, notify_error, plural
 
 PAGE_SIZE = 25
 
@@ -85,9 +86,9 @@ def _patient_row(patient: admin_service.PatientRow, toggle: Callable[[admin_serv
             with ui.column().classes('gap-0 min-w-0'):
                 with ui.row().classes('items-center gap-2'):
                     ui.label(f'{patient.name} ({patient.email})').classes('text-subtitle1 break-all')
-                    ui.badge(state, color=ACCOUNT_STATE_COLORS[state]).mark(f'patient-state-{patient.email}')
+                    badge(state, 'done' if state == 'active' else 'neutral').mark(f'patient-state-{patient.email}')
                     if not patient.email_verified:
-                        ui.badge('email not confirmed', color='orange-8')
+                        badge('email not confirmed', 'warning')
                 details = [f'born {patient.date_of_birth}', patient.phone,
                            plural(patient.examinations, 'examination'),
                            f'registered {format_time(patient.registered_at)}']

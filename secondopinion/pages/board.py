@@ -22,6 +22,7 @@ from ..services import events, examinations
 from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
+from .badges import badge
 from .layout import format_waiting, frame, notify_error, plural, require_actor
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class BoardRow:
                 ui.row().classes('w-full items-center justify-between no-wrap'):
             with ui.column().classes('gap-0 min-w-0'):
                 with ui.row().classes('items-center gap-2'):
-                    self.urgent_badge = ui.badge('URGENT', color='red-7')
+                    self.urgent_badge = badge('URGENT', 'danger', 'priority_high')
                     self.title = ui.label().classes('text-subtitle1 text-weight-medium')
                 self.question = ui.label().classes('text-body2 text-grey-8 break-words')
                 with ui.row().classes('items-center gap-1 text-caption'):

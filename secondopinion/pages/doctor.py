@@ -11,7 +11,8 @@ from ..services import examinations, ledger, questions, reports
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from .images import images_summary
-from .layout import format_time, frame, not_found_page, plural, require_actor, status_badge
+from .badges import badge, status_badge
+from .layout import format_time, frame, not_found_page, plural, require_actor
 from .questions import question_thread
 from .report_editor import final_report, report_editor
 
@@ -42,11 +43,11 @@ def my_cases_page() -> None:
                     ui.label(f'{exam.modality} {exam.body_part}: {exam.patient_name}').classes('text-subtitle1')
                     with ui.row().classes('items-center gap-1'):
                         if open_questions.get(exam.id):
-                            ui.badge(f'{plural(open_questions[exam.id], "question")} to answer', color='orange-9') \
-                                .classes('text-body2 q-px-sm').mark(f'open-questions-{exam.id}')
-                        status_badge(exam.status, exam.status_label)
+                            badge(f'{plural(open_questions[exam.id], "question")} to answer', 'warning') \
+                                .mark(f'open-questions-{exam.id}')
+                        status_badge(exam.status)
                 ui.label(f'Accepted {format_time(exam.accepted_at)}').classes('text-caption')
-        ui.label('Earnings').classes('text-h6 q-mt-md')
+        ui.label('Earnings by month (UTC)').classes('text-h6 q-mt-md')
         if not earnings:
             ui.label('No earnings yet: they are recorded when you finalize a report.')
         for month, cents, currency in earnings:
@@ -67,7 +68,7 @@ def review_page(examination_id: str) -> None:
     with frame('Review', actor):
         with ui.row().classes('w-full items-center justify-between'):
             ui.label(f'{exam.modality} {exam.body_part}').classes('text-h5')
-            status_badge(exam.status, exam.status_label).mark('status')
+            status_badge(exam.status).mark('status')
         with ui.card().classes('w-full'):
             ui.label('Patient and request').classes('text-h6')
             for label, value in (('Patient', exam.patient_name), ('Date of birth', exam.patient_birth_date),

@@ -68,7 +68,7 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         ui.label(f'These images belong to {len(names)} different people: {"; ".join(names)}. '
                  + ('Remove the studies that are not yours before you submit.' if can_edit
                     else 'Check which study the question is about.')) \
-            .classes('text-body2 text-orange-10').mark('several-patients')
+            .classes('text-body2 text-warning-strong').mark('several-patients')
     for study in summary.studies:
         with ui.column().classes('w-full gap-1').mark('study'):
             ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '

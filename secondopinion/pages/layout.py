@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from nicegui import Client, ui
 
@@ -20,16 +21,12 @@ from ..models import Role
 from ..services import audit, sessions
 from ..services.actors import Actor
 from ..services.errors import DomainError
+from . import formatting
+from .badges import TONES
 
 logger = logging.getLogger(__name__)
 
 HOME_BY_ROLE = {Role.PATIENT: '/exams', Role.DOCTOR: '/doctor', Role.ADMIN: '/admin'}
-
-STATUS_COLORS = {
-    'draft': 'grey-7', 'awaiting_payment': 'orange-8', 'pending': 'blue-7', 'under_review': 'purple-7',
-    'reported': 'teal-7', 'completed': 'green-8', 'cancelled': 'red-7',
-}
-ACCOUNT_STATE_COLORS = {'active': 'green-8', 'invited': 'orange-8', 'deactivated': 'grey-7'}
 
 NAV_BY_ROLE = {
     Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),
@@ -39,6 +36,18 @@ NAV_BY_ROLE = {
     Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings'), ('Profile', '/profile', 'account_circle')],
 }
 
+
+# Quasar's brand colours. Buttons and notifications put white text on each, so each has at least 4.5:1
+# contrast with white (tests/pages/test_badges.py). Warnings keep Quasar's yellow, which gets dark text.
+# The typeface is Quasar's Roboto, which NiceGUI serves with every page.
+THEME_COLORS = {'primary': pwa.THEME_COLOR, 'secondary': '#155e75', 'accent': '#7c3aed', 'positive': TONES['done'],
+                'negative': TONES['danger'], 'info': TONES['waiting']}
+
+# Text colour for warnings written on the light page background: 7:1 contrast, where Quasar's orange
+# shades reach less than 4.5:1.
+THEME_CSS = '''
+.text-warning-strong { color: #92400e !important; }
+'''
 
 NAV_CSS = '''
 .nav-narrow { display: none !important; }
@@ -243,10 +252,6 @@ def show_form_error(message: ui.label, fields: dict[str, ui.input], error: Domai
         field.props['error-message'] = str(error)
 
 
-def status_badge(status: str, label: str) -> ui.badge:
-    return ui.badge(label, color=STATUS_COLORS.get(status, 'grey-7')).classes('text-body2 q-px-sm')
-
-
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """Return the count with the noun in singular or plural form, e.g. "1 image", "3 images"."""
     return f'{count} {singular if count == 1 else (plural_form or singular + "s")}'
@@ -265,19 +270,30 @@ def format_waiting(since: datetime | None, now: datetime) -> str:
     return f'{hours // 24} days'
 
 
-def format_time(value: datetime | None) -> str:
-    if value is None:
-        return '-'
-    return value.strftime('%Y-%m-%d %H:%M UTC')
+def browser_zone() -> ZoneInfo:
+    """Return the time zone that this page's browser sent in the `tz` cookie, or UTC when it is missing or unknown.
+
+    NOTE: the cookie is written by the script of an earlier page, so the first page that a browser opens
+    shows UTC, labelled as such. Sign-in passes through /login, so signed-in pages normally have the cookie.
+    """
+    request = ui.context.client.request
+    name = request.cookies.get(formatting.TIME_ZONE_COOKIE) if request is not None else None
+    return formatting.parse_zone(name)
+
+
+def format_time(value: datetime | None, *, with_zone: bool = True) -> str:
+    """Format a moment in this page's browser time zone, e.g. "5 Dec 2026, 14:05 (Europe/Zurich)"."""
+    return formatting.format_time(value, browser_zone(), with_zone=with_zone)
 
 
 def apply_theme() -> None:
-    ui.colors(primary=pwa.THEME_COLOR, secondary='#155e75', accent='#7c3aed', positive='#15803d')
+    ui.colors(**THEME_COLORS)
+    ui.add_head_html(formatting.TIME_ZONE_SCRIPT)
     # The manifest link, theme colour and home-screen icon, and the service worker's registration.
     ui.add_head_html(pwa.HEAD_HTML)
     ui.add_body_html(pwa.REGISTRATION_SCRIPT)
     ui.query('body').style(f'background-color: {pwa.BACKGROUND_COLOR}')
-    ui.add_css(NAV_CSS)
+    ui.add_css(THEME_CSS + NAV_CSS)
 
 
 @contextmanager

@@ -16,9 +16,10 @@ from ..services.errors import NotFoundError
 from ..services.payments import format_money
 from ..config import get_settings
 from .account import payment_blocked_note
+from .badges import status_badge
 from .confirm import ConfirmDialog
 from .images import describe_upload, images_summary
-from .layout import format_time, frame, not_found_page, notify_error, require_actor, status_badge
+from .layout import format_time, frame, not_found_page, notify_error, require_actor
 from .questions import question_thread
 from .sharing import share_section
 from .report_editor import final_report
@@ -58,7 +59,7 @@ def exam_list_page() -> None:
                 with ui.row().classes('w-full items-center justify-between'):
                     title = ' '.join(part for part in (exam.modality, exam.body_part) if part) or 'New examination'
                     ui.label(title).classes('text-subtitle1 text-weight-medium')
-                    status_badge(exam.status, exam.status_label)
+                    status_badge(exam.status)
                 ui.label(f'Created {format_time(exam.created_at)}').classes('text-caption text-grey-7')
 
 
@@ -263,7 +264,7 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
     with frame('Examination', actor):
         with ui.row().classes('w-full items-center justify-between'):
             ui.label(' '.join(p for p in (exam.modality, exam.body_part) if p) or 'Examination').classes('text-h5')
-            status_badge(exam.status, exam.status_label).mark('status')
+            status_badge(exam.status).mark('status')
         _status_explanation(exam)
         if actor.role == Role.PATIENT:
             _checkout_return(actor, exam, checkout)
@@ -369,7 +370,7 @@ def _checkout_return(actor: Actor, exam: examinations.ExamView, checkout: str) -
     """Explain what happens after the patient left the payment page, and reload once Stripe confirms."""
     if checkout == 'cancelled' and exam.status == ExamStatus.AWAITING_PAYMENT:
         ui.label('You left the payment page without paying. Your request is saved: pay when you are ready.') \
-            .classes('text-body2 text-orange-10').mark('checkout-cancelled')
+            .classes('text-body2 text-warning-strong').mark('checkout-cancelled')
         return
     if checkout != 'success' or exam.status != ExamStatus.AWAITING_PAYMENT:
         return

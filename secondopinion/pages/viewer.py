@@ -197,7 +197,7 @@ class SliceViewer:
             # key. A person is slower than that, but a test may not be.
             self.slider = ui.slider(min=0, max=max(1, self.current.frame_count - 1), value=0,
                                     on_change=lambda event: self._go_to(int(event.value or 0))) \
-                .classes('grow').mark('slice-slider')
+                .props('aria-label="Slice"').classes('grow').mark('slice-slider')
             self.slider.on('focus', lambda: setattr(self, 'slider_has_focus', True))
             self.slider.on('blur', lambda: setattr(self, 'slider_has_focus', False))
             ui.button(icon='chevron_right', on_click=lambda: self._move(1)) \

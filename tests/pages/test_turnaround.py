@@ -8,7 +8,9 @@ from nicegui.testing import User
 
 from secondopinion import db
 from secondopinion.models import Examination
-from secondopinion.pages.layout import format_time
+from zoneinfo import ZoneInfo
+
+from secondopinion.pages.formatting import format_time
 from tests.services.flow import paid
 
 from .helpers import sign_in
@@ -32,7 +34,7 @@ async def test_patient_sees_promised_time(user: User, make_patient):
     await sign_in(user, 'patient@example.org')
     await user.open(f'/exams/{exam_id}')
 
-    await user.should_see(f'We promised your report by {format_time(_due_at(exam_id))}.')
+    await user.should_see(f'We promised your report by {format_time(_due_at(exam_id), ZoneInfo('UTC'))}.')
     await user.should_see('Report promised by')
 
 

@@ -1,0 +1,77 @@
+"""Dates and times on pages, shown in the time zone of the browser that opened the page.
+
+Timestamps are stored in UTC. Every page loads `TIME_ZONE_SCRIPT`, which stores the browser's IANA
+time zone in the cookie `tz`, so the following requests carry it. A missing, unknown or malformed
+zone name falls back to UTC, and every formatted time names its zone, so a fallback is visible.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, date, datetime, time
+from functools import cache
+
+TIME_ZONE_COOKIE = 'tz'
+UTC_ZONE = zoneinfo.ZoneInfo('UTC')
+# Longer cookie values are rejected without a lookup. The longest IANA zone name has 32 characters
+# (America/Argentina/ComodRivadavia in tzdata 2026.6).
+MAX_ZONE_NAME_LENGTH = 64
+# English month abbreviations, fixed here because strftime's %b follows the server's locale.
+MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')
+
+# Script for the head of every page. The cookie lasts a year and is refreshed on every page load, so
+# a laptop taken to another zone shows the new zone from its next page on.
+TIME_ZONE_SCRIPT = rf"""<script>
+(() => {{
+  try {{
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    // IANA names use only these characters, all allowed in a cookie value; Starlette does not decode %XX.
+    if (zone && /^[A-Za-z0-9_+\-\/]+$/.test(zone)) {{
+      document.cookie = '{TIME_ZONE_COOKIE}=' + zone + '; path=/; max-age=31536000; samesite=lax';
+    }}
+  }} catch (error) {{}}
+}})();
+</script>"""
+
+
+@cache
+def _known_zone_names() -> frozenset[str]:
+    # available_timezones() walks the zone files on every call, so the set is read once per process.
+    return frozenset(zoneinfo.available_timezones())
+
+
+def parse_zone(name: str | None) -> zoneinfo.ZoneInfo:
+    """Return the IANA time zone `name`, or UTC when it is missing, unknown or malformed.
+
+    Only names in the installed zone database are accepted, so a cookie cannot point ZoneInfo at a file path.
+    """
+    if not name or len(name) > MAX_ZONE_NAME_LENGTH or name not in _known_zone_names():
+        return UTC_ZONE
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return UTC_ZONE
+
+
+def _as_utc(value: datetime) -> datetime:
+    # The database layer returns aware UTC values; a naive value can only come from code that means UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def format_time(value: datetime | None, zone: zoneinfo.ZoneInfo, *, with_zone: bool = True) -> str:
+    """Format a moment in `zone`, e.g. "5 Dec 2026, 14:05 (Europe/Zurich)"; None gives "-"."""
+    if value is None:
+        return '-'
+    local = _as_utc(value).astimezone(zone)
+    text = f'{local.day} {MONTHS[local.month - 1]} {local.year}, {local:%H:%M}'
+    return f'{text} ({zone.key})' if with_zone else text
+
+
+def start_of_day(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    """Return the first moment of the calendar day `day` in `zone`, as an aware UTC datetime.
+
+    Where a daylight-saving change skips midnight (as in America/Santiago in September), local
+    midnight does not exist. Its default fold takes the offset from before the change, which
+    gives the first moment that does exist, e.g. 01:00 local time.
+    """
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
