@@ -32,13 +32,16 @@ STEP_TITLES = {
     drafts.STEP_REVIEW: ('Review', 'fact_check'),
     drafts.STEP_PAYMENT: ('Payment', 'payment'),
 }
+SAVE_WHILE_TYPING_SECONDS = 2.0
 URGENCY_LABELS = {'routine': 'Routine', 'urgent': 'Urgent (reviewed first, costs more)'}
 
-# Quasar indents the content of a vertical stepper by 60 px; on phones that leaves too little width.
+# Quasar indents the content of a vertical stepper by 60 px, which leaves too little width on phones. There
+# the content uses the full width, so the line that joins the step dots would cross it and is hidden.
 STEPPER_CSS = '''
 @media (max-width: 599px) {
   .exam-stepper .q-stepper__step-inner { padding: 0 8px 24px 8px; }
   .exam-stepper .q-stepper__tab { padding: 12px 8px; }
+  .exam-stepper .q-stepper__dot:before, .exam-stepper .q-stepper__dot:after { display: none; }
 }
 '''
 
@@ -92,11 +95,11 @@ class ExamForm:
         ui.label('Upload the DICOM files of your study: the files, the whole folder of the CD, or one .zip '
                  'of it. You can also give a link to images stored elsewhere.').classes('text-body2')
 
-        self.recognized = ui.refreshable(self._recognized_content)
-        self.recognized()
-        self.upload_status = ui.label('').classes('text-body2').mark('upload-status')
         StudyUploader(self.examination_id, concurrency=get_settings().upload_concurrency,
                       on_uploaded=self._uploaded, on_failed=self._upload_failed).classes('w-full').mark('image-upload')
+        self.upload_status = ui.label('').classes('text-body2').mark('upload-status')
+        self.recognized = ui.refreshable(self._recognized_content)
+        self.recognized()
         self.image_list = ui.refreshable(self._image_list_content)
         self.image_list()
         self._link_form()
@@ -149,7 +152,6 @@ class ExamForm:
                 .classes('text-body2')
             self.prior_text = ui.textarea('Text of the first report', value=self.exam.prior_report_text) \
                 .classes('w-full').mark('prior_report_text')
-            self.prior_text.on('blur', self.save)
             # NOTE: max_file_size is checked by the browser only; add_prior_report_file checks it again.
             ui.upload(label='Report as PDF or image', auto_upload=True, on_upload=self._prior_uploaded,
                       max_file_size=studies.MAX_PRIOR_REPORT_BYTES, on_rejected=self._prior_too_large) \
@@ -171,8 +173,11 @@ class ExamForm:
         self.fields: dict[str, Any] = {'modality': self.modality, 'body_part': self.body_part,
                                        'clinical_question': self.question, 'history': self.history,
                                        'urgency': self.urgency, 'prior_report_text': self.prior_text}
-        for field in (self.body_part, self.question, self.history):
+        for field in (self.body_part, self.question, self.history, self.prior_text):
             field.on('blur', self.save)
+            # While the patient types, save at most once per SAVE_WHILE_TYPING_SECONDS, so little is lost
+            # when the page closes before the field loses focus.
+            field.on('update:model-value', self.save, throttle=SAVE_WHILE_TYPING_SECONDS, leading_events=False)
         for choice in (self.modality, self.urgency):
             choice.on_value_change(self.save)
         for field in self.fields.values():
@@ -229,8 +234,8 @@ class ExamForm:
             notify_error(error)
             return
         _price_lines(drafts.quote(exam.modality, exam.urgency), exam.urgency)
-        ui.label('You pay on the secure payment page. Your request goes to our radiologists as soon as the '
-                 'payment is confirmed.').classes('text-body2')
+        ui.label('You pay on the next page. Your request goes to our radiologists as soon as the payment is '
+                 'confirmed.').classes('text-body2')
         payment_blocked_note(self.actor)
         with ui.stepper_navigation().classes('gap-2 q-px-none'):
             ui.button('Submit and pay', icon='payment', on_click=self._submit).mark('submit')

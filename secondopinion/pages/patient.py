@@ -36,16 +36,18 @@ def exam_list_page() -> None:
     with frame('My examinations', actor):
         with ui.row().classes('w-full items-center justify-between'):
             ui.label('My examinations').classes('text-h5')
-            ui.button('New examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
-                .mark('new-exam')
+            if exams:
+                ui.button('New examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
+                    .mark('new-exam')
         if not exams:
-            with ui.card().classes('w-full items-center q-pa-lg'):
+            # The empty list explains the next step and offers the one button to start it.
+            with ui.card().classes('w-full items-center q-pa-lg').mark('exams-empty'):
                 ui.icon('folder_open', size='3rem').classes('text-grey-6')
                 ui.label('You have no examinations yet.').classes('text-h6')
                 ui.label('Start a new examination: upload your images or give a link to them, ask your question, '
                          'and pay. A radiologist then writes your report.').classes('text-center')
                 ui.button('Start a new examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
-                    .mark('start-exam')
+                    .mark('new-exam')
             return
         for exam in exams:
             target = f'/exams/{exam.id}/edit' if exam.status == ExamStatus.DRAFT else f'/exams/{exam.id}'
