@@ -1,7 +1,7 @@
 """The new-examination form: a stepper with the steps images, details, review and payment.
 
 Every step change saves the details to the draft, and the address keeps the open step
-(`?step=details`), so going back, leaving the page or reloading it loses nothing typed.
+(`?step=details`), so going back or reloading the page keeps what the patient entered.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ STEPPER_CSS = '''
 
 
 class ExamForm:
-    """The stepper of one draft examination; it keeps the widgets so that any step can save the details."""
+    """The stepper of one draft examination. It keeps the widgets, so any step can save the details."""
 
     def __init__(self, actor: Actor, exam: examinations.ExamView, step: str) -> None:
         self.actor = actor
@@ -109,7 +109,7 @@ class ExamForm:
         self._navigation(drafts.STEP_IMAGES, None, 'Continue to details', self._images_done)
 
     def _recognized_content(self) -> None:
-        """Summarize what the DICOM headers say: type, body part, date, series and image counts of each study."""
+        """Show the type, body part, date, series count and image count that each study's DICOM headers contain."""
         try:
             progress = drafts.draft_progress(actor=self.actor, examination_id=self.examination_id)
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
@@ -175,8 +175,8 @@ class ExamForm:
                                        'urgency': self.urgency, 'prior_report_text': self.prior_text}
         for field in (self.body_part, self.question, self.history, self.prior_text):
             field.on('blur', self.save)
-            # While the patient types, save at most once per SAVE_WHILE_TYPING_SECONDS, so little is lost
-            # when the page closes before the field loses focus.
+            # While the patient types, the browser sends this event at most every SAVE_WHILE_TYPING_SECONDS
+            # (NiceGUI's throttle), so a page closed before the field lost focus loses only the last seconds.
             field.on('update:model-value', self.save, throttle=SAVE_WHILE_TYPING_SECONDS, leading_events=False)
         for choice in (self.modality, self.urgency):
             choice.on_value_change(self.save)
@@ -251,14 +251,14 @@ class ExamForm:
     def _step_changed(self, event: events.ValueChangeEventArguments) -> None:
         step = event.value if event.value in drafts.STEPS else drafts.STEP_IMAGES
         self.save()
-        # replaceState, not pushState: the browser's back button leaves the form instead of stepping through it.
+        # replaceState, not pushState, so the browser's back button leaves the form instead of stepping through it.
         ui.navigate.history.replace(f'/exams/{self.examination_id}/edit?step={step}')
         if step in {drafts.STEP_REVIEW, drafts.STEP_PAYMENT}:
             self.review.refresh()
             self.payment.refresh()
 
     def save(self) -> bool:
-        """Store the details of the draft; called on every change of field and step, so nothing typed is lost."""
+        """Store the details of the draft. Runs on every step change, when a field loses focus and while typing."""
         try:
             examinations.update_details(
                 actor=self.actor, examination_id=self.examination_id, modality=self.modality.value or '',

@@ -47,7 +47,7 @@ IMAGES_ITEM = MissingItem('images', STEP_IMAGES, 'images (upload DICOM files or 
 
 @dataclass(frozen=True)
 class RecognizedStudy:
-    """What the uploaded DICOM headers of one study say, for the summary after an upload."""
+    """Type, body parts, date and counts read from the DICOM headers of one uploaded study."""
 
     modality: str  # the modalities of its series, joined with "/"
     body_parts: tuple[str, ...]  # as the series name them, such as "Chest", without repeats
@@ -59,7 +59,7 @@ class RecognizedStudy:
 
 @dataclass(frozen=True)
 class PriceQuote:
-    """The price that submitting the draft would fix now, in cents; None until a type is chosen."""
+    """Price in cents that submitting the draft would fix now. The amounts are None until a type is chosen."""
 
     price_cents: int | None
     routine_cents: int | None
