@@ -98,6 +98,7 @@ class ExamForm:
         StudyUploader(self.examination_id, concurrency=get_settings().upload_concurrency,
                       on_uploaded=self._uploaded, on_failed=self._upload_failed).classes('w-full').mark('image-upload')
         self.upload_status = ui.label('').classes('text-body2').mark('upload-status')
+        self.rejected_files = ui.column().classes('w-full gap-1').mark('rejected-files')
         self.recognized = ui.refreshable(self._recognized_content)
         self.recognized()
         self.image_list = ui.refreshable(self._image_list_content)
@@ -359,14 +360,24 @@ class ExamForm:
     def _uploaded(self, summary: dict) -> None:
         self.upload_status.text = describe_upload(summary)
         self.upload_status.classes(replace='text-body2 text-positive')
+        self.rejected_files.clear()
         if self._suggest_from_images():
             self.save()
         self._images_changed()
 
-    def _upload_failed(self, message: str) -> None:
+    def _upload_failed(self, message: str, files: list[tuple[str, str]]) -> None:
         # The message stays in the status line next to the upload; a toast would cover the page.
         self.upload_status.text = message
         self.upload_status.classes(replace='text-body2 text-negative')
+        self.rejected_files.clear()
+        with self.rejected_files:
+            for name, reason in files:
+                with ui.row().classes('w-full items-start no-wrap gap-2').mark('rejected-file'):
+                    ui.icon('error_outline', color='negative').classes('q-mt-xs')
+                    with ui.column().classes('gap-0 min-w-0'):
+                        if name:
+                            ui.label(name).classes('text-body2 text-weight-medium break-all')
+                        ui.label(reason).classes('text-caption text-grey-9')
 
     def _images_changed(self) -> None:
         self.images_error.text = ''

@@ -211,3 +211,23 @@ async def test_upload_shows_recognized_summary(user: User, make_patient, tmp_pat
     # The images filled in the empty type and body part of the details, from the oldest study that has them.
     assert _field(user, 'modality').value == 'MR'
     assert _field(user, 'body_part').value == 'Chest'
+
+
+async def test_rejected_files_listed_each(user: User, make_patient, tmp_path: Path):
+    await _open_new_draft(user, make_patient)
+    notes, scan = tmp_path / 'notes.txt', tmp_path / 'scan.jpg'
+    notes.write_text('not an image')
+    scan.write_bytes(b'\xff\xd8\xff\xe0 not a DICOM file')
+    await upload(user, 'image-upload', [Path(get_testdata_file('CT_small.dcm')), notes, scan])
+    await user.should_see(marker='rejected-file')
+    rows = user.find(marker='rejected-file').elements
+    assert len(rows) == 2
+    texts = [[label.text for label in row.descendants() if isinstance(label, ui.label)] for row in rows]
+    assert ['notes.txt', 'Not a DICOM file.'] in texts
+    assert ['scan.jpg', 'Not a DICOM file.'] in texts
+    await user.should_see(marker='no-images')
+
+    # A good upload afterwards clears the list.
+    await upload(user, 'image-upload', [Path(get_testdata_file('CT_small.dcm'))])
+    await user.should_see('1 DICOM image added.')
+    await user.should_not_see(marker='rejected-file')
