@@ -579,7 +579,7 @@ def _join_modalities(modalities: set[str]) -> str:
 
 
 class FilesRejectedError(ValidationError):
-    """An upload with rejected files: the message covers all of them, `files` pairs each file name with its reason.
+    """An upload with rejected files. The message covers all of them, and `files` pairs each name with its reason.
 
     The name is '' for a rejection of the whole upload, such as the size limit per examination.
     """
