@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import get_settings
-from ..services import metrics, sessions, uploads
+from ..services import metrics, sessions, studies, uploads
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from .routes import current_actor
 
@@ -56,7 +56,10 @@ def _error(error: DomainError) -> JSONResponse:
         status = 409
     else:
         status = 400
-    return JSONResponse({'detail': str(error)}, status_code=status)
+    body: dict[str, object] = {'detail': str(error)}
+    if isinstance(error, studies.FilesRejectedError):
+        body['files'] = [{'name': name, 'reason': reason} for name, reason in error.files]
+    return JSONResponse(body, status_code=status)
 
 
 def register_upload_routes() -> None:

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-from pathlib import Path
 
-from nicegui import events, run, ui
+from nicegui import ui
 
 from ..models import ExamStatus, Role
-from ..services import examinations, payments, reports, sharing, studies
+from ..services import examinations, payments, reports, sharing
 from ..services.actors import Actor
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
-from ..config import get_settings
 from .account import payment_blocked_note
 from .badges import status_badge
 from .confirm import ConfirmDialog
-from .images import describe_upload, images_summary
+from .exam_form import ExamForm
+from .images import images_summary
 from .layout import format_time, frame, not_found_page, notify_error, require_actor
 from .questions import question_thread
 from .sharing import share_section
 from .report_editor import final_report
-from .study_uploader import StudyUploader
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +40,18 @@ def exam_list_page() -> None:
     with frame('My examinations', actor):
         with ui.row().classes('w-full items-center justify-between'):
             ui.label('My examinations').classes('text-h5')
-            ui.button('New examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
-                .mark('new-exam')
+            if exams:
+                ui.button('New examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
+                    .mark('new-exam')
         if not exams:
-            with ui.card().classes('w-full items-center q-pa-lg'):
+            # The empty list explains the next step and offers the one button to start it.
+            with ui.card().classes('w-full items-center q-pa-lg').mark('exams-empty'):
                 ui.icon('folder_open', size='3rem').classes('text-grey-6')
                 ui.label('You have no examinations yet.').classes('text-h6')
-                ui.label('Start a new examination to upload your images and ask for a second opinion.')
+                ui.label('Start a new examination: upload your images or give a link to them, ask your question, '
+                         'and pay. A radiologist then writes your report.').classes('text-center')
+                ui.button('Start a new examination', icon='add', on_click=lambda: ui.navigate.to('/exams/new')) \
+                    .mark('new-exam')
             return
         for exam in exams:
             target = f'/exams/{exam.id}/edit' if exam.status == ExamStatus.DRAFT else f'/exams/{exam.id}'
@@ -80,7 +81,8 @@ def _load(actor: Actor, examination_id: str, page: str) -> examinations.ExamView
         return None
 
 
-def edit_exam_page(examination_id: str) -> None:
+def edit_exam_page(examination_id: str, step: str = '') -> None:
+    """Show the form of a draft at `step` (images, details, review or payment), else at its first incomplete step."""
     actor = require_actor(Role.PATIENT)
     if actor is None:
         return
@@ -92,161 +94,7 @@ def edit_exam_page(examination_id: str) -> None:
         return
 
     with frame('New examination', actor):
-        ui.label('New examination').classes('text-h5')
-
-        with ui.card().classes('w-full'):
-            ui.label('1. Images').classes('text-h6')
-            ui.label('Upload the DICOM files of your study: the files, the whole folder of the CD, or one .zip '
-                     'of it. You can also give a link to images stored elsewhere.').classes('text-body2')
-
-            @ui.refreshable
-            def image_list() -> None:
-                images_summary(actor, examination_id, can_edit=True, on_change=image_list.refresh)
-
-            upload_status = ui.label('').classes('text-body2').mark('upload-status')
-
-            def uploaded(summary: dict) -> None:
-                upload_status.text = describe_upload(summary)
-                upload_status.classes(replace='text-body2 text-positive')
-                if _suggest_from_images(actor, examination_id, modality, body_part):
-                    save()
-                image_list.refresh()
-
-            def upload_failed(message: str) -> None:
-                # The message stays in the status line next to the upload; a toast would cover the page.
-                upload_status.text = message
-                upload_status.classes(replace='text-body2 text-negative')
-
-            StudyUploader(examination_id, concurrency=get_settings().upload_concurrency,
-                          on_uploaded=uploaded, on_failed=upload_failed).classes('w-full').mark('image-upload')
-            image_list()
-
-            with ui.row().classes('w-full items-end gap-2'):
-                link_url = ui.input('Link to images', placeholder='https://... (a portal or cloud share)') \
-                    .classes('grow').mark('link-url')
-
-                def add_link() -> None:
-                    try:
-                        examinations.add_link(actor=actor, examination_id=examination_id, url=link_url.value or '')
-                    except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                        notify_error(error)
-                        return
-                    link_url.value = ''
-                    links.refresh()
-
-                ui.button('Add link', on_click=add_link).props('outline').mark('add-link')
-
-            @ui.refreshable
-            def links() -> None:
-                current = examinations.get_exam(actor=actor, examination_id=examination_id)
-                for link_id, url, _note in current.links:
-                    with ui.row().classes('items-center gap-2'):
-                        ui.icon('link')
-                        ui.label(url).classes('break-all')
-
-                        def remove(link_id: int = link_id) -> None:
-                            try:
-                                examinations.remove_link(actor=actor, examination_id=examination_id,
-                                                         link_id=link_id)
-                            except Exception as error:  # noqa: BLE001
-                                notify_error(error)
-                            links.refresh()
-
-                        ui.button(icon='delete', on_click=remove).props('flat dense round aria-label="Remove link"')
-
-            links()
-
-        with ui.card().classes('w-full'):
-            ui.label('2. Clinical details').classes('text-h6')
-            modality = ui.select(examinations.MODALITIES, label='Type of examination', value=exam.modality or None) \
-                .classes('w-full').mark('modality')
-            body_part = ui.input('Body part', value=exam.body_part, placeholder='e.g. chest, left knee') \
-                .classes('w-full').mark('body_part')
-            question = ui.textarea('Your question for the radiologist', value=exam.clinical_question) \
-                .classes('w-full').mark('clinical_question')
-            history = ui.textarea('Relevant history', value=exam.history,
-                                  placeholder='Symptoms, operations, earlier findings') \
-                .classes('w-full').mark('history')
-            urgency = ui.radio({'routine': 'Routine', 'urgent': 'Urgent (reviewed first, costs more)'},
-                               value=exam.urgency).props('inline').mark('urgency')
-
-        with ui.card().classes('w-full'):
-            ui.label('3. First radiologist\'s report (optional)').classes('text-h6')
-            ui.label('If you already have a report, paste its text or upload it as PDF or image.') \
-                .classes('text-body2')
-            prior_text = ui.textarea('Text of the first report', value=exam.prior_report_text).classes('w-full') \
-                .mark('prior_report_text')
-
-            async def handle_prior(event: events.UploadEventArguments) -> None:
-                folder = Path(tempfile.mkdtemp(prefix='prior-'))
-                try:
-                    path = folder / 'report'
-                    await event.file.save(path)
-                    await run.io_bound(studies.add_prior_report_file, actor=actor, examination_id=examination_id,
-                                       filename=event.file.name, path=path)
-                    ui.notify(f'{event.file.name} attached.', type='positive', position='top')
-                except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                    notify_error(error)
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    event.sender.reset()
-                image_list.refresh()
-
-            def prior_too_large() -> None:
-                ui.notify(f'The report file is larger than {studies.format_bytes(studies.MAX_PRIOR_REPORT_BYTES)}. '
-                          f'Upload a smaller PDF or photo.', type='negative', position='top')
-
-            # NOTE: max_file_size is checked by the browser only; add_prior_report_file checks it again.
-            ui.upload(label='Report as PDF or image', auto_upload=True, on_upload=handle_prior,
-                      max_file_size=studies.MAX_PRIOR_REPORT_BYTES, on_rejected=prior_too_large) \
-                .props('accept=".pdf,.png,.jpg,.jpeg"').classes('w-full').mark('prior-upload')
-
-        def save() -> bool:
-            """Store the details of the draft; called on every change, so nothing typed is lost."""
-            try:
-                examinations.update_details(
-                    actor=actor, examination_id=examination_id, modality=modality.value or '',
-                    body_part=body_part.value or '', clinical_question=question.value or '',
-                    history=history.value or '', urgency=urgency.value or 'routine',
-                    prior_report_text=prior_text.value or '')
-            except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                notify_error(error)
-                return False
-            return True
-
-        def save_draft() -> None:
-            if save():
-                ui.notify('Draft saved.', type='positive', position='top')
-
-        for field in (body_part, question, history, prior_text):
-            field.on('blur', save)
-        for choice in (modality, urgency):
-            choice.on_value_change(save)
-
-        def submit() -> None:
-            if not save():
-                return
-            try:
-                examinations.submit(actor=actor, examination_id=examination_id)
-                url = payments.start_checkout(actor=actor, examination_id=examination_id)
-            except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
-                notify_error(error)
-                return
-            ui.navigate.to(url)
-
-        def cancel() -> None:
-            try:
-                examinations.cancel(actor=actor, examination_id=examination_id)
-            except Exception as error:  # noqa: BLE001
-                notify_error(error)
-                return
-            ui.navigate.to('/exams')
-
-        payment_blocked_note(actor)
-        with ui.row().classes('w-full justify-end gap-2'):
-            ui.button('Discard', on_click=cancel).props('flat color=negative').mark('discard')
-            ui.button('Save draft', on_click=save_draft).props('outline').mark('save-draft')
-            ui.button('Submit and pay', icon='payment', on_click=submit).mark('submit')
+        ExamForm(actor, exam, step).build()
 
 
 def exam_page(examination_id: str, checkout: str = '') -> None:
@@ -394,23 +242,6 @@ def _checkout_return(actor: Actor, exam: examinations.ExamView, checkout: str) -
                             'arrives; there is no need to pay again.')
 
     timer = ui.timer(CONFIRMATION_POLL_SECONDS, check)
-
-
-def _suggest_from_images(actor: Actor, examination_id: str, modality: ui.select, body_part: ui.input) -> bool:
-    """Fill the examination type and body part from the uploaded images where the patient left them empty.
-
-    Returns True when a field changed, so the caller saves the draft.
-    """
-    suggested_modality, suggested_body_part = examinations.suggest_details(actor=actor,
-                                                                           examination_id=examination_id)
-    changed = False
-    if not modality.value and suggested_modality:
-        modality.value = suggested_modality
-        changed = True
-    if not (body_part.value or '').strip() and suggested_body_part:
-        body_part.value = suggested_body_part
-        changed = True
-    return changed
 
 
 def _status_explanation(exam: examinations.ExamView) -> None:

@@ -1,7 +1,7 @@
 // The study uploader: sends the chosen files a few at a time to the chunked upload routes
 // (secondopinion/api/uploads.py), shows per-file progress, retries failed requests, and requests
 // the commit of the upload when every file has arrived. It emits "uploaded" with the server's
-// summary, or "failed" with a message for the patient.
+// summary, or "failed" with a message for the patient and the rejected files with their reasons.
 
 const RETRY_STATUSES = [0, 408, 425, 429, 500, 502, 503, 504];
 
@@ -184,7 +184,10 @@ export default {
           this.cancelled = true;
           this.abortRequests();
           this.dropUpload(false);
-          this.$emit("failed", { message: error.message || "The upload failed. Please try again." });
+          this.$emit("failed", {
+            message: error.message || "The upload failed. Please try again.",
+            files: error.files || [],
+          });
         }
       } finally {
         this.phase = "";
@@ -206,7 +209,9 @@ export default {
       const data = await response.json().catch(() => ({}));
       if (!response.ok) {
         const detail = typeof data.detail === "string" ? data.detail : "";
-        throw new Error(detail || `The upload failed (server status ${response.status}). Please try again.`);
+        const failure = new Error(detail || `The upload failed (server status ${response.status}). Please try again.`);
+        failure.files = Array.isArray(data.files) ? data.files : []; // [{name, reason}] of rejected files
+        throw failure;
       }
       return data;
     },

@@ -18,11 +18,15 @@ SHORT_HINT = 'DICOM files or a .zip of the CD.'
 
 
 class StudyUploader(Element, component='study_uploader.js'):
-    """Uploads files to one examination; calls `on_uploaded` with the server's summary or `on_failed` with a message."""
+    """Uploads files to one examination and calls `on_uploaded` with the server's summary or `on_failed`.
+
+    `on_failed` gets the message and a list of (file name, reason) for the rejected files, empty when
+    the upload failed as a whole (a lost connection, a cancel, a size limit).
+    """
 
     def __init__(self, examination_id: str, *, concurrency: int = 3,
                  on_uploaded: Callable[[dict[str, Any]], Any] | None = None,
-                 on_failed: Callable[[str], Any] | None = None) -> None:
+                 on_failed: Callable[[str, list[tuple[str, str]]], Any] | None = None) -> None:
         super().__init__()
         self._props['url'] = f'/api/exams/{examination_id}/uploads'
         self._props['concurrency'] = concurrency
@@ -32,7 +36,7 @@ class StudyUploader(Element, component='study_uploader.js'):
         if on_uploaded is not None:
             self.on('uploaded', lambda event: on_uploaded(_summary(event)))
         if on_failed is not None:
-            self.on('failed', lambda event: on_failed(_message(event)))
+            self.on('failed', lambda event: on_failed(_message(event), _rejected_files(event)))
 
 
 def _summary(event: GenericEventArguments) -> dict[str, Any]:
@@ -43,3 +47,11 @@ def _message(event: GenericEventArguments) -> str:
     args = event.args if isinstance(event.args, dict) else {}
     message = args.get('message')
     return message if isinstance(message, str) and message else 'The upload failed. Please try again.'
+
+
+def _rejected_files(event: GenericEventArguments) -> list[tuple[str, str]]:
+    args = event.args if isinstance(event.args, dict) else {}
+    files = args.get('files')
+    if not isinstance(files, list):
+        return []
+    return [(str(item.get('name', '')), str(item.get('reason', ''))) for item in files if isinstance(item, dict)]

@@ -22,6 +22,7 @@ from . import audit, events
 from .access import deny, get_own_draft, get_visible_exam
 from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
+from .drafts import missing_items
 from .errors import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -204,19 +205,9 @@ def submit(*, actor: Actor, examination_id: str) -> None:
     settings = get_settings()
     with session_scope() as session:
         exam = get_own_draft(session, actor, examination_id)
-        missing = []
-        if not exam.modality:
-            missing.append('type of examination')
-        if not exam.body_part:
-            missing.append('body part')
-        if not exam.clinical_question:
-            missing.append('clinical question')
-        has_images = session.scalar(select(func.count()).select_from(StudyFile).where(
-            StudyFile.examination_id == exam.id, StudyFile.kind == 'dicom'))
-        if not has_images and not exam.links:
-            missing.append('images (upload DICOM files or add a link)')
+        missing = missing_items(session, exam)
         if missing:
-            raise ValidationError('Cannot submit yet. Missing: ' + ', '.join(missing) + '.')
+            raise ValidationError('Cannot submit yet. Missing: ' + ', '.join(item.label for item in missing) + '.')
         ensure_email_verified(session, actor.user_id)
         exam.status = ExamStatus.AWAITING_PAYMENT
         exam.submitted_at = utcnow()

@@ -70,6 +70,7 @@ PRIOR_REPORT_TYPES = (
     (b'\xff\xd8\xff', 'image/jpeg', '.jpg'),
 )
 NOT_DICOM_REMEDY = 'Choose only DICOM images or a .zip of the CD and upload again.'
+MAX_REJECTED_FILES_LISTED = 50  # per-file reasons an upload error lists; the rest are only counted
 ARCHIVE_REMEDY = 'Create the .zip again from the CD folder with standard settings and no password, and upload it.'
 
 
@@ -302,7 +303,7 @@ class _UploadBatch:
         if self.rejections:
             logger.info('examination %s: upload rejected, %d files rejected', self.examination_id,
                         len(self.rejections))
-            raise ValidationError(_rejection_message(self.rejections), field='files')
+            raise FilesRejectedError(_rejection_message(self.rejections), files=_rejected_files(self.rejections))
         if not self.staged and not self.duplicates:
             raise ValidationError('No DICOM images were found in this upload (a DICOMDIR file is only the index '
                                   'of a CD). Upload the image files or a .zip of the whole CD.', field='files')
@@ -578,6 +579,26 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
 
 def _join_modalities(modalities: set[str]) -> str:
     return '/'.join(sorted(modality for modality in modalities if modality))[:16]
+
+
+class FilesRejectedError(ValidationError):
+    """An upload with rejected files. The message covers all of them, and `files` pairs each name with its reason.
+
+    The name is '' for a rejection of the whole upload, such as the size limit per examination.
+    """
+
+    def __init__(self, message: str, *, files: list[tuple[str, str]]) -> None:
+        super().__init__(message, field='files')
+        self.files = files
+
+
+def _rejected_files(rejections: list[_Rejection]) -> list[tuple[str, str]]:
+    """Return (file name, reason) per rejection, at most MAX_REJECTED_FILES_LISTED of them."""
+    listed = [(rejection.name, 'Not a DICOM file.' if rejection.not_dicom else rejection.message)
+              for rejection in rejections[:MAX_REJECTED_FILES_LISTED]]
+    if len(rejections) > MAX_REJECTED_FILES_LISTED:
+        listed.append(('', f'{len(rejections) - MAX_REJECTED_FILES_LISTED} more files were rejected.'))
+    return listed
 
 
 def _rejection_message(rejections: list[_Rejection]) -> str:

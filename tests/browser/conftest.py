@@ -499,18 +499,22 @@ def accept_invitation(page: Page, email: str) -> None:
 
 def submit_paid_examination(page: Page, *, images: list[Path], modality: str, body_part: str,
                             question: str, urgent: bool = False) -> str:
-    """Create an examination as the signed-in patient, pay it at the test checkout and return its id."""
+    """Create an examination as the signed-in patient through the steps of the form, pay it and return its id."""
     from playwright.sync_api import expect
 
     page.goto('/exams/new')
     page.wait_for_url('**/edit')
     upload_images(page, images)
     expect(page.get_by_text(f'{len(images)} DICOM image{"" if len(images) == 1 else "s"} added')).to_be_visible()
+    page.get_by_role('button', name='Continue to details').click()
     choose_modality(page, modality)
     page.get_by_label('Body part').fill(body_part)
     page.get_by_label('Your question for the radiologist').fill(question)
     if urgent:
         page.get_by_text('Urgent (reviewed first, costs more)').click()
+    page.get_by_role('button', name='Continue to review').click()
+    expect(page.get_by_text(question)).to_be_visible()
+    page.get_by_role('button', name='Continue to payment').click()
     page.get_by_role('button', name='Submit and pay').click()
     page.wait_for_url('**/checkout/test/**')
     page.get_by_role('button', name='Pay (test)').click()

@@ -70,12 +70,20 @@ def test_patient_phone_request_and_payment(open_page: Callable[..., sync_api.Pag
     expect(page.get_by_text('2 studies, 2 series, 2 images', exact=False)).to_be_visible()
     _check_fits_phone(page, 'phone-05-images-uploaded')
 
+    page.get_by_role('button', name='Continue to details').click()
     choose_modality(page, 'CT (computed tomography)')
     expect(page.get_by_label('Type of examination')).to_have_value('CT (computed tomography)')
     page.get_by_label('Body part').fill('Chest')
     page.get_by_label('Your question for the radiologist').fill(question)
     _check_fits_phone(page, 'phone-06-details-filled')
 
+    page.get_by_role('button', name='Continue to review').click()
+    expect(page.get_by_text(question)).to_be_visible()
+    expect(page.get_by_text('Price: 150.00 EUR')).to_be_visible()
+    _check_fits_phone(page, 'phone-06b-review')
+
+    page.get_by_role('button', name='Continue to payment').click()
+    _check_fits_phone(page, 'phone-06c-payment')
     page.get_by_role('button', name='Submit and pay').click()
     page.wait_for_url('**/checkout/test/**')
     expect(page.get_by_text('TEST MODE', exact=False)).to_be_visible()

@@ -109,7 +109,11 @@ def test_rejected_file_is_named(open_page, app: AppServer, ct_series: list[Path]
     notes.write_text('not an image')
     page = _new_examination(open_page)
     upload_images(page, [ct_series[0], notes])
-    expect(page.get_by_text(re.compile(r'notes\.txt'))).to_be_visible(timeout=COMMIT_TIMEOUT_MS)
+    expect(page.locator('.text-negative', has_text='notes.txt is not a DICOM file')) \
+        .to_be_visible(timeout=COMMIT_TIMEOUT_MS)
+    # Below the message, each rejected file has its own row with the reason.
+    expect(page.get_by_text('notes.txt', exact=True)).to_be_visible()
+    expect(page.get_by_text('Not a DICOM file.', exact=True)).to_be_visible()
     expect(page.get_by_text('No images uploaded yet.')).to_be_visible()
     _wait_until_no_staged_upload(app)
 

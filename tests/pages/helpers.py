@@ -133,7 +133,8 @@ async def upload(user: User, marker: str, paths: list[Path], *, names: list[str]
     if response.status_code == 200:
         user.find(marker=marker).trigger('uploaded', response.json())
     else:
-        user.find(marker=marker).trigger('failed', {'message': response.json()['detail']})
+        failure = response.json()
+        user.find(marker=marker).trigger('failed', {'message': failure['detail'], 'files': failure.get('files', [])})
 
 
 def dialog_is_open(user: User, marker: str) -> bool:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from nicegui.testing import User
 
 from secondopinion import db
 from secondopinion.models import Examination
-from zoneinfo import ZoneInfo
-
 from secondopinion.pages.formatting import format_time
 from tests.services.flow import paid
 
@@ -34,7 +33,7 @@ async def test_patient_sees_promised_time(user: User, make_patient):
     await sign_in(user, 'patient@example.org')
     await user.open(f'/exams/{exam_id}')
 
-    await user.should_see(f'We promised your report by {format_time(_due_at(exam_id), ZoneInfo('UTC'))}.')
+    await user.should_see(f'We promised your report by {format_time(_due_at(exam_id), ZoneInfo("UTC"))}.')
     await user.should_see('Report promised by')
 
 

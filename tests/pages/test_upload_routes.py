@@ -123,3 +123,29 @@ async def test_page_takes_a_folder(user: User, make_patient, tmp_path):
     await upload(user, 'image-upload', [CT, readme], names=['CD/IMAGES/IM1', 'CD/README.TXT'], folder=True)
     await user.should_see('1 DICOM image added, 1 other file skipped (not DICOM images).')
     await user.should_see(marker='image-totals')
+
+
+async def test_commit_lists_rejected_files(user: User, make_patient, tmp_path):
+    patient = make_patient('Alice', email='alice@example.org')
+    exam_id = examinations.create_draft(actor=patient)
+    await sign_in(user, 'alice@example.org')
+    await user.should_see('My examinations')
+    client = user.http_client
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not an image')
+    scan = tmp_path / 'scan.jpg'
+    scan.write_bytes(b'\xff\xd8\xff\xe0 not a DICOM file')
+
+    files = [CT, notes, scan]
+    response = await client.post(f'/api/exams/{exam_id}/uploads',
+                                 json=_announce(*((path.name, path.stat().st_size) for path in files)))
+    upload_id = response.json()['upload_id']
+    for index, path in enumerate(files):
+        response = await client.put(f'/api/uploads/{upload_id}/files/{index}', content=path.read_bytes())
+        assert response.status_code == 204
+    response = await client.post(f'/api/uploads/{upload_id}/commit')
+    assert response.status_code == 400
+    assert 'Nothing from this upload was saved.' in response.json()['detail']
+    assert response.json()['files'] == [{'name': 'notes.txt', 'reason': 'Not a DICOM file.'},
+                                        {'name': 'scan.jpg', 'reason': 'Not a DICOM file.'}]
+    assert row_counts(exam_id)['files'] == 0
