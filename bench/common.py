@@ -104,7 +104,7 @@ def free_port() -> int:
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Wait until url answers any HTTP status; raise when the process exits or the timeout passes."""
+    """Wait until url returns any HTTP status; raise when the process exits or the timeout passes."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,7 +117,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None
             return  # the server is up, even if this path returns an error status
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f'{url} did not answer within {timeout:.0f} s')
+    raise TimeoutError(f'{url} did not respond within {timeout:.0f} s')
 
 
 def stop_process(process: subprocess.Popen) -> None:

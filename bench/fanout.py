@@ -1,9 +1,9 @@
 """Benchmark: how fast a newly paid case reaches many open doctor boards, and the server memory per board.
 
 Run with `.venv/bin/python -m bench.fanout [--clients 100] [--rounds 5] [--pending 20]`. It starts the
-app, seeds `pending` paid cases, and opens the doctor board (`/doctor`) `clients` times, each as a
-simulated browser tab: an HTTP GET of the page with a signed-in doctor's session cookie, then a
-Socket.IO websocket connection as NiceGUI's page script makes it, with the client id and handshake
+app, seeds `pending` paid cases, and opens the doctor board (`/doctor`) `clients` times. Each is a
+simulated browser tab: an HTTP GET of the page with a signed-in doctor's session cookie, then the
+Socket.IO websocket connection that NiceGUI's page script opens, with the client id and handshake
 from the page. No JavaScript runs, so a board costs the server what a real tab costs, and the
 benchmark process stays light enough for 2 cores.
 
@@ -97,7 +97,7 @@ class BoardTab:
                                   transports=['websocket'], socketio_path='/_nicegui_ws/socket.io')
         if query.get('implicit_handshake') != 'true':
             if not await self.socket.call('handshake', query, timeout=10):
-                raise RuntimeError('NiceGUI refused the handshake of a board tab')
+                raise RuntimeError('NiceGUI rejected the handshake of a board tab')
 
     async def close(self) -> None:
         await self.socket.disconnect()

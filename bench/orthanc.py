@@ -2,7 +2,7 @@
 
 Debian's package (`apt-get install orthanc`, version 1.10 in Debian 12) installs the server as
 /usr/sbin/Orthanc. The benchmarks start it with a configuration file of their own and stop it by
-process id; the service that the package installs is neither used nor needed.
+process id. They do not use the service that the package installs.
 """
 
 from __future__ import annotations

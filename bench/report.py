@@ -6,7 +6,7 @@ SimpleDocTemplate with the same paragraphs in Helvetica. The app renders two pas
 count is known only after the first), embeds its fonts and draws a header and footer, so a ratio near
 2 to 3 is expected. Both are the median of `repeat` runs.
 
-NOTE: the app's report has no key image, so none is measured; the product issue asks for one.
+NOTE: the app's report has no key image, so the figure measures text only, although a key image is wanted.
 """
 
 from __future__ import annotations
