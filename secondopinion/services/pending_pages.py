@@ -54,6 +54,6 @@ def list_pending_shared(*, actor: Actor, limit: int, offset: int, modality: str 
 
 
 def clear() -> None:
-    """Forget every shared page, for tests that change rows without publishing a change."""
+    """Forget every shared page, for tests that start a new database or change rows without publishing a change."""
     with _lock:
         _results.clear()
