@@ -270,6 +270,11 @@ def session_cookie(user_id: int) -> dict[str, str]:
     return {sessions.COOKIE_NAME: activation.token}
 
 
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    """Return a Cookie request header, for clients whose requests sign in as different users."""
+    return {'Cookie': '; '.join(f'{name}={value}' for name, value in cookies.items())}
+
+
 def register_patient(email: str, full_name: str = 'Bench Patient') -> int:
     """Register a patient with a confirmed email address, as the link in the welcome email does; return the user id."""
     from datetime import date

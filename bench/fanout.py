@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import socketio
 
-from .common import (PASSWORD, AppServer, Result, format_table, median, percentile, register_patient, rss_bytes,
-                     session_cookie, use_data_dir)
+from .common import (PASSWORD, AppServer, Result, cookie_header, format_table, median, percentile, register_patient,
+                     rss_bytes, session_cookie, use_data_dir)
 
 QUERY_PATTERN = re.compile(r'query: (\{.*?\}),\n')
 SETTLE_SECONDS = 2.0
@@ -83,7 +83,7 @@ class BoardTab:
         self.seen.clear()
 
     async def open(self, http: httpx.AsyncClient) -> None:
-        response = await http.get(f'{self.app_url}/doctor', cookies=self.cookies)
+        response = await http.get(f'{self.app_url}/doctor', headers=cookie_header(self.cookies))
         response.raise_for_status()
         match = QUERY_PATTERN.search(response.text)
         if match is None:
@@ -92,8 +92,7 @@ class BoardTab:
         query = {name: str(value).lower() if isinstance(value, bool) else value
                  for name, value in ast.literal_eval(match.group(1)).items()}
         query.update({'document_id': f'bench-{id(self)}', 'tab_id': f'bench-tab-{id(self)}', 'old_tab_id': ''})
-        cookie_header = '; '.join(f'{name}={value}' for name, value in self.cookies.items())
-        await self.socket.connect(f'{self.app_url}?{httpx.QueryParams(query)}', headers={'Cookie': cookie_header},
+        await self.socket.connect(f'{self.app_url}?{httpx.QueryParams(query)}', headers=cookie_header(self.cookies),
                                   transports=['websocket'], socketio_path='/_nicegui_ws/socket.io')
         if query.get('implicit_handshake') != 'true':
             if not await self.socket.call('handshake', query, timeout=10):

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from .common import AppServer, Result, format_table, median, register_patient, session_cookie, use_data_dir
+from .common import (AppServer, Result, cookie_header, format_table, median, register_patient, session_cookie,
+                     use_data_dir)
 from .fanout import create_doctor
 
 OTHER_PATIENTS = 500
@@ -98,7 +99,7 @@ def run(*, examinations: int, patient_examinations: int, repeat: int) -> list[Re
             for round_number in range(repeat + 1):
                 for name, (path, _) in pages.items():
                     began = time.perf_counter()
-                    response = client.get(f'{app.url}{path}', cookies=cookies[name])
+                    response = client.get(f'{app.url}{path}', headers=cookie_header(cookies[name]))
                     elapsed = time.perf_counter() - began
                     response.raise_for_status()
                     if 'Sign in' in response.text and name != 'bare':

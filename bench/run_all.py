@@ -1,7 +1,7 @@
 """Run every benchmark on loopback and print one table of figures, baselines, ratios and goals.
 
-Run with `.venv/bin/python -m bench` (about 15 minutes on a 2-core machine, most of it the 1 GiB
-upload) or `.venv/bin/python -m bench --quick` for tiny inputs (under a minute), which checks that
+Run with `.venv/bin/python -m bench` (4 to 10 minutes on a shared 2-core machine, most of it the
+1 GiB upload) or `.venv/bin/python -m bench --quick` for tiny inputs (about 30 s), which checks that
 every benchmark still runs, not the figures. `--only NAME` runs some of them. The Orthanc baselines
 (ingest, preview) need `apt-get install orthanc orthanc-gdcm`; without Orthanc they are skipped with
 a message.

@@ -2,7 +2,7 @@
 
 The figures themselves are not checked, because tiny inputs on a shared machine show nothing about
 speed. The Orthanc parts are skipped only when Orthanc is not installed (`apt-get install orthanc
-orthanc-gdcm`), and the whole quick run takes one to two minutes on a 2-core machine.
+orthanc-gdcm`), and the whole quick run takes about 30 s on a 2-core machine.
 """
 
 from __future__ import annotations
