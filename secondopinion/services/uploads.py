@@ -141,7 +141,7 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
 
 
 # Sessions resolved by file requests: (upload id, session token digest) -> (monotonic time, actor). An
-# upload of a CT series sends up to thousands of file requests, and resolving the session took three
+# upload of a CT series sends up to thousands of file requests, and resolving the session takes three
 # SQL queries per request, the largest part of a file request's time (bench/upload.py).
 _resolved_sessions: dict[tuple[str, str], tuple[float, Actor]] = {}
 _resolved_sessions_lock = threading.Lock()
