@@ -14,7 +14,7 @@ from secondopinion import db
 from secondopinion.config import reset_settings
 from secondopinion.models import User
 from secondopinion.models.base import utcnow
-from secondopinion.services import accounts, sessions
+from secondopinion.services import accounts, pending_pages, sessions, uploads
 from secondopinion.services.actors import Actor
 from tests import fake_stripe
 from tests.fake_stripe import FakeStripe
@@ -53,6 +53,9 @@ def app_env(tmp_path, monkeypatch) -> Iterator[None]:
         monkeypatch.delenv('SECONDOPINION_DATABASE_URL', raising=False)
     reset_settings()
     db.dispose_engine()
+    # Shared board pages and resolved upload sessions belong to the previous test's database.
+    pending_pages.clear()
+    uploads.clear_resolved_sessions()
     db.migrate()
     yield
     GUARD.collect_names_of_test()

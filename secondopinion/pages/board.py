@@ -18,7 +18,7 @@ from nicegui import context, run, ui
 
 from ..models import ExamStatus, Role, Urgency
 from ..models.base import utcnow
-from ..services import events, examinations
+from ..services import events, examinations, pending_pages
 from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
@@ -165,9 +165,9 @@ class Board:
     # --- reading the page -----------------------------------------------------------------------
 
     def _query(self, filters: BoardFilters, offset: int) -> tuple[list[ExamView], int]:
-        return examinations.list_pending(actor=self.actor, limit=BOARD_PAGE_SIZE, offset=offset,
-                                         modality=filters.modality, body_part=filters.body_part,
-                                         urgency=filters.urgency)
+        return pending_pages.list_pending_shared(actor=self.actor, limit=BOARD_PAGE_SIZE, offset=offset,
+                                                 modality=filters.modality, body_part=filters.body_part,
+                                                 urgency=filters.urgency)
 
     def load_first_page(self) -> None:
         """Fill the board while the page is built, so the first response already shows the cases."""

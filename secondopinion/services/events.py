@@ -34,6 +34,8 @@ Subscriber = Callable[[ExamChanged], None]
 
 _subscribers: list[Subscriber] = []
 _lock = threading.Lock()
+# Examination changes delivered in this process so far, including MISSED; read by change_count().
+_change_count = 0
 
 
 def subscribe(callback: Subscriber) -> Callable[[], None]:
@@ -61,9 +63,21 @@ def publish(event: ExamChanged) -> None:
                             'doctor_id': event.doctor_id})
 
 
+def change_count() -> int:
+    """Return how many examination changes this process has delivered, a number that only grows.
+
+    A result computed after reading count N reflects every change up to N, because the count grows
+    before the subscribers are called and the changes are published after their commit.
+    """
+    with _lock:
+        return _change_count
+
+
 def _deliver(event: ExamChanged) -> None:
     """Call every subscriber; a failing subscriber is logged and does not stop the others."""
+    global _change_count
     with _lock:
+        _change_count += 1
         callbacks = list(_subscribers)
     for callback in callbacks:
         try:

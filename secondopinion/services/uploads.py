@@ -42,6 +42,11 @@ MAX_NAME_CHARACTERS = 1000
 DISK_RESERVE_BYTES = 512 * 1024 * 1024
 UPLOAD_NOT_FOUND = 'Upload'
 MANIFEST_CACHE_SIZE = 64  # uploads whose parsed manifest is kept in memory
+# How long a file request reuses the session that an earlier request of the same upload resolved.
+# A session that ends (sign-out, deactivation, another instance's revocation) is dropped at once by
+# the revocation listener below, so this bounds only how late an idle timeout or expiry is noticed.
+SESSION_RECHECK_SECONDS = 5.0
+RESOLVED_SESSIONS_MAX = 1000
 
 
 class FileTooLargeError(ValidationError):
@@ -135,6 +140,50 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
     return upload_id
 
 
+# Sessions resolved by file requests: (upload id, session token digest) -> (monotonic time, actor). An
+# upload of a CT series sends up to thousands of file requests, and resolving the session takes three
+# SQL queries per request, the largest part of a file request's time (bench/upload.py).
+_resolved_sessions: dict[tuple[str, str], tuple[float, Actor]] = {}
+_resolved_sessions_lock = threading.Lock()
+
+
+def _forget_ended_sessions(session_ids: frozenset[int]) -> None:
+    with _resolved_sessions_lock:
+        for key in [key for key, (_, actor) in _resolved_sessions.items() if actor.session_id in session_ids]:
+            del _resolved_sessions[key]
+
+
+sessions.add_revocation_listener(_forget_ended_sessions)
+
+
+def _resolve_session(upload_id: str, session_token: str | None) -> Actor | None:
+    """Return the actor of the session cookie, reusing a resolution of the same upload younger than 5 s."""
+    if not session_token:
+        return None
+    key = (upload_id, sessions.digest(session_token))
+    now = time.monotonic()
+    with _resolved_sessions_lock:
+        resolved = _resolved_sessions.get(key)
+        if resolved is not None and now - resolved[0] < SESSION_RECHECK_SECONDS:
+            return resolved[1]
+
+    actor = sessions.resolve(session_token)
+    if actor is None:
+        return None
+    with _resolved_sessions_lock:
+        _resolved_sessions[key] = (now, actor)
+        if len(_resolved_sessions) > RESOLVED_SESSIONS_MAX:
+            for old in [old for old, (at, _) in _resolved_sessions.items() if now - at >= SESSION_RECHECK_SECONDS]:
+                del _resolved_sessions[old]
+    return actor
+
+
+def clear_resolved_sessions() -> None:
+    """Forget every resolved session, for tests that start a new database."""
+    with _resolved_sessions_lock:
+        _resolved_sessions.clear()
+
+
 def session_actor(*, upload_id: str, session_id: str | None, session_token: str | None) -> Actor:
     """Return the account that started the upload, when the request comes from the browser that started it.
 
@@ -146,7 +195,7 @@ def session_actor(*, upload_id: str, session_id: str | None, session_token: str 
     if not session_id or manifest.session_id != session_id:
         logger.warning('upload %s: a file request came from another browser session', upload_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)
-    actor = sessions.resolve(session_token)
+    actor = _resolve_session(upload_id, session_token)
     if actor is None or actor.user_id != manifest.user_id:
         logger.info('upload %s: a file request came without a live session of its owner', upload_id)
         raise NotFoundError(UPLOAD_NOT_FOUND)

@@ -7,7 +7,7 @@ from pathlib import Path
 from nicegui.testing import User
 from pydicom.data import get_testdata_file
 
-from secondopinion.services import examinations, uploads
+from secondopinion.services import examinations, sessions, uploads
 from tests.services.dicom_files import row_counts
 
 from .helpers import sign_in, upload
@@ -149,3 +149,19 @@ async def test_commit_lists_rejected_files(user: User, make_patient, tmp_path):
     assert response.json()['files'] == [{'name': 'notes.txt', 'reason': 'Not a DICOM file.'},
                                         {'name': 'scan.jpg', 'reason': 'Not a DICOM file.'}]
     assert row_counts(exam_id)['files'] == 0
+
+
+async def test_ended_session_stops_upload_at_once(user: User, make_patient):
+    patient = make_patient('Alice', email='alice@example.org')
+    exam_id = examinations.create_draft(actor=patient)
+    await sign_in(user, 'alice@example.org')
+    client = user.http_client
+    response = await client.post(f'/api/exams/{exam_id}/uploads',
+                                 json=_announce(('a.dcm', CT.stat().st_size), ('b.dcm', CT.stat().st_size)))
+    upload_id = response.json()['upload_id']
+    # The first file request resolves the session, which later requests of the upload reuse for 5 s.
+    assert (await client.put(f'/api/uploads/{upload_id}/files/0', content=CT.read_bytes())).status_code == 204
+
+    sessions.end(client.cookies.get(sessions.COOKIE_NAME))
+
+    assert (await client.put(f'/api/uploads/{upload_id}/files/1', content=CT.read_bytes())).status_code == 404
