@@ -210,11 +210,17 @@ def _request_examination(page: sync_api.Page, image: Path, question: str, findin
     findings.check(page, 'patient, new examination')
     upload_images(page, [image])
     expect(page.get_by_text('1 DICOM image added')).to_be_visible()
+    page.get_by_role('button', name='Continue to details').click()
     choose_modality(page, 'CT (computed tomography)')
     page.get_by_label('Body part').fill('Chest')
     page.get_by_label('Your question for the radiologist').fill(question)
     findings.check(page, 'patient, filled examination form')
-    exam_id = page.url.rsplit('/', 2)[1]
+    exam_id = page.url.split('?', 1)[0].rsplit('/', 2)[1]
+    page.get_by_role('button', name='Continue to review').click()
+    expect(page.get_by_text(question)).to_be_visible()
+    findings.check(page, 'patient, examination review')
+    page.get_by_role('button', name='Continue to payment').click()
+    findings.check(page, 'patient, examination payment step')
     page.get_by_role('button', name='Submit and pay').click()
     page.wait_for_url('**/checkout/test/**')
     expect(page.get_by_text('TEST MODE')).to_be_visible()

@@ -95,7 +95,7 @@ def test_reads_write_one_row_each(make_patient, make_doctor, tmp_path):
         ('report.viewed', {'version': 2, 'page': 'examination'}),
         ('report.downloaded', {'version': 1}),
         ('prior_report.downloaded', {'file_id': prior_id}),
-        ('images.downloaded', {'files': 1}),
+        ('images.downloaded', {'files': 1, 'deidentified': False}),
     ]
     for row in rows:
         assert (row.actor_user_id, row.object_type, row.object_id, row.client_address) == \
