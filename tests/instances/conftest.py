@@ -23,15 +23,14 @@ from sqlalchemy.engine import make_url
 
 from secondopinion import db
 from secondopinion.config import reset_settings
-from tests.browser.conftest import (
+from tests.browser.conftest import (  # noqa: F401 (browser is a fixture used here)
     ACTION_TIMEOUT_MS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MISSING_REQUIREMENT,
     AppServer,
     _free_port,
     _server_env,
     _wait_until_healthy,
+    browser,
 )
 from tests.log_guard import GUARD
 from tests.redis_server import RedisServer, start_redis
@@ -174,21 +173,8 @@ def cluster(app_env: dict[str, str], request, tmp_path) -> Iterator[Cluster]:
             f'the last run of instance {name} did not stop cleanly'
 
 
-@pytest.fixture(scope='package')
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=ACTION_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture
-def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:  # noqa: F811 (the imported fixture)
     """Return a function that opens a browser context (one person); cookies hold for both instances.
 
     Cookies do not depend on the port, so one context signed in on A is signed in on B too, as a
