@@ -29,7 +29,7 @@ expect = sync_api.expect
 
 
 @pytest.mark.parametrize('device', ['phone', 'desktop'])
-def test_registration_to_report_questions_and_sharing(open_page: Callable[..., sync_api.Page], device: str) -> None:
+def test_report_journey(open_page: Callable[..., sync_api.Page], device: str) -> None:
     viewport = PHONE if device == 'phone' else DESKTOP
     question = f'Is the nodule in my right lung benign? ({device} journey {time.time_ns()})'
     steps = iter(range(1, 100))

@@ -49,7 +49,7 @@ def test_question_and_answer_thread(make_patient, make_doctor):
     assert {'question.asked', 'question.answered'} <= actions
 
 
-def test_one_open_question_at_a_time_up_to_limit(make_patient, make_doctor, monkeypatch):
+def test_question_limit_one_open(make_patient, make_doctor, monkeypatch):
     monkeypatch.setenv('SECONDOPINION_MAX_FOLLOW_UP_QUESTIONS', '2')
     from secondopinion.config import reset_settings
     reset_settings()
