@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from nicegui import app
@@ -11,6 +12,8 @@ from . import db
 from .config import get_settings
 
 logger = logging.getLogger(__name__)
+
+STARTUP_FAILED_EXIT_CODE = 3
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / 'assets'
 
@@ -58,10 +61,18 @@ def _startup() -> None:
     from .services.scheduler import start_scheduler
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db.migrate()
-    bus.start()
-    start_scheduler()
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db.migrate()
+        bus.start()
+        start_scheduler()
+    except Exception:
+        # NiceGUI would log the error and serve on, half started: no scheduler, no event channel, and a
+        # health check that passes. Exiting lets the platform restart the instance instead.
+        logger.exception('SecondOpinion failed to start; exiting')
+        if os.environ.get('NICEGUI_USER_SIMULATION'):
+            raise
+        os._exit(STARTUP_FAILED_EXIT_CODE)
     logger.info('SecondOpinion started (environment %s, data in %s)', settings.environment,
                 settings.data_dir.resolve())
 

@@ -84,12 +84,20 @@ def after_scope(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(AFTER_SCOPE, []).append(callback)
 
 
+# Key of the PostgreSQL advisory lock held while migrating; any number unique to this app.
+MIGRATION_LOCK_KEY = 0x5EC0_0D01
+
+
 def migrate() -> None:
     """Bring the database schema to the newest Alembic revision."""
     engine = get_engine()
     config = Config()
     config.set_main_option('script_location', str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == 'postgresql':
+            # Instances that start together migrate one after the other: the lock lasts until this
+            # transaction ends, and the next instance then finds the schema up to date.
+            connection.execute(text('SELECT pg_advisory_xact_lock(:key)'), {'key': MIGRATION_LOCK_KEY})
         config.attributes['connection'] = connection
         command.upgrade(config, 'head')
     logger.info('database schema is up to date (%s)', engine.url.render_as_string(hide_password=True))
