@@ -121,7 +121,7 @@ def main() -> None:
 
 
 def share_nicegui_storage() -> None:
-    """Point NiceGUI's per-user storage at Redis when a Redis URL is set, so every instance sees it.
+    """Point NiceGUI's per-user storage at Redis when a Redis URL is set, so that every instance reads and writes the same data.
 
     NiceGUI reads these variables when it is first imported, which is why this runs before the server
     module is loaded. Variables already set by the operator win.

@@ -20,7 +20,7 @@ class ShareLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Who the link is for, in the patient's words, such as "Dr. Meier, family doctor".
     label: Mapped[str] = mapped_column(String(120), default='')
-    # Argon2 hash of the optional access code the patient tells the physician separately.
+    # Argon2 hash of the optional access code that the patient gives the physician separately.
     access_code_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

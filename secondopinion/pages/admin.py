@@ -181,7 +181,7 @@ def _examinations_panel(actor: Actor) -> None:
 
 
 def _overdue_cases(actor: Actor) -> None:
-    """List the paid cases without a report past their promised time, or say that there are none."""
+    """List the paid cases without a report past their promised time, or a line stating that there are none."""
     overdue = examinations.list_overdue(actor=actor)
     with ui.card().classes('w-full q-mb-md').mark('overdue'):
         ui.label('Past their promised report time').classes('text-h6')

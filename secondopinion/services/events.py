@@ -21,7 +21,7 @@ class ExamChanged:
     examination_id: str
     status: str
     doctor_id: int | None
-    # True for the event that says changes may have been missed, such as while the event channel
+    # True for the event that reports that changes may have been missed, such as while the event channel
     # was down; subscribers then reload everything they show. Its other fields are empty.
     missed: bool = False
 

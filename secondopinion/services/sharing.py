@@ -45,7 +45,7 @@ UNSHAREABLE = frozenset({ExamStatus.DRAFT, ExamStatus.CANCELLED})
 
 
 class ShareLinkError(DomainError):
-    """A link that cannot be opened. `reason` is one of the constants below; the message tells what to do."""
+    """A link that cannot be opened. `reason` is one of the constants below; the message explains what to do next."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

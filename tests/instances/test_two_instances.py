@@ -75,7 +75,7 @@ def count_outbox(cluster: Cluster) -> Counter:
     return outbox
 
 
-def test_paid_on_a_shows_on_b_and_accept_on_b_clears_a(cluster: Cluster,
+def test_board_events_cross_instances(cluster: Cluster,
                                                         new_context: Callable[..., sync_api.BrowserContext]):
     people = make_people()
     body_part = f'Chest {time.time_ns()}'
@@ -122,7 +122,7 @@ def test_paid_on_a_shows_on_b_and_accept_on_b_clears_a(cluster: Cluster,
     assert len(list((cluster.data_dir / 'outbox').glob('*.eml'))) == len(emails)
 
 
-def test_sign_out_on_a_closes_the_page_on_b(cluster: Cluster, new_context: Callable[..., sync_api.BrowserContext]):
+def test_sign_out_crosses_instances(cluster: Cluster, new_context: Callable[..., sync_api.BrowserContext]):
     make_people()
     context = new_context(base_url=cluster.a.base_url)
     on_a = context.new_page()
