@@ -267,7 +267,7 @@ def format_waiting(since: datetime | None, now: datetime) -> str:
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         return f'{hours} h {minutes} min'
-    return f'{hours // 24} days'
+    return f'{hours // 24} days {hours % 24} h'
 
 
 def browser_zone() -> ZoneInfo:
