@@ -7,6 +7,7 @@ from datetime import date
 
 from nicegui import ui
 
+from ..i18n import _
 from ..services import studies
 from ..services.actors import Actor
 from .layout import notify_error, plural
@@ -54,14 +55,14 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         return
 
     if summary.image_count == 0 and not summary.prior_reports:
-        ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
+        ui.label(_('No images uploaded yet.')).classes('text-grey-7').mark('no-images')
     if summary.image_count:
         ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
                  f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}') \
             .classes('text-body2 text-weight-medium').mark('image-totals')
     if summary.deidentified:
-        ui.label('De-identified review: names, ids, birth dates and addresses are removed from the images you '
-                 'view and download. Age and sex are kept.').classes('text-caption text-grey-8').mark('deidentified')
+        ui.label(_('De-identified review: names, ids, birth dates and addresses are removed from the images you '
+                 'view and download. Age and sex are kept.')).classes('text-caption text-grey-8').mark('deidentified')
     names = sorted({study.patient_name for study in summary.studies if study.patient_name})
     if len(names) > 1:
         # Hospitals sometimes put several patients' studies on one CD; the doctor needs only this patient's.
@@ -114,5 +115,5 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                 notify_error(error)
             if on_change:
                 on_change()
-        ui.button('Remove all images', icon='delete_sweep', on_click=clear).props('flat color=negative') \
+        ui.button(_('Remove all images'), icon='delete_sweep', on_click=clear).props('flat color=negative') \
             .mark('clear-images')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from ..i18n import _
 from ..models import Role
 from ..services import questions
 from ..services.actors import Actor
@@ -17,9 +18,9 @@ def question_thread(actor: Actor, examination_id: str) -> None:
     if actor.role == Role.DOCTOR and not thread.questions:
         return
     with ui.card().classes('w-full').mark('questions'):
-        ui.label('Questions about the report').classes('text-h6')
+        ui.label(_('Questions about the report')).classes('text-h6')
         if not thread.questions and actor.role == Role.PATIENT and thread.can_ask:
-            ui.label('Something in the report unclear? Ask the radiologist who wrote it.') \
+            ui.label(_('Something in the report unclear? Ask the radiologist who wrote it.')) \
                 .classes('text-body2 text-grey-8')
         for entry in thread.questions:
             _entry(actor, examination_id, entry)
@@ -39,7 +40,7 @@ def _entry(actor: Actor, examination_id: str, entry: questions.QuestionView) -> 
         elif actor.role == Role.DOCTOR:
             _answer_form(actor, examination_id, entry.id)
         else:
-            ui.label('Waiting for the radiologist\'s answer.').classes('text-body2 text-grey-8')
+            ui.label(_('Waiting for the radiologist\'s answer.')).classes('text-body2 text-grey-8')
 
 
 def _ask_form(actor: Actor, examination_id: str, thread: questions.Thread) -> None:
@@ -47,7 +48,7 @@ def _ask_form(actor: Actor, examination_id: str, thread: questions.Thread) -> No
         ui.label(thread.reason).classes('text-body2 text-grey-8').mark('question-closed')
         return
     ui.label(f'You can ask {plural(thread.remaining, "more question")}.').classes('text-body2')
-    text = ui.textarea('Your question', validation=None) \
+    text = ui.textarea(_('Your question'), validation=None) \
         .props(f'outlined autogrow maxlength={questions.QUESTION_MAX_CHARACTERS} counter') \
         .classes('w-full').mark('question-text')
     message = ui.label().classes('text-negative text-body2')
@@ -61,14 +62,14 @@ def _ask_form(actor: Actor, examination_id: str, thread: questions.Thread) -> No
         except Exception as error:  # noqa: BLE001 (logged by notify_error)
             notify_error(error)
             return
-        ui.notify('Your question was sent to the radiologist.', type='positive', position='top')
+        ui.notify(_('Your question was sent to the radiologist.'), type='positive', position='top')
         ui.navigate.reload()
 
-    ui.button('Send question', icon='send', on_click=send).mark('send-question')
+    ui.button(_('Send question'), icon='send', on_click=send).mark('send-question')
 
 
 def _answer_form(actor: Actor, examination_id: str, question_id: int) -> None:
-    text = ui.textarea('Your answer') \
+    text = ui.textarea(_('Your answer')) \
         .props(f'outlined autogrow maxlength={questions.ANSWER_MAX_CHARACTERS} counter') \
         .classes('w-full').mark(f'answer-text-{question_id}')
     message = ui.label().classes('text-negative text-body2')
@@ -82,7 +83,7 @@ def _answer_form(actor: Actor, examination_id: str, question_id: int) -> None:
         except Exception as error:  # noqa: BLE001 (logged by notify_error)
             notify_error(error)
             return
-        ui.notify('Your answer was sent to the patient.', type='positive', position='top')
+        ui.notify(_('Your answer was sent to the patient.'), type='positive', position='top')
         ui.navigate.reload()
 
-    ui.button('Send answer', icon='send', on_click=send).mark(f'send-answer-{question_id}')
+    ui.button(_('Send answer'), icon='send', on_click=send).mark(f'send-answer-{question_id}')

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
+from .. import i18n
 from ..db import session_scope
 from ..models import Examination, ExamStatus, Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent, Role
 from ..models.base import utcnow
@@ -32,10 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 def format_money(cents: int | None, currency: str | None) -> str:
-    if cents is None:
-        return '-'
-    sign = '-' if cents < 0 else ''
-    return f'{sign}{abs(cents) / 100:,.2f} {currency or ""}'.strip()
+    """Format an amount in cents in the current language, e.g. "1,234.50 CHF" (see i18n.format_money)."""
+    return i18n.format_money(cents, currency)
 
 
 @dataclass(frozen=True)
