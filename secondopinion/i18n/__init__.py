@@ -169,9 +169,9 @@ def gettext(message: str, **params: Any) -> str:
 
 
 def ngettext(singular: str, plural: str, count: int, **params: Any) -> str:
-    """Translate the form for `count` and fill the placeholders; {count} is filled with the count."""
+    """Translate the form for `count` and fill the placeholders; {count} is the count without digit grouping."""
     text = _translations(current_language()).ngettext(singular, plural, count)
-    return _format(text, {'count': format_number(count), **params})
+    return _format(text, {'count': count, **params})
 
 
 _ = gettext

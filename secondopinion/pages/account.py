@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from nicegui import ui
 
-from ..i18n import _, error_message
+from ..i18n import N_, _, error_message
 from ..models import Role
 from ..services import account_lifecycle, accounts
 from ..services.actors import Actor
@@ -49,8 +49,8 @@ def forgot_password_page() -> None:
                 except Exception as exc:  # noqa: BLE001 (logged and shown generically by notify_error)
                     notify_error(exc)
                     return
-                done.text = (f'If an account exists for {email.value.strip()}, we sent a link to it. The link works '
-                             'for 1 hour. If no email arrives within a few minutes, check your spam folder.')
+                done.text = _('If an account exists for {email}, we sent a link to it. The link works for 1 hour. If '
+                              'no email arrives within a few minutes, check your spam folder.', email=email.value.strip())
 
             email.on('keydown.enter', submit)
             ui.button(_('Send the link'), on_click=submit).classes('w-full').mark('send-reset-link')
@@ -62,7 +62,7 @@ def reset_password_page(token: str = '') -> None:
     with frame(_('Choose a new password'), current_actor()):
         with ui.card().classes('w-full max-w-md mx-auto'):
             if not account_lifecycle.reset_link_works(token):
-                _link_invalid('password reset', 'Ask for a new link', '/forgot-password')
+                _link_invalid('password reset', _('Ask for a new link'), '/forgot-password')
                 return
             ui.label(_('Choose a new password')).classes('text-h5')
             ui.label(_('After the change you are signed out everywhere, and you sign in with the new password.')) \
@@ -78,7 +78,7 @@ def reset_password_page(token: str = '') -> None:
 
             panel = ui.column().classes('w-full')
             with panel:
-                _new_password_form('Save the new password', save, lambda: _replace_with_invalid(
+                _new_password_form(_('Save the new password'), save, lambda: _replace_with_invalid(
                     panel, 'password reset', 'Ask for a new link', '/forgot-password'))
 
 
@@ -110,7 +110,7 @@ def verify_email_page(token: str = '') -> None:
                     if 'verify-banner' in element._markers:
                         element.delete()
                 with panel:
-                    ui.label(f'Thank you. Your email address {email} is confirmed.').classes('text-positive') \
+                    ui.label(_('Thank you. Your email address {email} is confirmed.', email=email)).classes('text-positive') \
                         .mark('verify-done')
                     target = '/exams' if actor is not None and actor.role == Role.PATIENT else '/login'
                     ui.button(_('Continue'), on_click=lambda: ui.navigate.to(target)).mark('verify-continue')
@@ -138,7 +138,7 @@ def invite_page(token: str = '') -> None:
 
             panel = ui.column().classes('w-full')
             with panel:
-                _new_password_form('Save and sign in', save,
+                _new_password_form(_('Save and sign in'), save,
                                    lambda: _replace_with_invalid(panel, 'invitation', None, None))
 
 
@@ -151,8 +151,8 @@ def verification_banner(actor: Actor) -> None:
     if status.verified:
         return
     with ui.card().classes('w-full bg-amber-1').mark('verify-banner'):
-        ui.label(f'Please confirm your email address {status.email}: open the link in the email we sent you. You can '
-                 'prepare examinations now, but you can pay only after confirming.').classes('text-body2')
+        ui.label(_('Please confirm your email address {email}: open the link in the email we sent you. You can '
+                   'prepare examinations now, but you can pay only after confirming.', email=status.email)).classes('text-body2')
 
         def resend() -> None:
             try:
@@ -160,7 +160,7 @@ def verification_banner(actor: Actor) -> None:
             except Exception as exc:  # noqa: BLE001 (domain errors shown, others logged)
                 notify_error(exc)
                 return
-            ui.notify(f'We sent a new link to {status.email}.', type='positive', position='top')
+            ui.notify(_('We sent a new link to {email}.', email=status.email), type='positive', position='top')
 
         ui.button(_('Send the link again'), icon='mail', on_click=resend).props('flat dense').mark('resend-verification')
 
@@ -172,13 +172,15 @@ def payment_blocked_note(actor: Actor) -> None:
     except DomainError:
         return
     if not status.verified:
-        ui.label(f'You can pay once your email address {status.email} is confirmed. Open the link in the email we '
-                 'sent you, or ask for a new one with "Send the link again" at the top of this page.') \
+        ui.label(_('You can pay once your email address {email} is confirmed. Open the link in the email we '
+                   'sent you, or ask for a new one with "Send the link again" at the top of this page.',
+                   email=status.email)) \
             .classes('text-body2 text-warning-strong').mark('payment-blocked')
 
 
 def _new_password_form(button_label: str, save: Callable[[str], None], on_invalid_link: Callable[[], None]) -> None:
-    password = ui.input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
+    password = ui.input(_('New password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH),
+                        password=True,
                         password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
         .mark('new-password')
     repeat = ui.input(_('Repeat the new password'), password=True).props('autocomplete=new-password') \
@@ -203,6 +205,12 @@ def _new_password_form(button_label: str, save: Callable[[str], None], on_invali
     ui.button(button_label, on_click=submit).classes('w-full').mark('save-password')
 
 
+# Headings of a single-use link that does not work, by the kind of link.
+INVALID_LINK_TITLES = {'password reset': N_('This password reset link does not work'),
+                       'invitation': N_('This invitation link does not work'),
+                       'confirmation': N_('This confirmation link does not work')}
+
+
 def _replace_with_invalid(panel: ui.column, what: str, button: str | None, target: str | None) -> None:
     panel.clear()
     with panel:
@@ -210,7 +218,7 @@ def _replace_with_invalid(panel: ui.column, what: str, button: str | None, targe
 
 
 def _link_invalid(what: str, button: str | None, target: str | None) -> None:
-    ui.label(f'This {what} link does not work').classes('text-h5').mark('link-invalid')
+    ui.label(_(INVALID_LINK_TITLES[what])).classes('text-h5').mark('link-invalid')
     ui.label(_('It was already used, it expired, or a newer link replaced it. Each link works only once.')) \
         .classes('text-body2')
     if button and target:

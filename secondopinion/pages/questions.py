@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from ..i18n import _
+from ..i18n import _, ngettext
 from ..models import Role
 from ..services import questions
 from ..services.actors import Actor
 from ..services.errors import DomainError
-from .layout import format_time, notify_error, plural, show_form_error
+from .layout import format_time, notify_error, show_form_error
 
 
 def question_thread(actor: Actor, examination_id: str) -> None:
@@ -30,10 +30,12 @@ def question_thread(actor: Actor, examination_id: str) -> None:
 
 def _entry(actor: Actor, examination_id: str, entry: questions.QuestionView) -> None:
     with ui.column().classes('w-full gap-1 q-mb-sm').mark(f'question-{entry.id}'):
-        ui.label(f'Question, {format_time(entry.asked_at)}').classes('text-caption text-grey-7')
+        ui.label(_('Question, {time}', time=format_time(entry.asked_at))).classes('text-caption text-grey-7')
         ui.label(entry.question).classes('text-body1 whitespace-pre-wrap break-words')
         if entry.answer is not None:
-            ui.label(f'Answer from {entry.doctor_name or "the radiologist"}, {format_time(entry.answered_at)}') \
+            ui.label(_('Answer from {name}, {time}', name=entry.doctor_name, time=format_time(entry.answered_at))
+                     if entry.doctor_name else
+                     _('Answer from the radiologist, {time}', time=format_time(entry.answered_at))) \
                 .classes('text-caption text-grey-7 q-mt-xs')
             ui.label(entry.answer).classes('text-body1 whitespace-pre-wrap break-words q-pl-md') \
                 .style('border-left: 3px solid var(--q-primary)').mark(f'answer-{entry.id}')
@@ -47,7 +49,7 @@ def _ask_form(actor: Actor, examination_id: str, thread: questions.Thread) -> No
     if not thread.can_ask:
         ui.label(thread.reason).classes('text-body2 text-grey-8').mark('question-closed')
         return
-    ui.label(f'You can ask {plural(thread.remaining, "more question")}.').classes('text-body2')
+    ui.label(ngettext('You can ask {count} more question.', 'You can ask {count} more questions.', thread.remaining)).classes('text-body2')
     text = ui.textarea(_('Your question'), validation=None) \
         .props(f'outlined autogrow maxlength={questions.QUESTION_MAX_CHARACTERS} counter') \
         .classes('w-full').mark('question-text')
