@@ -424,7 +424,7 @@ class ExamForm:
         self.links.refresh()
 
     async def _prior_uploaded(self, event: events.UploadEventArguments) -> None:
-        folder = Path(tempfile.mkdtemp(prefix=_('prior-')))
+        folder = Path(tempfile.mkdtemp(prefix='prior-'))
         try:
             path = folder / 'report'
             await event.file.save(path)
