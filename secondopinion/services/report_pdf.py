@@ -101,7 +101,7 @@ def render_report_pdf(data: ReportPdfData) -> bytes:
     register_fonts()
     with _render_lock, i18n.use_language(data.language):
         # The footer shows "Page N of M", and M is known only after a first pass counts the pages.
-        _, page_count = _build(data, total_pages=None)
+        _first_pass, page_count = _build(data, total_pages=None)
         pdf, second_count = _build(data, total_pages=page_count)
     if second_count != page_count:
         raise RuntimeError(f'report PDF for examination {data.examination_id} changed page count between passes')
@@ -152,7 +152,7 @@ def _stamp_signing_time(canvas: Canvas, finalized_at: datetime) -> None:
 
 
 def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages: int | None) -> None:
-    width, _ = A4
+    width = A4[0]
     line_y = PAGE_MARGIN + 2 * mm
     text_y = PAGE_MARGIN - 3 * mm
     canvas.saveState()
