@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import weakref
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -75,18 +76,21 @@ def public_switcher() -> None:
     """Add the language choice for visitors who are not signed in: a link per other language, kept in a cookie."""
     current = i18n.current_language()
     request = ui.context.client.request
-    here = request.url.path if request is not None else '/'
+    current_path = request.url.path if request is not None else '/'
     with ui.row().classes('items-center gap-1 no-wrap').mark('language-switcher'):
-        ui.icon('language', color='white').props('aria-hidden=true')
+        ui.icon('language', color='white').props('aria-hidden=true').classes('nav-wide')
         for code, name in i18n.LANGUAGES.items():
             if code == current:
                 continue
-            ui.link(name, f'/language/{code}?next={here}').classes('text-white text-body2') \
-                .props(f'lang={code} hreflang={code}').mark(f'language-{code}')
+            # Phones (the nav-narrow class of the header) get the short code, so the header stays one row high.
+            with ui.link(target=f'/language/{code}?next={quote(current_path)}').classes('text-white text-body2 q-mx-xs') \
+                    .props(f'lang={code} hreflang={code} aria-label="{name}"').mark(f'language-{code}'):
+                ui.label(name).classes('nav-wide')
+                ui.label(code.upper()).classes('nav-narrow')
 
 
 def account_switcher(actor: Actor) -> None:
-    """Add the signed-in user's language menu to the header; a choice is stored in the account."""
+    """Add the signed-in user's language menu to the header. A choice is stored in the account."""
     def choose(code: str) -> None:
         try:
             profile.set_language(actor=actor, language=code)
