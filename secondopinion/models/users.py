@@ -26,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     full_name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
+    # Code of the language of pages, emails, texts and report PDFs (a key of i18n.LANGUAGES).
+    language: Mapped[str] = mapped_column(String(8), default='en', server_default='en')
     login_provider: Mapped[str] = mapped_column(String(32), default='password')
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

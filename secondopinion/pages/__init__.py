@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import account, admin, board, doctor, oidc, patient, privacy, profile, public, sharing, viewer
+    from . import account, admin, board, doctor, language, oidc, patient, privacy, profile, public, sharing, viewer
 
+    language.register_routes()
     public.register()
     patient.register()
     board.register()

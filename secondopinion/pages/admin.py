@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from ..i18n import error_message
 from ..models import Role
 from ..models.base import utcnow
 from ..services import account_lifecycle, accounts, examinations, notifications
@@ -204,7 +205,7 @@ def _notifications_panel(actor: Actor) -> None:
         try:
             rows = notifications.list_notifications(actor=actor)
         except DomainError as error:
-            ui.label(str(error)).classes('text-negative')
+            ui.label(error_message(error)).classes('text-negative')
             return
         if not rows:
             ui.label('No notifications yet.')

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from nicegui import ui
 
+from ..i18n import error_message
 from ..services import audit_log
 from ..services.actors import Actor
 from ..services.errors import DomainError
@@ -65,7 +66,7 @@ def audit_panel(actor: Actor) -> None:
         try:
             first, last = _day(start.value, '"from"'), _day(end.value, '"to"')
         except ValueError as error:
-            ui.notify(str(error), type='warning', position='top')
+            ui.notify(error_message(error), type='warning', position='top')
             return None
         return audit_log.AuditFilter(
             user=user.value or '', action=action.value or '', object_type=object_type.value or '',
@@ -81,7 +82,7 @@ def audit_panel(actor: Actor) -> None:
         try:
             page = audit_log.search(actor=actor, filters=filters, page=state['page'])
         except DomainError as error:
-            ui.label(str(error)).classes('text-negative').mark('audit-error')
+            ui.label(error_message(error)).classes('text-negative').mark('audit-error')
             return
         rows = [{'id': entry.id, 'at': format_time(entry.at, zone, with_zone=False),
                  'user': entry.user_email or (f'user {entry.user_id}' if entry.user_id else 'system'),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from ..models import ExamStatus
+from ..i18n import _
 from ..services.examinations import STATUS_LABELS
 
 TEXT_COLOR = '#ffffff'
@@ -63,7 +64,7 @@ def status_style(status: str) -> tuple[str, str, str]:
         tone, icon = UNKNOWN_STATUS_STYLE
         return status, TONES[tone], icon
     tone, icon = STATUS_STYLES[known]
-    return STATUS_LABELS[known], TONES[tone], icon
+    return _(STATUS_LABELS[known]), TONES[tone], icon
 
 
 def status_badge(status: str) -> ui.badge:

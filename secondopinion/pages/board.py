@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from nicegui import context, run, ui
 
+from ..i18n import error_message
 from ..models import ExamStatus, Role, Urgency
 from ..models.base import utcnow
 from ..services import events, examinations, pending_pages
@@ -174,7 +175,7 @@ class Board:
         try:
             exams, total = self._query(self.filters, self.offset)
         except DomainError as error:
-            self._show_error(str(error))
+            self._show_error(error_message(error))
             return
         self._apply(exams, total)
 
@@ -190,7 +191,7 @@ class Board:
                     offset = (result[1] - 1) // BOARD_PAGE_SIZE * BOARD_PAGE_SIZE
                     result = await run.io_bound(self._query, filters, offset)
             except DomainError as error:
-                self._show_error(str(error))
+                self._show_error(error_message(error))
                 return
             except Exception:
                 logger.exception('board of doctor %s failed to load pending examinations', self.actor.doctor_id)
@@ -266,7 +267,7 @@ class Board:
             examinations.accept(actor=self.actor, examination_id=examination_id)
         except (ConflictError, NotFoundError) as error:
             # Taken by another doctor, cancelled, or this doctor was deactivated since the board opened.
-            ui.notify(str(error), type='warning', position='top', multi_line=True)
+            ui.notify(error_message(error), type='warning', position='top', multi_line=True)
             self.changed = True
             return
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)

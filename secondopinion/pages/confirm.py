@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from nicegui import ui
 
+from ..i18n import _
+
 
 class ConfirmDialog:
     """Confirmation dialog that one panel reuses for each question. The action runs only after its button is pressed.
@@ -21,13 +23,13 @@ class ConfirmDialog:
             self._title = ui.label('').classes('text-h6').mark(f'{marker}-title')
             self._text = ui.column().classes('gap-1 text-body2').mark(f'{marker}-text')
             with ui.row().classes('w-full justify-end'):
-                self._dismiss = ui.button('Cancel', on_click=self.dialog.close).props('flat') \
+                self._dismiss = ui.button(_('Cancel'), on_click=self.dialog.close).props('flat') \
                     .mark(f'{marker}-cancel')
                 self._action = ui.button('', on_click=self._confirm).props('color=negative') \
                     .mark(f'{marker}-confirm')
 
     def ask(self, *, title: str, lines: list[str], action: str, on_confirm: Callable[[], None],
-            dismiss: str = 'Cancel') -> None:
+            dismiss: str | None = None) -> None:
         """Open the dialog with a question, the consequences (one label per line) and the two button labels."""
         self._title.text = title
         self._text.clear()
@@ -35,7 +37,7 @@ class ConfirmDialog:
             for line in lines:
                 ui.label(line)
         self._action.text = action
-        self._dismiss.text = dismiss
+        self._dismiss.text = dismiss or _('Cancel')
         self._on_confirm = on_confirm
         self.dialog.open()
 

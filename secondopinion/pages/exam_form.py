@@ -15,25 +15,29 @@ from typing import Any
 from nicegui import events, run, ui
 
 from ..config import get_settings
+from ..i18n import N_, _, error_message, ngettext
 from ..services import drafts, examinations, payments, studies
 from ..services.actors import Actor
 from ..services.errors import ValidationError
 from ..services.payments import format_money
 from .account import payment_blocked_note
 from .images import describe_upload, images_summary
-from .layout import notify_error, plural
+from .layout import notify_error
 from .study_uploader import StudyUploader
 
 logger = logging.getLogger(__name__)
 
 STEP_TITLES = {
-    drafts.STEP_IMAGES: ('Images', 'image'),
-    drafts.STEP_DETAILS: ('Details', 'edit_note'),
-    drafts.STEP_REVIEW: ('Review', 'fact_check'),
-    drafts.STEP_PAYMENT: ('Payment', 'payment'),
+    drafts.STEP_IMAGES: (N_('Images'), 'image'),
+    drafts.STEP_DETAILS: (N_('Details'), 'edit_note'),
+    drafts.STEP_REVIEW: (N_('Review'), 'fact_check'),
+    drafts.STEP_PAYMENT: (N_('Payment'), 'payment'),
 }
 SAVE_WHILE_TYPING_SECONDS = 2.0
-URGENCY_LABELS = {'routine': 'Routine', 'urgent': 'Urgent (reviewed first, costs more)'}
+URGENCY_LABELS = {'routine': N_('Routine'), 'urgent': N_('Urgent (reviewed first, costs more)')}
+# "Back to images" and so on, by the step that the button opens.
+BACK_LABELS = {drafts.STEP_IMAGES: N_('Back to images'), drafts.STEP_DETAILS: N_('Back to details'),
+               drafts.STEP_REVIEW: N_('Back to review'), drafts.STEP_PAYMENT: N_('Back to payment')}
 
 # Quasar indents the content of a vertical stepper by 60 px, which leaves too little width on phones. There
 # the content uses the full width, so the line that joins the step dots would cross it and is hidden.
@@ -60,7 +64,7 @@ class ExamForm:
 
     def build(self) -> None:
         ui.add_css(STEPPER_CSS)
-        ui.label('New examination').classes('text-h5')
+        ui.label(_('New examination')).classes('text-h5')
         with ui.stepper(value=self.initial_step, on_value_change=self._step_changed) \
                 .props('vertical header-nav flat').classes('w-full exam-stepper').mark('exam-stepper') as stepper:
             self.stepper = stepper
@@ -76,24 +80,24 @@ class ExamForm:
                 self.payment()
 
         with ui.row().classes('w-full justify-end gap-2'):
-            ui.button('Discard', on_click=self._discard).props('flat color=negative').mark('discard')
-            ui.button('Save draft', on_click=self._save_draft).props('outline').mark('save-draft')
+            ui.button(_('Discard'), on_click=self._discard).props('flat color=negative').mark('discard')
+            ui.button(_('Save draft'), on_click=self._save_draft).props('outline').mark('save-draft')
 
     def _step(self, name: str) -> ui.step:
         title, icon = STEP_TITLES[name]
-        return ui.step(name, title=title, icon=icon).mark(f'step-{name}')
+        return ui.step(name, title=_(title), icon=icon).mark(f'step-{name}')
 
     def _navigation(self, name: str, back: str | None, forward_label: str, forward: Any) -> None:
         """Add the step's buttons: forward (marked "NAME-next") and, unless `back` is None, back to that step."""
         with ui.stepper_navigation().classes('gap-2 q-px-none'):
             ui.button(forward_label, on_click=forward).mark(f'{name}-next')
             if back is not None:
-                ui.button(f'Back to {STEP_TITLES[back][0].lower()}', on_click=lambda: self.go(back)) \
+                ui.button(_(BACK_LABELS[back]), on_click=lambda: self.go(back)) \
                     .props('flat').mark(f'{name}-back')
 
     def _images_step(self) -> None:
-        ui.label('Upload the DICOM files of your study: the files, the whole folder of the CD, or one .zip '
-                 'of it. You can also give a link to images stored elsewhere.').classes('text-body2')
+        ui.label(_('Upload the DICOM files of your study: the files, the whole folder of the CD, or one .zip '
+                 'of it. You can also give a link to images stored elsewhere.')).classes('text-body2')
 
         StudyUploader(self.examination_id, concurrency=get_settings().upload_concurrency,
                       on_uploaded=self._uploaded, on_failed=self._upload_failed).classes('w-full').mark('image-upload')
@@ -119,11 +123,12 @@ class ExamForm:
         if not progress.recognized:
             return
         with ui.card().classes('w-full bg-green-1').props('flat').mark('recognized'):
-            ui.label('Recognized in your images').classes('text-subtitle2')
+            ui.label(_('Recognized in your images')).classes('text-subtitle2')
             for study in progress.recognized:
-                parts = [study.modality or 'Unknown type', ', '.join(study.body_parts) or 'body part not stated',
-                         study.date or 'no study date', plural(study.series_count, 'series', 'series'),
-                         plural(study.image_count, 'image')]
+                parts = [study.modality or _('Unknown type'), ', '.join(study.body_parts) or _('body part not stated'),
+                         study.date or _('no study date'),
+                         ngettext('{count} series', '{count} series', study.series_count),
+                         ngettext('{count} image', '{count} images', study.image_count)]
                 ui.label(' · '.join(parts)).classes('text-body2').mark('recognized-study')
 
     def _image_list_content(self) -> None:
@@ -131,9 +136,9 @@ class ExamForm:
 
     def _link_form(self) -> None:
         with ui.row().classes('w-full items-end gap-2'):
-            self.link_url = ui.input('Link to images', placeholder='https://... (a portal or cloud share)') \
+            self.link_url = ui.input(_('Link to images'), placeholder=_('https://... (a portal or cloud share)')) \
                 .classes('grow').mark('link-url')
-            ui.button('Add link', on_click=self._add_link).props('outline').mark('add-link')
+            ui.button(_('Add link'), on_click=self._add_link).props('outline').mark('add-link')
         self.links = ui.refreshable(self._links_content)
         self.links()
 
@@ -147,30 +152,30 @@ class ExamForm:
                     .props('flat dense round aria-label="Remove link"')
 
     def _prior_report_form(self) -> None:
-        with ui.expansion('First radiologist\'s report (optional)', icon='description').classes('w-full') \
+        with ui.expansion(_('First radiologist\'s report (optional)'), icon='description').classes('w-full') \
                 .props('dense'):
-            ui.label('If you already have a report, paste its text or upload it as PDF or image.') \
+            ui.label(_('If you already have a report, paste its text or upload it as PDF or image.')) \
                 .classes('text-body2')
-            self.prior_text = ui.textarea('Text of the first report', value=self.exam.prior_report_text) \
+            self.prior_text = ui.textarea(_('Text of the first report'), value=self.exam.prior_report_text) \
                 .classes('w-full').mark('prior_report_text')
             # NOTE: max_file_size is checked by the browser only; add_prior_report_file checks it again.
-            ui.upload(label='Report as PDF or image', auto_upload=True, on_upload=self._prior_uploaded,
+            ui.upload(label=_('Report as PDF or image'), auto_upload=True, on_upload=self._prior_uploaded,
                       max_file_size=studies.MAX_PRIOR_REPORT_BYTES, on_rejected=self._prior_too_large) \
                 .props('accept=".pdf,.png,.jpg,.jpeg"').classes('w-full').mark('prior-upload')
 
     def _details_step(self) -> None:
         exam = self.exam
-        self.modality = ui.select(examinations.MODALITIES, label='Type of examination',
+        self.modality = ui.select({code: _(label) for code, label in examinations.MODALITIES.items()}, label=_('Type of examination'),
                                   value=exam.modality or None).classes('w-full').mark('modality')
-        self.body_part = ui.input('Body part', value=exam.body_part, placeholder='e.g. chest, left knee') \
+        self.body_part = ui.input(_('Body part'), value=exam.body_part, placeholder=_('e.g. chest, left knee')) \
             .classes('w-full').mark('body_part')
-        self.question = ui.textarea('Your question for the radiologist', value=exam.clinical_question) \
+        self.question = ui.textarea(_('Your question for the radiologist'), value=exam.clinical_question) \
             .classes('w-full').mark('clinical_question')
-        self.history = ui.textarea('Relevant history', value=exam.history,
-                                   placeholder='Symptoms, operations, earlier findings').classes('w-full') \
+        self.history = ui.textarea(_('Relevant history'), value=exam.history,
+                                   placeholder=_('Symptoms, operations, earlier findings')).classes('w-full') \
             .mark('history')
-        ui.label('Urgency').classes('text-caption text-grey-8')
-        self.urgency = ui.radio(URGENCY_LABELS, value=exam.urgency).props('inline').mark('urgency')
+        ui.label(_('Urgency')).classes('text-caption text-grey-8')
+        self.urgency = ui.radio({key: _(label) for key, label in URGENCY_LABELS.items()}, value=exam.urgency).props('inline').mark('urgency')
         self.fields: dict[str, Any] = {'modality': self.modality, 'body_part': self.body_part,
                                        'clinical_question': self.question, 'history': self.history,
                                        'urgency': self.urgency, 'prior_report_text': self.prior_text}
@@ -195,12 +200,13 @@ class ExamForm:
 
         if progress.missing:
             with ui.column().classes('w-full gap-1').mark('review-missing'):
-                ui.label('Still missing before you can pay:').classes('text-body2 text-negative')
+                ui.label(_('Still missing before you can pay:')).classes('text-body2 text-negative')
                 for item in progress.missing:
-                    ui.label(f'• {item.message}').classes('text-body2 text-negative')
+                    ui.label(f'• {_(item.message)}').classes('text-body2 text-negative')
 
         with self._review_section('Images', drafts.STEP_IMAGES):
-            totals = plural(progress.image_count, 'DICOM image') if progress.image_count else 'No images uploaded'
+            totals = ngettext('{count} DICOM image', '{count} DICOM images', progress.image_count) \
+                if progress.image_count else _('No images uploaded')
             ui.label(totals).classes('text-body2').mark('review-image-count')
             for study in progress.recognized:
                 ui.label(' · '.join(part for part in (study.modality, ', '.join(study.body_parts), study.date)
@@ -209,12 +215,12 @@ class ExamForm:
                 ui.label(url).classes('text-body2 break-all')
 
         with self._review_section('Details', drafts.STEP_DETAILS):
-            _review_row('Type', examinations.MODALITIES.get(exam.modality, exam.modality))
-            _review_row('Body part', exam.body_part)
-            _review_row('Question', exam.clinical_question)
-            _review_row('History', exam.history)
-            _review_row('Urgency', URGENCY_LABELS.get(exam.urgency, exam.urgency))
-            _review_row('First report', exam.prior_report_text)
+            _review_row(N_('Type'), _(examinations.MODALITIES.get(exam.modality, exam.modality)))
+            _review_row(N_('Body part'), exam.body_part)
+            _review_row(N_('Question'), exam.clinical_question)
+            _review_row(N_('History'), exam.history)
+            _review_row(N_('Urgency'), _(URGENCY_LABELS.get(exam.urgency, exam.urgency)))
+            _review_row(N_('First report'), exam.prior_report_text)
 
         _price_lines(progress.quote, exam.urgency)
         self._navigation(drafts.STEP_REVIEW, drafts.STEP_DETAILS, 'Continue to payment', self._review_done)
@@ -224,7 +230,7 @@ class ExamForm:
         with card:
             with ui.row().classes('w-full items-center justify-between no-wrap'):
                 ui.label(title).classes('text-subtitle1 text-weight-medium')
-                ui.button('Edit', icon='edit', on_click=lambda: self.go(step)).props('flat dense') \
+                ui.button(_('Edit'), icon='edit', on_click=lambda: self.go(step)).props('flat dense') \
                     .mark(f'edit-{step}')
         return card
 
@@ -235,12 +241,12 @@ class ExamForm:
             notify_error(error)
             return
         _price_lines(drafts.quote(exam.modality, exam.urgency), exam.urgency)
-        ui.label('You pay on the next page. Your request goes to our radiologists as soon as the payment is '
-                 'confirmed.').classes('text-body2')
+        ui.label(_('You pay on the next page. Your request goes to our radiologists as soon as the payment is '
+                 'confirmed.')).classes('text-body2')
         payment_blocked_note(self.actor)
         with ui.stepper_navigation().classes('gap-2 q-px-none'):
-            ui.button('Submit and pay', icon='payment', on_click=self._submit).mark('submit')
-            ui.button('Back to review', on_click=lambda: self.go(drafts.STEP_REVIEW)).props('flat') \
+            ui.button(_('Submit and pay'), icon='payment', on_click=self._submit).mark('submit')
+            ui.button(_('Back to review'), on_click=lambda: self.go(drafts.STEP_REVIEW)).props('flat') \
                 .mark('payment-back')
 
     # --- actions -------------------------------------------------------------------------------
@@ -267,7 +273,7 @@ class ExamForm:
                 history=self.history.value or '', urgency=self.urgency.value or 'routine',
                 prior_report_text=self.prior_text.value or '')
         except ValidationError as error:
-            self._show_field_error(error.field, str(error))
+            self._show_field_error(error.field, error_message(error))
             notify_error(error)
             return False
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
@@ -277,14 +283,14 @@ class ExamForm:
 
     def _save_draft(self) -> None:
         if self.save():
-            ui.notify('Draft saved.', type='positive', position='top')
+            ui.notify(_('Draft saved.'), type='positive', position='top')
 
     def _images_done(self) -> None:
         progress = self._progress()
         if progress is None:
             return
         missing = progress.missing_in(drafts.STEP_IMAGES)
-        self.images_error.text = missing[0].message if missing else ''
+        self.images_error.text = _(missing[0].message) if missing else ''
         if not missing:
             self.go(drafts.STEP_DETAILS)
 
@@ -296,7 +302,7 @@ class ExamForm:
             return
         missing = progress.missing_in(drafts.STEP_DETAILS)
         for item in missing:
-            self._show_field_error(item.field, item.message)
+            self._show_field_error(item.field, _(item.message))
         if not missing:
             self.go(drafts.STEP_REVIEW)
 
@@ -309,8 +315,8 @@ class ExamForm:
             return
         # Open the first step with a gap and show the messages on its fields.
         for item in progress.missing:
-            self._show_field_error(item.field, item.message)
-        self.images_error.text = next((item.message for item in progress.missing_in(drafts.STEP_IMAGES)), '')
+            self._show_field_error(item.field, _(item.message))
+        self.images_error.text = next((_(item.message) for item in progress.missing_in(drafts.STEP_IMAGES)), '')
         self.go(next(step for step in drafts.STEPS if progress.missing_in(step)))
 
     def _progress(self) -> drafts.DraftProgress | None:
@@ -424,7 +430,7 @@ class ExamForm:
             await event.file.save(path)
             await run.io_bound(studies.add_prior_report_file, actor=self.actor, examination_id=self.examination_id,
                                filename=event.file.name, path=path)
-            ui.notify(f'{event.file.name} attached.', type='positive', position='top')
+            ui.notify(_('{name} attached.', name=event.file.name), type='positive', position='top')
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
         finally:
@@ -433,23 +439,25 @@ class ExamForm:
         self.image_list.refresh()
 
     def _prior_too_large(self) -> None:
-        ui.notify(f'The report file is larger than {studies.format_bytes(studies.MAX_PRIOR_REPORT_BYTES)}. '
-                  f'Upload a smaller PDF or photo.', type='negative', position='top')
+        ui.notify(_('The report file is larger than {size}. Upload a smaller PDF or photo.',
+                    size=studies.format_bytes(studies.MAX_PRIOR_REPORT_BYTES)), type='negative', position='top')
 
 
 def _review_row(label: str, value: str) -> None:
+    """Add a row of the review; `label` is the English msgid, which also names the row's marker."""
     with ui.row().classes('w-full no-wrap gap-2'):
-        ui.label(label).classes('text-grey-7 w-24 shrink-0')
+        ui.label(_(label)).classes('text-grey-7 w-24 shrink-0')
         ui.label(value or '-').classes('whitespace-pre-wrap break-words min-w-0').mark(f'review-{label.lower()}')
 
 
 def _price_lines(quote: drafts.PriceQuote, urgency: str) -> None:
     with ui.column().classes('w-full gap-0').mark('price'):
         if quote.price_cents is None:
-            ui.label('Choose the type of examination to see the price.').classes('text-body2')
+            ui.label(_('Choose the type of examination to see the price.')).classes('text-body2')
             return
-        ui.label(f'Price: {format_money(quote.price_cents, quote.currency)}') \
+        ui.label(_('Price: {amount}', amount=format_money(quote.price_cents, quote.currency))) \
             .classes('text-subtitle1 text-weight-medium').mark('price-total')
         if urgency == 'urgent':
-            ui.label(f'{format_money(quote.routine_cents, quote.currency)} plus '
-                     f'{quote.urgent_surcharge_percent} % for an urgent review.').classes('text-caption text-grey-8')
+            ui.label(_('{amount} plus {percent} % for an urgent review.',
+                       amount=format_money(quote.routine_cents, quote.currency),
+                       percent=quote.urgent_surcharge_percent)).classes('text-caption text-grey-8')

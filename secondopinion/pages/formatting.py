@@ -11,13 +11,13 @@ import zoneinfo
 from datetime import UTC, date, datetime, time
 from functools import cache
 
+from .. import i18n
+
 TIME_ZONE_COOKIE = 'tz'
 UTC_ZONE = zoneinfo.ZoneInfo('UTC')
 # Longer cookie values are rejected without a lookup. The longest IANA zone name has 32 characters
 # (America/Argentina/ComodRivadavia in tzdata 2026.6).
 MAX_ZONE_NAME_LENGTH = 64
-# English month abbreviations, fixed here because strftime's %b follows the server's locale.
-MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')
 
 # Script for the head of every page. The cookie lasts a year and is refreshed on every page load, so
 # a laptop taken to another zone shows the new zone from its next page on.
@@ -53,18 +53,10 @@ def parse_zone(name: str | None) -> zoneinfo.ZoneInfo:
         return UTC_ZONE
 
 
-def _as_utc(value: datetime) -> datetime:
-    # The database layer returns aware UTC values; a naive value can only come from code that means UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def format_time(value: datetime | None, zone: zoneinfo.ZoneInfo, *, with_zone: bool = True) -> str:
-    """Format a moment in `zone`, e.g. "5 Dec 2026, 14:05 (Europe/Zurich)"; None gives "-"."""
-    if value is None:
-        return '-'
-    local = _as_utc(value).astimezone(zone)
-    text = f'{local.day} {MONTHS[local.month - 1]} {local.year}, {local:%H:%M}'
-    return f'{text} ({zone.key})' if with_zone else text
+    """Format a moment in `zone` and the page's language, e.g. "5 Dec 2026, 14:05 (Europe/Zurich)" or
+    "5 Aralık 2026 14:05 (Europe/Istanbul)"; None gives "-"."""
+    return i18n.format_datetime(value, zone, with_zone=with_zone)
 
 
 def start_of_day(day: date, zone: zoneinfo.ZoneInfo) -> datetime:

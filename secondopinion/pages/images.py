@@ -7,9 +7,10 @@ from datetime import date
 
 from nicegui import ui
 
+from ..i18n import N_, _, ngettext
 from ..services import studies
 from ..services.actors import Actor
-from .layout import notify_error, plural
+from .layout import notify_error
 
 
 def format_size(size: int) -> str:
@@ -22,26 +23,27 @@ def format_size(size: int) -> str:
 
 def describe_upload(summary: dict) -> str:
     """Describe the commit result of an upload, as the upload route returns it."""
-    text = f'{plural(int(summary.get("accepted", 0)), "DICOM image")} added'
+    parts = [ngettext('{count} DICOM image added', '{count} DICOM images added', int(summary.get('accepted', 0)))]
     if duplicates := int(summary.get('duplicates', 0)):
-        text += f', {duplicates} already uploaded'
+        parts.append(ngettext('{count} already uploaded', '{count} already uploaded', duplicates))
     if skipped := int(summary.get('skipped', 0)):
-        text += f', {plural(skipped, "other file")} skipped (not DICOM images)'
-    return text + '.'
+        parts.append(ngettext('{count} other file skipped (not DICOM images)',
+                              '{count} other files skipped (not DICOM images)', skipped))
+    return ', '.join(parts) + '.'
 
 
 def _study_date(value: date | None) -> str:
-    return value.isoformat() if value else 'unknown date'
+    return value.isoformat() if value else _('unknown date')
 
 
-SEX_WORDS = {'M': 'male', 'F': 'female', 'O': 'other'}
+SEX_WORDS = {'M': N_('male'), 'F': N_('female'), 'O': N_('other')}
 
 
 def describe_patient(study: studies.StudySummary) -> str:
     """Return the patient line of a study, such as "Patient: Yılmaz, Şükrü · male · 45 years", or '' without data."""
-    sex = SEX_WORDS.get(study.patient_sex, study.patient_sex)
+    sex = _(SEX_WORDS[study.patient_sex]) if study.patient_sex in SEX_WORDS else study.patient_sex
     parts = [part for part in (study.patient_name, sex, study.patient_age) if part]
-    return f'Patient: {" · ".join(parts)}' if parts else ''
+    return _('Patient: {details}', details=' · '.join(parts)) if parts else ''
 
 
 def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
@@ -54,25 +56,29 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         return
 
     if summary.image_count == 0 and not summary.prior_reports:
-        ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
+        ui.label(_('No images uploaded yet.')).classes('text-grey-7').mark('no-images')
     if summary.image_count:
-        ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
-                 f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}') \
+        ui.label(', '.join([ngettext('{count} study', '{count} studies', summary.study_count),
+                            ngettext('{count} series', '{count} series', summary.series_count),
+                            ngettext('{count} image', '{count} images', summary.image_count),
+                            format_size(summary.total_bytes)])) \
             .classes('text-body2 text-weight-medium').mark('image-totals')
     if summary.deidentified:
-        ui.label('De-identified review: names, ids, birth dates and addresses are removed from the images you '
-                 'view and download. Age and sex are kept.').classes('text-caption text-grey-8').mark('deidentified')
+        ui.label(_('De-identified review: names, ids, birth dates and addresses are removed from the images you '
+                 'view and download. Age and sex are kept.')).classes('text-caption text-grey-8').mark('deidentified')
     names = sorted({study.patient_name for study in summary.studies if study.patient_name})
     if len(names) > 1:
         # Hospitals sometimes put several patients' studies on one CD; the doctor needs only this patient's.
-        ui.label(f'These images belong to {len(names)} different people: {"; ".join(names)}. '
-                 + ('Remove the studies that are not yours before you submit.' if can_edit
-                    else 'Check which study the question is about.')) \
+        ui.label(_('These images belong to {count} different people: {names}.', count=len(names),
+                   names='; '.join(names)) + ' '
+                 + (_('Remove the studies that are not yours before you submit.') if can_edit
+                    else _('Check which study the question is about.'))) \
             .classes('text-body2 text-warning-strong').mark('several-patients')
     for study in summary.studies:
         with ui.column().classes('w-full gap-1').mark('study'):
-            ui.label(f'{study.modality or "?"} study of {_study_date(study.date)}: '
-                     f'{study.description or "no description"}').classes('text-subtitle2')
+            ui.label(_('{modality} study of {date}: {description}', modality=study.modality or '?',
+                       date=_study_date(study.date), description=study.description or _('no description'))) \
+                .classes('text-subtitle2')
             patient_line = describe_patient(study)
             if patient_line:
                 ui.label(patient_line).classes('text-body2').mark('study-patient')
@@ -90,7 +96,7 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                                      f'{series.description or series.modality}').classes('text-caption ellipsis')
                             if series.body_part:
                                 ui.label(series.body_part).classes('text-caption').mark('series-body-part')
-                            ui.label(plural(series.image_count, 'image')).classes('text-caption text-grey-7')
+                            ui.label(ngettext('{count} image', '{count} images', series.image_count)).classes('text-caption text-grey-7')
     for report_file in summary.prior_reports:
         with ui.row().classes('items-center gap-2').mark('prior-report-file'):
             ui.icon('description')
@@ -114,5 +120,5 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                 notify_error(error)
             if on_change:
                 on_change()
-        ui.button('Remove all images', icon='delete_sweep', on_click=clear).props('flat color=negative') \
+        ui.button(_('Remove all images'), icon='delete_sweep', on_click=clear).props('flat color=negative') \
             .mark('clear-images')

@@ -20,8 +20,10 @@ from ..db import session_scope
 from ..models import Role
 from ..services import audit, sessions
 from ..services.actors import Actor
+from ..i18n import N_, _, error_message, ngettext
 from ..services.errors import DomainError
 from . import formatting
+from .language import account_switcher, apply_language, public_switcher
 from .badges import TONES
 
 logger = logging.getLogger(__name__)
@@ -29,11 +31,12 @@ logger = logging.getLogger(__name__)
 HOME_BY_ROLE = {Role.PATIENT: '/exams', Role.DOCTOR: '/doctor', Role.ADMIN: '/admin'}
 
 NAV_BY_ROLE = {
-    Role.PATIENT: [('My examinations', '/exams', 'folder_shared'), ('New examination', '/exams/new', 'add_circle'),
-                   ('Profile', '/profile', 'account_circle')],
-    Role.DOCTOR: [('Pending examinations', '/doctor', 'inbox'), ('My cases', '/doctor/cases', 'work_history'),
-                  ('Profile', '/profile', 'account_circle')],
-    Role.ADMIN: [('Admin panel', '/admin', 'admin_panel_settings'), ('Profile', '/profile', 'account_circle')],
+    Role.PATIENT: [(N_('My examinations'), '/exams', 'folder_shared'),
+                   (N_('New examination'), '/exams/new', 'add_circle'), (N_('Profile'), '/profile', 'account_circle')],
+    Role.DOCTOR: [(N_('Pending examinations'), '/doctor', 'inbox'), (N_('My cases'), '/doctor/cases', 'work_history'),
+                  (N_('Profile'), '/profile', 'account_circle')],
+    Role.ADMIN: [(N_('Admin panel'), '/admin', 'admin_panel_settings'),
+                 (N_('Profile'), '/profile', 'account_circle')],
 }
 
 
@@ -111,9 +114,14 @@ def session_token() -> str | None:
 
 
 def current_actor() -> Actor | None:
-    """Return the signed-in actor of this browser, re-read from the database on every call."""
+    """Return the signed-in actor of this browser, re-read from the database on every call.
+
+    Also sets the language of the page: the actor's, or the browser's for a visitor (see language.py).
+    """
     audit.set_where(page_path())
-    return sessions.resolve(session_token(), client_address=client_address())
+    actor = sessions.resolve(session_token(), client_address=client_address())
+    apply_language(actor)
+    return actor
 
 
 def page_path() -> str | None:
@@ -214,46 +222,51 @@ def require_actor(*roles: str) -> Actor | None:
     return actor
 
 
-def not_found_page(actor: Actor | None, subject: str = 'Page') -> None:
+def not_found_page(actor: Actor | None, subject: str = N_('Page')) -> None:
     """Build the framed "not found" page and set the HTTP status to 404.
 
     Pages show it alike for a missing object and for one the actor may not see, so neither the status
     nor the body tells them apart.
     """
     ui.status_code(404)
-    with frame('Not found', actor):
+    with frame(_('Not found'), actor):
         show_not_found(subject)
 
 
-def show_not_found(subject: str = 'Page') -> None:
+def show_not_found(subject: str = N_('Page')) -> None:
+    """Show "<subject> not found."; `subject` is an English msgid such as "Examination"."""
     with ui.column().classes('w-full items-center q-pa-xl'):
         ui.icon('search_off', size='3rem').classes('text-grey-6')
-        ui.label(f'{subject} not found.').classes('text-h6').mark('not-found')
-        ui.link('Back to the start page', '/')
+        ui.label(_('{subject} not found.', subject=_(subject))).classes('text-h6').mark('not-found')
+        ui.link(_('Back to the start page'), '/')
 
 
 def notify_error(error: Exception) -> None:
     """Show a domain error's message, or log any other error and show a generic message."""
     if isinstance(error, DomainError):
-        ui.notify(str(error), type='negative', multi_line=True, timeout=8000, position='top')
+        ui.notify(error_message(error), type='negative', multi_line=True, timeout=8000, position='top')
         return
     logger.exception('unexpected error in a page handler')
-    ui.notify('Something went wrong. Please try again, and contact the practice if it happens again.',
+    ui.notify(_('Something went wrong. Please try again, and contact the practice if it happens again.'),
               type='negative', position='top')
 
 
 def show_form_error(message: ui.label, fields: dict[str, ui.input], error: DomainError) -> None:
     """Show a domain error below a form and, for a field's ValidationError, on that field too."""
-    message.text = str(error)
+    message.text = error_message(error)
     field = fields.get(getattr(error, 'field', None) or '')
     if field is not None:
         # Item assignment, not the props string, because messages contain quotes.
         field.props['error'] = True
-        field.props['error-message'] = str(error)
+        field.props['error-message'] = error_message(error)
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """Return the count with the noun in singular or plural form, e.g. "1 image", "3 images"."""
+    """Return the count with the noun in singular or plural form, e.g. "1 image", "3 images".
+
+    NOTE: English only. Translated pages call i18n.ngettext with the whole phrase, such as
+    ngettext('{count} image', '{count} images', n), because other languages inflect differently.
+    """
     return f'{count} {singular if count == 1 else (plural_form or singular + "s")}'
 
 
@@ -263,11 +276,11 @@ def format_waiting(since: datetime | None, now: datetime) -> str:
         return '-'
     minutes = max(0, int((now - since).total_seconds() // 60))
     if minutes < 60:
-        return f'{minutes} min'
+        return _('{minutes} min', minutes=minutes)
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f'{hours} h {minutes} min'
-    return f'{hours // 24} days {hours % 24} h'
+        return _('{hours} h {minutes} min', hours=hours, minutes=minutes)
+    return ngettext('{count} day {hours} h', '{count} days {hours} h', hours // 24, hours=hours % 24)
 
 
 def browser_zone() -> ZoneInfo:
@@ -298,7 +311,12 @@ def apply_theme() -> None:
 
 @contextmanager
 def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
-    """Lay out the header with navigation for the actor's role and a centred content column."""
+    """Lay out the header with navigation for the actor's role and a centred content column.
+
+    `title` is already translated. The header offers the language choice: stored in the account for a
+    signed-in actor, in a cookie for a visitor.
+    """
+    apply_language(actor)
     apply_theme()
     ui.page_title(f'{title} | SecondOpinion')
     with ui.header().classes('items-center justify-between q-px-md q-py-xs bg-primary'):
@@ -311,20 +329,24 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
                 entries = NAV_BY_ROLE.get(actor.role, [])
                 # Wide screens get labelled buttons; phones (below 600 px) get icons with accessible
                 # names, so the header stays one row high.
-                for label, target, icon in entries:
+                for msgid, target, icon in entries:
+                    label = _(msgid)
                     ui.button(label, on_click=lambda t=target: ui.navigate.to(t)) \
                         .props('flat color=white dense').classes('nav-wide')
                     ui.button(icon=icon, on_click=lambda t=target: ui.navigate.to(t)) \
                         .props(f'flat round dense color=white aria-label="{label}"').classes('nav-narrow q-mx-xs') \
                         .tooltip(label)
-                ui.button('Sign out', on_click=_sign_out_clicked).props('flat color=white dense icon=logout') \
+                account_switcher(actor)
+                ui.button(_('Sign out'), on_click=_sign_out_clicked).props('flat color=white dense icon=logout') \
                     .classes('nav-wide').mark('sign-out')
                 ui.button(icon='logout', on_click=_sign_out_clicked) \
-                    .props('flat round dense color=white aria-label="Sign out"').classes('nav-narrow q-mx-xs') \
-                    .tooltip('Sign out')
+                    .props(f'flat round dense color=white aria-label="{_("Sign out")}"') \
+                    .classes('nav-narrow q-mx-xs').tooltip(_('Sign out'))
             else:
-                ui.button('Sign in', on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
-                ui.button('Register', on_click=lambda: ui.navigate.to('/register')).props('flat color=white dense')
+                public_switcher()
+                ui.button(_('Sign in'), on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
+                ui.button(_('Register'), on_click=lambda: ui.navigate.to('/register')) \
+                    .props('flat color=white dense')
     if actor is not None and actor.session_id is not None:
         _watch_session(actor)
     with ui.column().classes('w-full max-w-5xl mx-auto q-pa-md gap-4'):

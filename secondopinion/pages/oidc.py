@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from ..i18n import _
 from ..api.oidc import COMPLETE_PATH, PENDING_KEY
 from ..services import accounts, oidc
 from ..services.errors import DomainError
@@ -21,7 +22,7 @@ def provider_buttons(verb: str = 'Sign in') -> None:
         return
     with ui.row().classes('w-full items-center gap-2 q-mt-sm'):
         ui.separator().classes('col')
-        ui.label('or').classes('text-grey-7')
+        ui.label(_('or')).classes('text-grey-7')
         ui.separator().classes('col')
     for provider in providers:
         label = f'{verb} with {provider.label}'
@@ -54,13 +55,13 @@ def complete_page() -> None:
         ui.navigate.to('/')
         return
     pending = _pending_sign_up()
-    with frame('Complete your account'):
+    with frame(_('Complete your account')):
         with ui.card().classes('w-full max-w-md mx-auto'):
             if pending is None:
-                ui.label('Complete your account').classes('text-h5')
-                ui.label('There is no sign-in with Microsoft or Google waiting in this browser, or it expired '
-                         'after 15 minutes. Start again from the sign-in page.').mark('complete-missing')
-                ui.link('Go to the sign-in page', '/login')
+                ui.label(_('Complete your account')).classes('text-h5')
+                ui.label(_('There is no sign-in with Microsoft or Google waiting in this browser, or it expired '
+                         'after 15 minutes. Start again from the sign-in page.')).mark('complete-missing')
+                ui.link(_('Go to the sign-in page'), '/login')
                 return
             _complete_form(pending)
 
@@ -68,17 +69,17 @@ def complete_page() -> None:
 def _complete_form(pending: oidc.PendingSignUp) -> None:
     label = oidc.PROVIDER_LABELS[pending.provider]
     address = client_address()
-    ui.label('Complete your account').classes('text-h5')
+    ui.label(_('Complete your account')).classes('text-h5')
     ui.label(f'{label} confirmed your email address {pending.email}. To create your patient account we also '
              'need your date of birth, which identifies you to the radiologist.').classes('text-body2')
     name = None
     if not pending.full_name:
-        name = ui.input('Full name').props('autocomplete=name').classes('w-full').mark('name')
+        name = ui.input(_('Full name')).props('autocomplete=name').classes('w-full').mark('name')
     else:
         ui.label(f'Name: {pending.full_name}').classes('text-body1')
-    birth = ui.input('Date of birth', placeholder='YYYY-MM-DD').props('type=date').classes('w-full') \
+    birth = ui.input(_('Date of birth'), placeholder=_('YYYY-MM-DD')).props('type=date').classes('w-full') \
         .mark('date_of_birth')
-    phone = ui.input('Mobile phone (optional)', placeholder='+41 79 123 45 67') \
+    phone = ui.input(_('Mobile phone (optional)'), placeholder='+41 79 123 45 67') \
         .props('type=tel autocomplete=tel').classes('w-full').mark('phone')
     error = ui.label('').classes('text-negative').mark('complete-error')
     fields = {'date_of_birth': birth, 'phone': phone}
@@ -100,5 +101,5 @@ def _complete_form(pending: oidc.PendingSignUp) -> None:
             return
         ui.navigate.to(f'/auth/oidc/finish?ticket={result.ticket}')
 
-    ui.button('Create account', on_click=submit).classes('w-full').mark('complete')
+    ui.button(_('Create account'), on_click=submit).classes('w-full').mark('complete')
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from ..i18n import _, error_message
 from ..services import privacy
 from ..services.actors import Actor
 from ..services.errors import ValidationError
@@ -16,33 +17,33 @@ def register() -> None:
 
 def your_data_section(actor: Actor) -> None:
     with ui.card().classes('w-full max-w-xl'):
-        ui.label('Your data').classes('text-subtitle1')
-        ui.label('Download a zip file with everything we store about you: your profile, your examinations with '
+        ui.label(_('Your data')).classes('text-subtitle1')
+        ui.label(_('Download a zip file with everything we store about you: your profile, your examinations with '
                  'their details, payments and reports, the report PDFs, and your images. With large studies '
-                 'this file can be several gigabytes.').classes('text-body2')
-        ui.button('Download all my data', icon='download',
+                 'this file can be several gigabytes.')).classes('text-body2')
+        ui.button(_('Download all my data'), icon='download',
                   on_click=lambda: ui.navigate.to('/api/me/export.zip')).props('outline').mark('export-data')
         ui.separator().classes('q-my-sm')
-        ui.label('You can delete your account. This cannot be undone.').classes('text-body2')
+        ui.label(_('You can delete your account. This cannot be undone.')).classes('text-body2')
         dialog = _deletion_dialog(actor)
-        ui.button('Delete my account', icon='delete_forever', on_click=dialog.open) \
+        ui.button(_('Delete my account'), icon='delete_forever', on_click=dialog.open) \
             .props('outline color=negative').mark('delete-account')
 
 
 def _deletion_dialog(actor: Actor) -> ui.dialog:
     with ui.dialog() as dialog, ui.card().classes('max-w-lg'):
-        ui.label('Delete your account?').classes('text-h6')
-        ui.label('We delete:').classes('text-subtitle2')
+        ui.label(_('Delete your account?')).classes('text-h6')
+        ui.label(_('We delete:')).classes('text-subtitle2')
         with ui.column().classes('gap-0 q-pl-md text-body2'):
-            ui.label('• your images, the report files you uploaded and your second opinion reports;')
-            ui.label('• the clinical details of your examinations;')
-            ui.label('• your name, email address, phone number and date of birth, and your sign-in.')
-        ui.label('We keep the payment records of your examinations, without your name, because the practice '
+            ui.label(_('• your images, the report files you uploaded and your second opinion reports;'))
+            ui.label(_('• the clinical details of your examinations;'))
+            ui.label(_('• your name, email address, phone number and date of birth, and your sign-in.'))
+        ui.label(_('We keep the payment records of your examinations, without your name, because the practice '
                  'must keep its accounts. Examinations that wait for payment or for a radiologist are cancelled, '
                  'and paid ones are refunded. While a radiologist is working on an examination, the account '
-                 'cannot be deleted.').classes('text-body2')
-        ui.label('Download your data first if you want to keep your images and reports.').classes('text-body2')
-        password = ui.input('Your password', password=True, password_toggle_button=True) \
+                 'cannot be deleted.')).classes('text-body2')
+        ui.label(_('Download your data first if you want to keep your images and reports.')).classes('text-body2')
+        password = ui.input(_('Your password'), password=True, password_toggle_button=True) \
             .props('autocomplete=current-password').classes('w-full').mark('delete-password')
         status = ui.label('').classes('text-body2 text-negative').mark('delete-status')
 
@@ -52,7 +53,7 @@ def _deletion_dialog(actor: Actor) -> ui.dialog:
                 privacy.delete_patient_account(actor=actor, password=password.value or '')
             except ValidationError as error:
                 password.props('error')
-                status.text = str(error)
+                status.text = error_message(error)
                 return
             except Exception as error:  # noqa: BLE001 (logged and shown by notify_error)
                 status.text = ''
@@ -64,18 +65,18 @@ def _deletion_dialog(actor: Actor) -> ui.dialog:
             leave('/auth/signed-out?reason=deleted')
 
         with ui.row().classes('w-full justify-end'):
-            ui.button('Keep my account', on_click=dialog.close).props('flat').mark('keep-account')
-            ui.button('Delete my account for good', icon='delete_forever', on_click=confirm) \
+            ui.button(_('Keep my account'), on_click=dialog.close).props('flat').mark('keep-account')
+            ui.button(_('Delete my account for good'), icon='delete_forever', on_click=confirm) \
                 .props('color=negative').mark('confirm-delete')
     return dialog
 
 
 def account_deleted_page() -> None:
-    with frame('Account deleted'):
+    with frame(_('Account deleted')):
         with ui.card().classes('w-full max-w-xl'):
-            ui.label('Your account was deleted').classes('text-h5').mark('account-deleted')
-            ui.label('We removed your images, reports and personal details, and signed you out on every device. '
-                     'A confirmation is on its way to your email address.').classes('text-body2')
-            ui.label('Thank you for using SecondOpinion. You are welcome to register again at any time.') \
+            ui.label(_('Your account was deleted')).classes('text-h5').mark('account-deleted')
+            ui.label(_('We removed your images, reports and personal details, and signed you out on every device. '
+                     'A confirmation is on its way to your email address.')).classes('text-body2')
+            ui.label(_('Thank you for using SecondOpinion. You are welcome to register again at any time.')) \
                 .classes('text-body2')
-            ui.link('Back to the start page', '/')
+            ui.link(_('Back to the start page'), '/')

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from .. import i18n
+from ..i18n import N_, _
 from ..services import accounts, totp
 from ..services.errors import DomainError, ValidationError
 from .landing import landing_page
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, show_form_error, sign_in
+from .language import language_select
 from .two_step import code_input, enrollment_box
 from .oidc import provider_buttons, show_rejection
 
@@ -19,13 +22,13 @@ def register() -> None:
 
 
 SIGN_IN_NOTICES = {
-    'idle': 'You were signed out because the page was not used for a while. Please sign in again.',
-    'expired': 'You were signed out because your sign-in is more than a few hours old. Please sign in again.',
-    'password_changed': 'You were signed out because the password of this account was changed. Sign in with '
-                        'the new password.',
-    'deactivated': 'You were signed out because this account was deactivated. Please contact the practice.',
-    'ended': 'Your session has ended. Please sign in again.',
-    'ticket': 'The sign-in did not complete in time. Please sign in again.',
+    'idle': N_('You were signed out because the page was not used for a while. Please sign in again.'),
+    'expired': N_('You were signed out because your sign-in is more than a few hours old. Please sign in again.'),
+    'password_changed': N_('You were signed out because the password of this account was changed. Sign in with '
+                           'the new password.'),
+    'deactivated': N_('You were signed out because this account was deactivated. Please contact the practice.'),
+    'ended': N_('Your session has ended. Please sign in again.'),
+    'ticket': N_('The sign-in did not complete in time. Please sign in again.'),
 }
 
 
@@ -36,20 +39,20 @@ def login_page(ended: str = '', ticket: str = '') -> None:
         return
 
     address = client_address()
-    notice = SIGN_IN_NOTICES.get(ended, SIGN_IN_NOTICES['ended']) if ended else \
-        SIGN_IN_NOTICES['ticket'] if ticket else ''
+    notice = _(SIGN_IN_NOTICES.get(ended, SIGN_IN_NOTICES['ended'])) if ended else \
+        _(SIGN_IN_NOTICES['ticket']) if ticket else ''
     # The id of a sign-in whose password was right and that waits for the code. It stays in this
     # page's server-side state and is never sent to the browser (see services/totp.py).
     waiting: dict[str, str | None] = {'id': None}
-    with frame('Sign in'):
+    with frame(_('Sign in')):
         with ui.card().classes('w-full max-w-md mx-auto'):
-            ui.label('Sign in').classes('text-h5')
+            ui.label(_('Sign in')).classes('text-h5')
             if notice:
                 ui.label(notice).classes('text-body2 text-grey-8').mark('sign-in-notice')
             show_rejection()
             with ui.column().classes('w-full gap-2') as password_step:
-                email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
-                password = ui.input('Password', password=True, password_toggle_button=True) \
+                email = ui.input(_('Email')).props('type=email autocomplete=username').classes('w-full').mark('email')
+                password = ui.input(_('Password'), password=True, password_toggle_button=True) \
                     .props('autocomplete=current-password').classes('w-full').mark('password')
             code_step = ui.column().classes('w-full gap-2')
             error = ui.label('').classes('text-negative').mark('login-error')
@@ -73,11 +76,11 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                     actor = totp.finish_sign_in(pending_id, code_input.value or '')
                 except ValidationError as exc:
                     if exc.field == 'code':
-                        error.text = str(exc)
+                        error.text = i18n.error_message(exc)
                         code_input.value = ''
                     else:
                         # Expired, locked or deactivated: start again from the password.
-                        back_to_password(str(exc))
+                        back_to_password(i18n.error_message(exc))
                     return
                 except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
                     notify_error(exc)
@@ -102,8 +105,8 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                     ui.label(prompt).classes('text-body2')
                     code = code_input().props('autofocus')
                     code.on('keydown.enter', lambda: submit_code(code))
-                    ui.button('Continue', on_click=lambda: submit_code(code)).classes('w-full').mark('totp-submit')
-                    ui.button('Back', on_click=lambda: back_to_password()).props('flat').classes('w-full') \
+                    ui.button(_('Continue'), on_click=lambda: submit_code(code)).classes('w-full').mark('totp-submit')
+                    ui.button(_('Back'), on_click=lambda: back_to_password()).props('flat').classes('w-full') \
                         .mark('totp-back')
 
             def submit() -> None:
@@ -118,7 +121,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                         notify_error(exc)
                     return
                 except ValidationError as exc:
-                    error.text = str(exc)
+                    error.text = i18n.error_message(exc)
                     return
                 except Exception as exc:  # noqa: BLE001 (shown generically and logged by notify_error)
                     notify_error(exc)
@@ -126,13 +129,13 @@ def login_page(ended: str = '', ticket: str = '') -> None:
                 sign_in(actor)
 
             password.on('keydown.enter', submit)
-            sign_in_button = ui.button('Sign in', on_click=submit).classes('w-full').mark('sign-in')
+            sign_in_button = ui.button(_('Sign in'), on_click=submit).classes('w-full').mark('sign-in')
             with ui.column().classes('w-full gap-2') as other_ways:
-                ui.link('Forgot your password?', '/forgot-password').mark('forgot-password')
-                provider_buttons('Sign in')
+                ui.link(_('Forgot your password?'), '/forgot-password').mark('forgot-password')
+                provider_buttons(_('Sign in'))
                 with ui.row().classes('gap-1'):
-                    ui.label('New here?')
-                    ui.link('Create a patient account', '/register')
+                    ui.label(_('New here?'))
+                    ui.link(_('Create a patient account'), '/register')
 
 
 def register_page() -> None:
@@ -141,20 +144,24 @@ def register_page() -> None:
         return
 
     address = client_address()
-    with frame('Create an account'):
+    with frame(_('Create an account')):
         with ui.card().classes('w-full max-w-md mx-auto'):
-            ui.label('Create a patient account').classes('text-h5')
-            name = ui.input('Full name').props('autocomplete=name').classes('w-full').mark('name')
-            email = ui.input('Email').props('type=email autocomplete=email').classes('w-full').mark('email')
-            phone = ui.input('Mobile phone (optional)', placeholder='+41 79 123 45 67') \
+            ui.label(_('Create a patient account')).classes('text-h5')
+            name = ui.input(_('Full name')).props('autocomplete=name').classes('w-full').mark('name')
+            email = ui.input(_('Email')).props('type=email autocomplete=email').classes('w-full').mark('email')
+            phone = ui.input(_('Mobile phone (optional)'), placeholder='+41 79 123 45 67') \
                 .props('type=tel autocomplete=tel').classes('w-full').mark('phone')
-            birth = ui.input('Date of birth', placeholder='YYYY-MM-DD').props('type=date').classes('w-full') \
+            birth = ui.input(_('Date of birth'), placeholder=_('YYYY-MM-DD')).props('type=date').classes('w-full') \
                 .mark('date_of_birth')
-            password = ui.input(f'Password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
+            password = ui.input(_('Password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH),
+                                password=True,
                                 password_toggle_button=True).props('autocomplete=new-password') \
                 .classes('w-full').mark('password')
+            # The language of the account, which its emails, texts and report use too.
+            language = language_select(i18n.current_language())
             error = ui.label('').classes('text-negative').mark('register-error')
-            fields = {'name': name, 'email': email, 'phone': phone, 'date_of_birth': birth, 'password': password}
+            fields = {'name': name, 'email': email, 'phone': phone, 'date_of_birth': birth, 'password': password,
+                      'language': language}
 
             def submit() -> None:
                 for field in fields.values():
@@ -163,7 +170,7 @@ def register_page() -> None:
                     birth_date = accounts.parse_date_of_birth(birth.value)
                     accounts.register_patient(full_name=name.value or '', email=email.value or '',
                                               password=password.value or '', date_of_birth=birth_date,
-                                              phone=phone.value or '')
+                                              phone=phone.value or '', language=language.value or '')
                     actor = accounts.authenticate(email=email.value or '', password=password.value or '',
                                                   client_address=address)
                 except DomainError as exc:
@@ -174,9 +181,9 @@ def register_page() -> None:
                     return
                 sign_in(actor, next_path='/exams')
 
-            ui.button('Create account', on_click=submit).classes('w-full').mark('register')
-            provider_buttons('Sign up')
+            ui.button(_('Create account'), on_click=submit).classes('w-full').mark('register')
+            provider_buttons(_('Sign up'))
             with ui.row().classes('gap-1'):
-                ui.label('Already registered?')
-                ui.link('Sign in', '/login')
+                ui.label(_('Already registered?'))
+                ui.link(_('Sign in'), '/login')
 

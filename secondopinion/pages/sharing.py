@@ -6,6 +6,7 @@ import logging
 
 from nicegui import ui
 
+from ..i18n import _, error_message
 from ..config import get_settings
 from ..services import sharing, viewer
 from ..services.actors import Actor
@@ -29,16 +30,16 @@ def share_link_address(token: str) -> str:
 def share_section(actor: Actor, examination_id: str) -> None:
     """Show the patient's card to create links for their own physician, list them and revoke them."""
     with ui.card().classes('w-full').mark('share'):
-        ui.label('Share with your own doctor').classes('text-h6')
-        ui.label('Create a link that lets your physician see the images and the report, without an account. '
-                 'It expires by itself, and you can withdraw it at any time.').classes('text-body2 text-grey-8')
+        ui.label(_('Share with your own doctor')).classes('text-h6')
+        ui.label(_('Create a link that lets your physician see the images and the report, without an account. '
+                 'It expires by itself, and you can withdraw it at any time.')).classes('text-body2 text-grey-8')
         with ui.row().classes('w-full items-start gap-3'):
-            label = ui.input('For whom (optional)', placeholder='Dr. Meier, family doctor') \
+            label = ui.input(_('For whom (optional)'), placeholder=_('Dr. Meier, family doctor')) \
                 .props(f'outlined dense maxlength={sharing.LABEL_MAX_LENGTH}').classes('w-full sm:w-64') \
                 .mark('share-label')
-            days = ui.select(DAY_OPTIONS, value=sharing.DEFAULT_DAYS, label='Valid for') \
+            days = ui.select(DAY_OPTIONS, value=sharing.DEFAULT_DAYS, label=_('Valid for')) \
                 .props('outlined dense').classes('w-full sm:w-36').mark('share-days')
-            code = ui.input('Access code (optional)', password=True, password_toggle_button=True) \
+            code = ui.input(_('Access code (optional)'), password=True, password_toggle_button=True) \
                 .props(f'outlined dense maxlength={sharing.CODE_MAX_LENGTH} autocomplete=new-password') \
                 .classes('w-full sm:w-56').mark('share-code')
         message = ui.label().classes('text-negative text-body2')
@@ -48,7 +49,7 @@ def share_section(actor: Actor, examination_id: str) -> None:
         def link_list() -> None:
             links = sharing.list_links(actor=actor, examination_id=examination_id)
             if not links:
-                ui.label('No links yet.').classes('text-body2 text-grey-7').mark('share-none')
+                ui.label(_('No links yet.')).classes('text-body2 text-grey-7').mark('share-none')
             for link in links:
                 _link_row(actor, examination_id, link, link_list.refresh)
 
@@ -68,20 +69,20 @@ def share_section(actor: Actor, examination_id: str) -> None:
             address = share_link_address(token)
             created.clear()
             with created:
-                ui.label('Copy this link now: it is shown only once.').classes('text-body2 text-weight-medium')
+                ui.label(_('Copy this link now: it is shown only once.')).classes('text-body2 text-weight-medium')
                 with ui.row().classes('w-full items-center no-wrap gap-2'):
                     ui.input(value=address).props('outlined dense readonly aria-label="Share link"') \
                         .classes('w-full').mark('share-address')
                     ui.button(icon='content_copy', on_click=lambda: ui.clipboard.write(address)) \
                         .props('flat round aria-label="Copy the link"').mark('share-copy')
                 if view.has_code:
-                    ui.label('Tell your doctor the access code separately, for example by phone.') \
+                    ui.label(_('Tell your doctor the access code separately, for example by phone.')) \
                         .classes('text-body2')
             code.value = ''
             link_list.refresh()
 
-        ui.button('Create link', icon='share', on_click=create).mark('share-create')
-        ui.label('Links').classes('text-subtitle1 q-mt-sm')
+        ui.button(_('Create link'), icon='share', on_click=create).mark('share-create')
+        ui.label(_('Links')).classes('text-subtitle1 q-mt-sm')
         link_list()
 
 
@@ -106,16 +107,16 @@ def _link_row(actor: Actor, examination_id: str, link: sharing.ShareLinkView, re
                 except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                     notify_error(error)
                     return
-                ui.notify('The link no longer works.', type='positive', position='top')
+                ui.notify(_('The link no longer works.'), type='positive', position='top')
                 refresh()
 
-            ui.button('Withdraw', icon='link_off', on_click=revoke).props('flat dense color=negative') \
+            ui.button(_('Withdraw'), icon='link_off', on_click=revoke).props('flat dense color=negative') \
                 .mark(f'share-revoke-{link.id}')
 
 
 def shared_page(token: str) -> None:
     """Show the physician the code form when the link has one, then the report, the images and the viewer."""
-    with frame('Shared examination'):
+    with frame(_('Shared examination')):
         ui.add_css(VIEWER_CSS)
         content = ui.column().classes('w-full gap-3')
 
@@ -124,9 +125,9 @@ def shared_page(token: str) -> None:
                 grant = sharing.open_link(token, access_code, client_address=client_address())
             except sharing.ShareLinkError as error:
                 if error.reason in {sharing.CODE_REQUIRED, sharing.WRONG_CODE, sharing.LOCKED}:
-                    _code_form(content, str(error) if access_code or error.reason == sharing.LOCKED else '', show)
+                    _code_form(content, error_message(error) if access_code or error.reason == sharing.LOCKED else '', show)
                 else:
-                    _refused(content, str(error))
+                    _refused(content, error_message(error))
                 return False
             _shared_content(content, grant)
             return True
@@ -144,13 +145,13 @@ def _refused(content: ui.column, text: str) -> None:
 def _code_form(content: ui.column, error: str, show) -> None:  # noqa: ANN001
     content.clear()
     with content, ui.card().classes('w-full max-w-md self-center'):
-        ui.label('Shared examination').classes('text-h6')
-        ui.label('The patient protected this link with an access code.').classes('text-body2')
-        code = ui.input('Access code', password=True).props('outlined autofocus').classes('w-full') \
+        ui.label(_('Shared examination')).classes('text-h6')
+        ui.label(_('The patient protected this link with an access code.')).classes('text-body2')
+        code = ui.input(_('Access code'), password=True).props('outlined autofocus').classes('w-full') \
             .mark('share-code-input')
         if error:
             ui.label(error).classes('text-negative text-body2').mark('share-code-error')
-        ui.button('Open', on_click=lambda: show(code.value or '')).mark('share-open')
+        ui.button(_('Open'), on_click=lambda: show(code.value or '')).mark('share-open')
         code.on('keydown.enter', lambda: show(code.value or ''))
 
 
@@ -170,10 +171,10 @@ def _shared_content(content: ui.column, grant: sharing.Grant) -> None:
                      'link again after that.').classes('text-caption text-grey-8')
             with ui.row().classes('gap-2'):
                 if sharing.has_final_report(grant):
-                    ui.button('Download the report (PDF)', icon='picture_as_pdf',
+                    ui.button(_('Download the report (PDF)'), icon='picture_as_pdf',
                               on_click=lambda: ui.navigate.to(f'{base}/report.pdf', new_tab=True)) \
                         .mark('shared-report')
-                ui.button('Download all images (.zip)', icon='download',
+                ui.button(_('Download all images (.zip)'), icon='download',
                           on_click=lambda: ui.navigate.to(f'{base}/images.zip', new_tab=True)) \
                     .props('outline').mark('shared-zip')
         try:
@@ -184,5 +185,5 @@ def _shared_content(content: ui.column, grant: sharing.Grant) -> None:
         if any(item.frame_count for item in series):
             SliceViewer(grant.actor(client_address()), grant.examination_id, series, url_base=base).build()
         else:
-            ui.label('This examination has no uploaded images to show.').classes('text-grey-7') \
+            ui.label(_('This examination has no uploaded images to show.')).classes('text-grey-7') \
                 .mark('shared-no-images')

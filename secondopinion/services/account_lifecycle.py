@@ -314,7 +314,7 @@ def _store_new_password(session: Session, user: User, password_hash: str, *,
     ended = sessions.end_for_user(session, user.id, reason=sessions.PASSWORD_CHANGED,
                                   keep_session_id=keep_session_id)
     enqueue_email(session, user_id=user.id, examination_id=None, recipient=user.email, template='password_changed',
-                  context={'name': user.full_name, 'changed_at': now.strftime('%Y-%m-%d at %H:%M UTC')})
+                  context={'name': user.full_name, 'changed_at': now.isoformat()})
     return ended
 
 

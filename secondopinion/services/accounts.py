@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
+from ..i18n import validate_language
 from ..models import Doctor, Patient, Role, TokenPurpose, User
 from ..models.base import utcnow
 from . import account_links, audit, sessions, throttle, totp
@@ -106,8 +107,9 @@ class AccountInfo:
 
 
 def register_patient(*, full_name: str, email: str, password: str, date_of_birth: date | None,
-                     phone: str = '') -> AccountInfo:
-    """Create a patient account after checking every field."""
+                     phone: str = '', language: str = 'en') -> AccountInfo:
+    """Create a patient account after checking every field; `language` is the code of the account's language."""
+    language = validate_language(language)
     name = _require_name(full_name)
     email = normalize_email(email)
     phone_e164 = normalize_phone(phone)
@@ -117,7 +119,7 @@ def register_patient(*, full_name: str, email: str, password: str, date_of_birth
     with session_scope() as session:
         _ensure_email_free(session, email)
         user = User(email=email, password_hash=password_context.hash(password), role=Role.PATIENT,
-                    full_name=name, phone=phone_e164)
+                    full_name=name, phone=phone_e164, language=language)
         session.add(user)
         session.flush()
         session.add(Patient(user_id=user.id, date_of_birth=date_of_birth))

@@ -22,6 +22,8 @@ class Actor:
     client_address: str | None = None
     # For a visitor through a share link (role SHARE_ROLE): the one examination the link opens.
     shared_examination_id: str | None = None
+    # The user's language code, for pages and messages shown to this actor.
+    language: str = 'en'
 
     @property
     def is_admin(self) -> bool:
@@ -47,7 +49,8 @@ def load_actor(session: Session, user_id: int) -> Actor | None:
         if doctor is None or not doctor.is_active:
             return None
         doctor_id = doctor.id
-    return Actor(user_id=user.id, role=user.role, name=user.full_name, patient_id=patient_id, doctor_id=doctor_id)
+    return Actor(user_id=user.id, role=user.role, name=user.full_name, patient_id=patient_id, doctor_id=doctor_id,
+                 language=user.language or 'en')
 
 
 def require_role(actor: Actor, *roles: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..i18n import N_
 from ..config import get_settings
 from ..db import session_scope
 from ..models import Examination, StudyFile
@@ -32,17 +33,17 @@ class MissingItem:
 
     field: str  # 'images' or the form field: 'modality', 'body_part', 'clinical_question'
     step: str  # the form step where the patient supplies it
-    label: str  # as the "Missing: ..." list names it
-    message: str  # shown on the form field
+    label: str  # as the "Missing: ..." list names it (an English msgid, translated where shown)
+    message: str  # shown on the form field (an English msgid, translated where shown)
 
 
 DETAIL_REQUIREMENTS = (
-    ('modality', 'type of examination', 'Choose the type of examination.'),
-    ('body_part', 'body part', 'Enter the body part that was examined, such as chest or left knee.'),
-    ('clinical_question', 'clinical question', 'Write the question that the radiologist should answer.'),
+    ('modality', N_('type of examination'), N_('Choose the type of examination.')),
+    ('body_part', N_('body part'), N_('Enter the body part that was examined, such as chest or left knee.')),
+    ('clinical_question', N_('clinical question'), N_('Write the question that the radiologist should answer.')),
 )
-IMAGES_ITEM = MissingItem('images', STEP_IMAGES, 'images (upload DICOM files or add a link)',
-                          'Upload the DICOM files of your study or add a link to the images.')
+IMAGES_ITEM = MissingItem('images', STEP_IMAGES, N_('images (upload DICOM files or add a link)'),
+                          N_('Upload the DICOM files of your study or add a link to the images.'))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
+from ..i18n import N_
 from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, StudyFile, Urgency, User)
 from ..models.base import utcnow
 from . import audit, events
@@ -28,25 +29,25 @@ from .errors import ConflictError, NotFoundError, ValidationError
 logger = logging.getLogger(__name__)
 
 MODALITIES = {
-    'CT': 'CT (computed tomography)',
-    'MR': 'MRI (magnetic resonance)',
-    'CR': 'X-ray (computed radiography)',
-    'DX': 'X-ray (digital radiography)',
-    'US': 'Ultrasound',
-    'MG': 'Mammography',
-    'NM': 'Nuclear medicine',
-    'PT': 'PET',
-    'OT': 'Other',
+    'CT': N_('CT (computed tomography)'),
+    'MR': N_('MRI (magnetic resonance)'),
+    'CR': N_('X-ray (computed radiography)'),
+    'DX': N_('X-ray (digital radiography)'),
+    'US': N_('Ultrasound'),
+    'MG': N_('Mammography'),
+    'NM': N_('Nuclear medicine'),
+    'PT': N_('PET'),
+    'OT': N_('Other'),
 }
 
 STATUS_LABELS = {
-    ExamStatus.DRAFT: 'Draft',
-    ExamStatus.AWAITING_PAYMENT: 'Awaiting payment',
-    ExamStatus.PENDING: 'Waiting for a radiologist',
-    ExamStatus.UNDER_REVIEW: 'Under review',
-    ExamStatus.REPORTED: 'Report ready',
-    ExamStatus.COMPLETED: 'Completed',
-    ExamStatus.CANCELLED: 'Cancelled',
+    ExamStatus.DRAFT: N_('Draft'),
+    ExamStatus.AWAITING_PAYMENT: N_('Awaiting payment'),
+    ExamStatus.PENDING: N_('Waiting for a radiologist'),
+    ExamStatus.UNDER_REVIEW: N_('Under review'),
+    ExamStatus.REPORTED: N_('Report ready'),
+    ExamStatus.COMPLETED: N_('Completed'),
+    ExamStatus.CANCELLED: N_('Cancelled'),
 }
 
 MAX_LINKS = 10

@@ -16,18 +16,21 @@ import logging
 import mimetypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from .. import i18n
 from ..config import get_settings
 from ..db import session_scope
-from ..models import Notification, NotificationStatus, Role
+from ..i18n import _
+from ..models import Notification, NotificationStatus, Role, User
 from ..models.base import utcnow
 from . import audit
 from .account_links import redact
@@ -73,20 +76,22 @@ def _absolute_link(link: str) -> str:
 
 def _compose(subject: str, greeting_name: str | None, paragraphs: list[str], link: str | None,
              link_label: str) -> RenderedEmail:
-    """Build the text and HTML bodies from plain-text paragraphs. Every value is HTML-escaped here.
+    """Build the text and HTML bodies from plain-text paragraphs, already translated. Every value is HTML-escaped here.
 
     With no `greeting_name` the greeting is a plain "Hello,".
     """
     practice = get_settings().practice_name
-    greeting = f'Hello {greeting_name},' if greeting_name else 'Hello,'
+    greeting = _('Hello {name},', name=greeting_name) if greeting_name else _('Hello,')
+    regards = _('Kind regards,')
     text_parts = [greeting, *paragraphs]
     html_parts = [f'<p>{escape(greeting)}</p>', *(f'<p>{escape(p)}</p>' for p in paragraphs)]
     if link:
         text_parts.append(f'{link_label}:\n{link}')
         html_parts.append(f'<p><a href="{escape(link, quote=True)}">{escape(link_label)}</a></p>')
-    text_parts.append(f'Kind regards,\n{practice}')
-    html_parts.append(f'<p>Kind regards,<br>{escape(practice)}</p>')
-    html = ('<!DOCTYPE html>\n<html><body style="font-family: Arial, sans-serif; color: #1f2933;">\n'
+    text_parts.append(f'{regards}\n{practice}')
+    html_parts.append(f'<p>{escape(regards)}<br>{escape(practice)}</p>')
+    html = (f'<!DOCTYPE html>\n<html lang="{i18n.current_language()}">'
+            '<body style="font-family: Arial, sans-serif; color: #1f2933;">\n'
             + '\n'.join(html_parts) + '\n</body></html>\n')
     return RenderedEmail(subject=subject, text='\n\n'.join(text_parts) + '\n', html=html)
 
@@ -95,136 +100,163 @@ def _render_report_ready(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
-        'Your second opinion report is ready', context['patient_name'],
-        [f'The radiologist has finalized the second opinion for your examination {exam_id}.',
-         'The report is attached to this email as a PDF file. You can also read and download it after signing in.'],
-        link, 'Sign in to view your report')
+        _('Your second opinion report is ready'), context['patient_name'],
+        [_('The radiologist has finalized the second opinion for your examination {examination_id}.',
+           examination_id=exam_id),
+         _('The report is attached to this email as a PDF file. You can also read and download it after signing '
+           'in.')],
+        link, _('Sign in to view your report'))
 
 
 def _render_report_amended(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
-        'Your second opinion report has an addendum', context['patient_name'],
-        [f'The radiologist added an addendum to the report of examination {exam_id}, which makes it version '
-         f'{context["version"]}.',
-         'The new version is attached as a PDF file; the earlier versions stay available after signing in.'],
-        link, 'Sign in to view your report')
+        _('Your second opinion report has an addendum'), context['patient_name'],
+        [_('The radiologist added an addendum to the report of examination {examination_id}, which makes it version '
+           '{version}.', examination_id=exam_id, version=context['version']),
+         _('The new version is attached as a PDF file; the earlier versions stay available after signing in.')],
+        link, _('Sign in to view your report'))
 
 
 def _render_payment_received(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
-        'Payment received for your examination', context['patient_name'],
-        [f'We received your payment of {context["amount"]} for examination {exam_id}.',
-         'Your case now waits for a radiologist. We will email you when a radiologist accepts it.'],
-        link, 'Follow the status of your examination')
+        _('Payment received for your examination'), context['patient_name'],
+        [_('We received your payment of {amount} for examination {examination_id}.', amount=context['amount'],
+           examination_id=exam_id),
+         _('Your case now waits for a radiologist. We will email you when a radiologist accepts it.')],
+        link, _('Follow the status of your examination'))
 
 
 def _render_case_accepted(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
-        'A radiologist is reviewing your examination', context['patient_name'],
-        [f'A radiologist has accepted examination {exam_id} and is now reviewing your images.',
-         'We will email you when the report is ready.'],
-        link, 'Follow the status of your examination')
+        _('A radiologist is reviewing your examination'), context['patient_name'],
+        [_('A radiologist has accepted examination {examination_id} and is now reviewing your images.',
+           examination_id=exam_id),
+         _('We will email you when the report is ready.')],
+        link, _('Follow the status of your examination'))
 
 
 def _render_refund(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     link = _absolute_link(context.get('link') or f'/exams/{exam_id}')
     return _compose(
-        'Your examination was cancelled and refunded', context['patient_name'],
-        [f'Examination {exam_id} was cancelled.',
-         f'We refunded {context["amount"]} to your original payment method.'],
-        link, 'View your examinations')
+        _('Your examination was cancelled and refunded'), context['patient_name'],
+        [_('Examination {examination_id} was cancelled.', examination_id=exam_id),
+         _('We refunded {amount} to your original payment method.', amount=context['amount'])],
+        link, _('View your examinations'))
 
 
 def _render_welcome(context: Mapping[str, str]) -> RenderedEmail:
     """Render the registration email, which with `verify_link` also contains the link that confirms the address."""
     practice = get_settings().practice_name
-    paragraphs = ['Your account is ready. After signing in you can upload a study, describe your question '
-                  'and follow your examination until the report arrives.']
+    paragraphs = [_('Your account is ready. After signing in you can upload a study, describe your question '
+                    'and follow your examination until the report arrives.')]
     if context.get('verify_link'):
-        paragraphs.append('Please confirm your email address with the link below. You can prepare an examination '
-                          'before that, but you can pay for it only once the address is confirmed. The link works '
-                          'once, for 48 hours.')
-        return _compose(f'Welcome to {practice}', context['patient_name'], paragraphs,
-                        _absolute_link(context['verify_link']), 'Confirm your email address')
+        paragraphs.append(_('Please confirm your email address with the link below. You can prepare an examination '
+                            'before that, but you can pay for it only once the address is confirmed. The link works '
+                            'once, for 48 hours.'))
+        return _compose(_('Welcome to {practice}', practice=practice), context['patient_name'], paragraphs,
+                        _absolute_link(context['verify_link']), _('Confirm your email address'))
     # NOTE: the default sign-in path "/login" must match the route of the sign-in page.
     link = _absolute_link(context.get('link') or '/login')
-    return _compose(f'Welcome to {practice}', context['patient_name'], paragraphs, link, 'Sign in')
+    return _compose(_('Welcome to {practice}', practice=practice), context['patient_name'], paragraphs, link,
+                    _('Sign in'))
 
 
 def _render_verify_email(context: Mapping[str, str]) -> RenderedEmail:
     return _compose(
-        'Confirm your email address', context['name'],
-        ['Please confirm that this is your email address. Once it is confirmed you can pay for your examinations.',
-         'The link works once, for 48 hours. If you did not create an account with us, ignore this email.'],
-        _absolute_link(context['link']), 'Confirm your email address')
+        _('Confirm your email address'), context['name'],
+        [_('Please confirm that this is your email address. Once it is confirmed you can pay for your examinations.'),
+         _('The link works once, for 48 hours. If you did not create an account with us, ignore this email.')],
+        _absolute_link(context['link']), _('Confirm your email address'))
 
 
 def _render_password_reset(context: Mapping[str, str]) -> RenderedEmail:
     return _compose(
-        'Reset your password', context['name'],
-        ['We received a request to reset the password of your account. Choose a new password with the link below.',
-         'The link works once, for 1 hour. If you did not ask for it, ignore this email: your password stays '
-         'as it is.'],
-        _absolute_link(context['link']), 'Choose a new password')
+        _('Reset your password'), context['name'],
+        [_('We received a request to reset the password of your account. Choose a new password with the link '
+           'below.'),
+         _('The link works once, for 1 hour. If you did not ask for it, ignore this email: your password stays '
+           'as it is.')],
+        _absolute_link(context['link']), _('Choose a new password'))
 
 
 def _render_password_changed(context: Mapping[str, str]) -> RenderedEmail:
     return _compose(
-        'Your password was changed', context['name'],
-        [f'The password of your account was changed on {context["changed_at"]}. We signed you out everywhere '
-         'else.',
-         'If you did not change it, reset your password at once with the link below and tell the practice.'],
-        _absolute_link('/forgot-password'), 'Reset your password')
+        _('Your password was changed'), context['name'],
+        [_('The password of your account was changed on {time}. We signed you out everywhere else.',
+           time=_moment(context['changed_at'])),
+         _('If you did not change it, reset your password at once with the link below and tell the practice.')],
+        _absolute_link('/forgot-password'), _('Reset your password'))
 
 
 def _render_doctor_invite(context: Mapping[str, str]) -> RenderedEmail:
     practice = get_settings().practice_name
     return _compose(
-        f'Your radiologist account at {practice}', context['name'],
-        [f'An administrator of {practice} created a radiologist account for you.',
-         'Choose your password with the link below; you are signed in right after. The link works once, '
-         'for 7 days. If it has expired, ask the administrator to send a new one.'],
-        _absolute_link(context['link']), 'Choose your password')
+        _('Your radiologist account at {practice}', practice=practice), context['name'],
+        [_('An administrator of {practice} created a radiologist account for you.', practice=practice),
+         _('Choose your password with the link below; you are signed in right after. The link works once, '
+           'for 7 days. If it has expired, ask the administrator to send a new one.')],
+        _absolute_link(context['link']), _('Choose your password'))
 
 
 def _render_account_deleted(context: Mapping[str, str]) -> RenderedEmail:
     # No name in this message: its row outlives the account, and after sending nothing personal may remain.
     paragraphs = [
-        f'As you asked, we deleted your account on {context["deleted_on"]}.',
-        'We removed your images, your reports, the report files you uploaded, your clinical details and your '
-        'personal details. We keep the payment records of your examinations without your name, because the '
-        'practice must keep its accounts.',
+        _('As you asked, we deleted your account on {day}.', day=_day(context['deleted_on'])),
+        _('We removed your images, your reports, the report files you uploaded, your clinical details and your '
+          'personal details. We keep the payment records of your examinations without your name, because the '
+          'practice must keep its accounts.'),
     ]
     if context.get('refunds'):
-        paragraphs.append(f'We cancelled the examinations that were still waiting and refunded them: '
-                          f'{context["refunds"]}. The money goes back to your original payment method.')
-    paragraphs.append('You can no longer sign in with this email address. You are welcome to register again '
-                      'at any time.')
-    return _compose('Your account was deleted', None, paragraphs, None, '')
+        paragraphs.append(_('We cancelled the examinations that were still waiting and refunded them: '
+                            '{refunds}. The money goes back to your original payment method.',
+                            refunds=context['refunds']))
+    paragraphs.append(_('You can no longer sign in with this email address. You are welcome to register again '
+                        'at any time.'))
+    return _compose(_('Your account was deleted'), None, paragraphs, None, '')
 
 
 def _render_question_asked(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     return _compose(
-        'A patient asked a question about your report', context['name'],
-        [f'The patient of examination {exam_id} asked a follow-up question about your report.',
-         'Please answer it in the app; the patient is notified of your answer.'],
-        _absolute_link(context.get('link') or f'/doctor/cases/{exam_id}'), 'Sign in to read and answer the question')
+        _('A patient asked a question about your report'), context['name'],
+        [_('The patient of examination {examination_id} asked a follow-up question about your report.',
+           examination_id=exam_id),
+         _('Please answer it in the app; the patient is notified of your answer.')],
+        _absolute_link(context.get('link') or f'/doctor/cases/{exam_id}'),
+        _('Sign in to read and answer the question'))
 
 
 def _render_question_answered(context: Mapping[str, str]) -> RenderedEmail:
     exam_id = context['examination_id']
     return _compose(
-        'The radiologist answered your question', context['patient_name'],
-        [f'The radiologist answered your question about examination {exam_id}.'],
-        _absolute_link(context.get('link') or f'/exams/{exam_id}'), 'Sign in to read the answer')
+        _('The radiologist answered your question'), context['patient_name'],
+        [_('The radiologist answered your question about examination {examination_id}.', examination_id=exam_id)],
+        _absolute_link(context.get('link') or f'/exams/{exam_id}'), _('Sign in to read the answer'))
+
+
+def _moment(value: str) -> str:
+    """Format a moment given as an ISO 8601 string in UTC for the reader's language; other text stays as it is."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return i18n.format_datetime(moment, ZoneInfo('UTC'))
+
+
+def _day(value: str) -> str:
+    """Format a day given as an ISO 8601 date for the reader's language; other text stays as it is."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return value
+    return i18n.format_date(day)
 
 
 TEMPLATES: dict[str, _Template] = {
@@ -258,24 +290,47 @@ def _recipient_after_delivery(claimed: _Claimed) -> dict[str, str]:
     return {'recipient': ERASED_RECIPIENT} if claimed.template in ERASE_RECIPIENT_AFTER_DELIVERY else {}
 
 
-def render_template(template: str, context: Mapping[str, Any]) -> RenderedEmail:
-    """Render a named template. Raises ValueError for an unknown template or a missing context value."""
+def render_template(template: str, context: Mapping[str, Any], *, language: str | None = None) -> RenderedEmail:
+    """Render a named template in `language` (the current language when None).
+
+    An amount may come as `amount_cents` and `currency`, which are formatted for the language into
+    `amount`. Raises ValueError for an unknown template or a missing context value.
+    """
     spec = TEMPLATES.get(template)
     if spec is None:
         raise ValueError(f'email template "{template}" is unknown: use one of {", ".join(sorted(TEMPLATES))}')
-    missing = [key for key in spec.required if context.get(key) in (None, '')]
-    if missing:
-        raise ValueError(f'email template "{template}" is missing context values: {", ".join(missing)}')
-    values = {key: str(value) for key, value in context.items() if value is not None}
-    return spec.render(values)
+    with i18n.use_language(language or i18n.current_language()):
+        context = with_formatted_amount(context)
+        missing = [key for key in spec.required if context.get(key) in (None, '')]
+        if missing:
+            raise ValueError(f'email template "{template}" is missing context values: {", ".join(missing)}')
+        values = {key: str(value) for key, value in context.items() if value is not None}
+        return spec.render(values)
+
+
+def with_formatted_amount(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the context with `amount` formatted in the current language from `amount_cents` and `currency`."""
+    values = dict(context)
+    if values.get('amount_cents') is not None:
+        values['amount'] = i18n.format_money(int(values['amount_cents']), values.get('currency'))
+    return values
+
+
+def recipient_language(session: Session, user_id: int | None) -> str:
+    """Return the language of the user who receives a message; English for a message to no account."""
+    user = session.get(User, user_id) if user_id else None
+    return user.language if user is not None and i18n.is_supported(user.language) else i18n.DEFAULT_LANGUAGE
 
 
 # --- queueing ----------------------------------------------------------------------------------
 
 def enqueue_email(session: Session, *, user_id: int | None, examination_id: str | None, recipient: str,
                   template: str, context: dict, attachment_key: str | None = None,
-                  attachment_name: str | None = None) -> Notification:
+                  attachment_name: str | None = None, language: str | None = None) -> Notification:
     """Add a queued email to the outbox in the caller's session. It is sent only if that transaction commits.
+
+    The email is rendered now in `language`, by default the language of the user `user_id` (the recipient),
+    so the actor's page language never decides it.
 
     The attachment is read from blob storage at send time, so `attachment_key` must be saved before then.
     Raises ValueError for an unknown template, missing context values or an invalid recipient.
@@ -285,7 +340,7 @@ def enqueue_email(session: Session, *, user_id: int | None, examination_id: str 
         raise ValueError(f'email recipient "{recipient}" is invalid: expected one address like name@example.org')
     if attachment_name and not attachment_key:
         raise ValueError('attachment_name was given without attachment_key')
-    rendered = render_template(template, context)
+    rendered = render_template(template, context, language=language or recipient_language(session, user_id))
     if attachment_key and not attachment_name:
         attachment_name = attachment_key.rsplit('/', 1)[-1]
 
@@ -317,7 +372,7 @@ def notify_patient(session: Session, *, patient_user_id: int, examination_id: st
     by_sms = patient is not None and patient.notify_sms and bool(user.phone)
     if by_sms:
         enqueue_sms(session, user_id=user.id, examination_id=examination_id, recipient=user.phone or '',
-                    template=template, context=context)
+                    template=template, context=context, language=user.language)
     if by_email or not by_sms:
         enqueue_email(session, user_id=user.id, examination_id=examination_id, recipient=user.email,
                       template=template, context=context, attachment_key=attachment_key,
@@ -491,7 +546,7 @@ def _after_sent(claimed: _Claimed) -> None:
 def retry_delay(attempts: int) -> timedelta:
     """Return the wait after `attempts` failed attempts: the base delay, doubled per further attempt, at most 1 hour."""
     delay = timedelta(seconds=get_settings().notification_retry_base_seconds)
-    for _ in range(1, attempts):
+    for _attempt in range(1, attempts):
         delay *= 2
         if delay >= RETRY_MAX_DELAY:
             return RETRY_MAX_DELAY

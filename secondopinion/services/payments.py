@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
+from .. import i18n
 from ..db import session_scope
 from ..models import Examination, ExamStatus, Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent, Role
 from ..models.base import utcnow
@@ -32,10 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 def format_money(cents: int | None, currency: str | None) -> str:
-    if cents is None:
-        return '-'
-    sign = '-' if cents < 0 else ''
-    return f'{sign}{abs(cents) / 100:,.2f} {currency or ""}'.strip()
+    """Format an amount in cents in the current language, e.g. "1,234.50 CHF" (see i18n.format_money)."""
+    return i18n.format_money(cents, currency)
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) 
                                doctor_share_cents=payment.amount_cents - fee, currency=payment.currency))
             session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PLATFORM_FEE,
                                amount_cents=fee, currency=payment.currency))
-            _notify(session, exam, 'payment_received', format_money(payment.amount_cents, payment.currency))
+            _notify(session, exam, 'payment_received', payment.amount_cents, payment.currency)
             audit.record(session, SYSTEM, 'payment.succeeded', 'examination', exam.id, payment_id=payment.id,
                          provider=provider)
             logger.info('payment %s succeeded, examination %s is pending', payment.id, exam.id)
@@ -265,19 +264,21 @@ def refund_in_session(session: Session, exam: Examination, actor: Actor = SYSTEM
     if fee:
         session.add(Income(examination_id=exam.id, payment_id=payment.id, kind=IncomeKind.PLATFORM_FEE_REVERSAL,
                            amount_cents=-fee, currency=payment.currency))
-    _notify(session, exam, 'refund', format_money(payment.amount_cents, payment.currency))
+    _notify(session, exam, 'refund', payment.amount_cents, payment.currency)
     audit.record(session, actor, 'payment.refunded', 'examination', exam.id, payment_id=payment.id,
                  refund_ref=refund_ref)
     logger.info('payment %s refunded for examination %s', payment.id, exam.id)
 
 
-def _notify(session: Session, exam: Examination, template: str, amount: str) -> None:
+def _notify(session: Session, exam: Examination, template: str, amount_cents: int, currency: str) -> None:
+    """Queue a payment message to the patient; the amount is formatted in the patient's language."""
     from .examinations import patient_email
     from .notifications import notify_patient
 
     user_id, _email, name = patient_email(session, exam)
     notify_patient(session, patient_user_id=user_id, examination_id=exam.id, template=template,
-                   context={'patient_name': name, 'examination_id': exam.id, 'amount': amount})
+                   context={'patient_name': name, 'examination_id': exam.id, 'amount_cents': amount_cents,
+                            'currency': currency})
 
 
 def record_doctor_earning(session: Session, exam: Examination) -> None:

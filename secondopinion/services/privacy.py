@@ -391,7 +391,7 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
         ended = _remove_account_data(session, user)
         enqueue_email(session, user_id=user.id, examination_id=None, recipient=user.email,
                       template='account_deleted',
-                      context={'deleted_on': f'{utcnow():%d %B %Y}', 'refunds': '; '.join(refund_lines)})
+                      context={'deleted_on': utcnow().date().isoformat(), 'refunds': '; '.join(refund_lines)})
         _anonymize_user(user, patient)
         audit.record(session, actor, 'privacy.account_deleted', 'user', user.id, examinations=exam_ids,
                      cancelled=cancelled, refunded=refunded, files=len(blob_keys))

@@ -1,4 +1,5 @@
-"""The patient's own profile: phone number and the channels for examination notifications (email, SMS or both)."""
+"""The user's own profile: a patient's phone number and notification channels (email, SMS or both), and
+everyone's language."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..db import session_scope
+from ..i18n import validate_language
 from ..models import Patient, Role, User
 from . import audit
 from .accounts import normalize_phone
@@ -50,6 +52,24 @@ def update_contact(*, actor: Actor, phone: str, notify_email: bool, notify_sms: 
         audit.record(session, actor, 'patient.contact_updated', 'user', user.id, email=notify_email, sms=notify_sms)
     logger.info('user %s set notifications: email=%s sms=%s', actor.user_id, notify_email, notify_sms)
     return get_profile(actor=actor)
+
+
+def set_language(*, actor: Actor, language: str) -> str:
+    """Store the language of the actor's pages and messages, and return it. Any signed-in role may.
+
+    Raises ValidationError (field "language") for a code outside i18n.LANGUAGES, and writes nothing then.
+    """
+    require_role(actor, Role.PATIENT, Role.DOCTOR, Role.ADMIN)
+    language = validate_language(language)
+    with session_scope() as session:
+        user = session.get(User, actor.user_id)
+        if user is None:
+            raise NotFoundError('Profile')
+        previous = user.language
+        user.language = language
+        audit.record(session, actor, 'user.language_changed', 'user', user.id, language=language, previous=previous)
+    logger.info('user %s set language %s (was %s)', actor.user_id, language, previous)
+    return language
 
 
 def _load(session, actor: Actor) -> tuple[User, Patient]:  # noqa: ANN001

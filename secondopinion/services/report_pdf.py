@@ -1,4 +1,8 @@
-"""Rendering of the final second-opinion report as an A4 PDF with ReportLab."""
+"""Rendering of the final second-opinion report as an A4 PDF with ReportLab.
+
+Headings, labels and dates are in the language of `ReportPdfData.language` (the patient's); the
+radiologist's texts are printed as written.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -20,6 +25,8 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (Flowable, HRFlowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from .. import i18n
+from ..i18n import _
 from .report_pdf_fonts import FONT, FONT_BOLD, draw_text, has_cjk, markup, normalize, register_fonts
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / 'assets'
@@ -75,6 +82,8 @@ class ReportPdfData:
     # Shown in the title and the header when above 1.
     version: int = 1
     addenda: tuple[PdfAddendum, ...] = ()
+    # Language code of the labels and dates (i18n.LANGUAGES).
+    language: str = 'en'
 
 
 def render_report_pdf(data: ReportPdfData) -> bytes:
@@ -90,9 +99,9 @@ def render_report_pdf(data: ReportPdfData) -> bytes:
             raise ValueError(f'signed_at of addendum {addendum.number} must be timezone-aware, '
                              'for example datetime.now(UTC)')
     register_fonts()
-    with _render_lock:
+    with _render_lock, i18n.use_language(data.language):
         # The footer shows "Page N of M", and M is known only after a first pass counts the pages.
-        _, page_count = _build(data, total_pages=None)
+        _first_pass, page_count = _build(data, total_pages=None)
         pdf, second_count = _build(data, total_pages=page_count)
     if second_count != page_count:
         raise RuntimeError(f'report PDF for examination {data.examination_id} changed page count between passes')
@@ -108,8 +117,9 @@ def _build(data: ReportPdfData, *, total_pages: int | None) -> tuple[bytes, int]
         buffer, pagesize=A4, invariant=1, initialFontName=FONT,
         leftMargin=PAGE_MARGIN, rightMargin=PAGE_MARGIN, topMargin=PAGE_MARGIN,
         bottomMargin=PAGE_MARGIN + FOOTER_HEIGHT,
-        title=f'Second Opinion Radiology Report {data.report_id}', author=data.practice_name,
-        subject=f'Examination {data.examination_id}', creator=data.practice_name,
+        title=_('Second Opinion Radiology Report {report_id}', report_id=data.report_id), author=data.practice_name,
+        subject=_('Examination {examination_id}', examination_id=data.examination_id), creator=data.practice_name,
+        lang=data.language,
     )
     pages_seen = 0
 
@@ -142,7 +152,7 @@ def _stamp_signing_time(canvas: Canvas, finalized_at: datetime) -> None:
 
 
 def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages: int | None) -> None:
-    width, _ = A4
+    width = A4[0]
     line_y = PAGE_MARGIN + 2 * mm
     text_y = PAGE_MARGIN - 3 * mm
     canvas.saveState()
@@ -150,19 +160,21 @@ def _draw_footer(canvas: Canvas, data: ReportPdfData, *, page: int, total_pages:
     canvas.setLineWidth(0.5)
     canvas.line(PAGE_MARGIN, line_y, width - PAGE_MARGIN, line_y)
     canvas.setFillColor(GREY)
-    draw_text(canvas, PAGE_MARGIN, text_y, f'{data.practice_name} · Examination {data.examination_id}',
+    draw_text(canvas, PAGE_MARGIN, text_y,
+              f'{data.practice_name} · ' + _('Examination {examination_id}', examination_id=data.examination_id),
               font=FONT, size=8)
     canvas.setFont(FONT, 8)
-    page_label = f'Page {page} of {total_pages}' if total_pages else f'Page {page}'
+    page_label = _('Page {page} of {total}', page=page, total=total_pages) if total_pages \
+        else _('Page {page}', page=page)
     canvas.drawRightString(width - PAGE_MARGIN, text_y, page_label)
     canvas.restoreState()
 
 
 def _story(data: ReportPdfData) -> list[Flowable]:
     styles = _styles()
-    title = 'Second Opinion Radiology Report'
+    title = _('Second Opinion Radiology Report')
     if data.version > 1:
-        title += f' · Version {data.version}'
+        title += ' · ' + _('Version {version}', version=data.version)
     story: list[Flowable] = [
         _header(data, styles),
         Spacer(1, 6 * mm),
@@ -171,18 +183,18 @@ def _story(data: ReportPdfData) -> list[Flowable]:
         _details_table(data, styles),
         Spacer(1, 4 * mm),
     ]
-    sections = [('Clinical question', data.clinical_question)]
+    sections = [(_('Clinical question'), data.clinical_question)]
     if data.original_report_note.strip():
-        sections.append(('Original report', data.original_report_note))
+        sections.append((_('Original report'), data.original_report_note))
     if data.technique.strip():
-        sections.append(('Technique', data.technique))
+        sections.append((_('Technique'), data.technique))
     sections += [
-        ('Findings', data.findings),
-        ('Impression', data.impression),
+        (_('Findings'), data.findings),
+        (_('Impression'), data.impression),
     ]
     if data.comparison.strip():
-        sections.append(('Comparison with the first report', data.comparison))
-    sections.append(('Recommendations', data.recommendations))
+        sections.append((_('Comparison with the first report'), data.comparison))
+    sections.append((_('Recommendations'), data.recommendations))
     for heading, text in sections:
         story.extend(_section(markup(heading), text, styles))
     # The signature moves to the next page together with the last paragraph, so it does not start a page alone.
@@ -190,7 +202,8 @@ def _story(data: ReportPdfData) -> list[Flowable]:
     # Addenda follow the signed original unchanged, so a reader sees which doctor added each text and when.
     for addendum in sorted(data.addenda, key=lambda item: item.number):
         signed_at = _utc_text(addendum.signed_at).replace(' ', NO_BREAK_SPACE)
-        heading = f'Addendum {addendum.number} (signed {signed_at} by {markup(addendum.doctor_name)})'
+        heading = _('Addendum {number} (signed {time} by {name})', number=addendum.number, time=signed_at,
+                    name=markup(addendum.doctor_name))
         story.extend(_section(heading, addendum.text, styles))
     return story
 
@@ -216,9 +229,9 @@ def _styles() -> dict[str, ParagraphStyle]:
 def _header(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
     logo = Image(str(LOGO_PATH), width=16 * mm, height=16 * mm)
     name = Paragraph(markup(data.practice_name), styles['practice'])
-    reference = f'Report ID {markup(data.report_id)}'
+    reference = _('Report ID {report_id}', report_id=markup(data.report_id))
     if data.version > 1:
-        reference += f'<br/>Version {data.version}'
+        reference += '<br/>' + _('Version {version}', version=data.version)
     table = Table([[logo, name, Paragraph(reference, styles['small'])]], colWidths=[20 * mm, None, 45 * mm])
     table.setStyle(TableStyle([
         ('VALIGN', (0, 0), (-1, -1), 'MIDDLE'),
@@ -233,12 +246,12 @@ def _header(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
 def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Flowable:
     examination = ' · '.join(part for part in (data.modality.strip(), data.body_part.strip()) if part)
     rows = [
-        ('Patient', data.patient_name),
-        ('Date of birth', data.patient_birth_date.isoformat()),
-        ('Examination ID', data.examination_id),
-        ('Modality, body part', examination or '—'),
-        ('Images', data.study_summary or '—'),
-        ('Report finalized', _utc_text(data.finalized_at)),
+        (_('Patient'), data.patient_name),
+        (_('Date of birth'), _day_text(data.patient_birth_date)),
+        (_('Examination ID'), data.examination_id),
+        (_('Modality, body part'), examination or '—'),
+        (_('Images'), data.study_summary or '—'),
+        (_('Report finalized'), _utc_text(data.finalized_at)),
     ]
     cells = [[Paragraph(markup(label), styles['label']), _text_paragraph(value, styles['value'])]
              for label, value in rows]
@@ -266,9 +279,10 @@ def _signature(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> list[F
     """Return the signature flowables: a line to sign on, the doctor's name and credentials, and the signing time."""
     # No-break spaces keep the date, time and "UTC" on one line.
     signed_at = _utc_text(data.finalized_at).replace(' ', NO_BREAK_SPACE)
-    credentials = f'{markup(data.doctor_specialty)} · License {markup(data.doctor_license)}'
-    statement = (f'Electronically signed by {markup(data.doctor_name)} ({markup(data.doctor_specialty)}), '
-                 f'License {markup(data.doctor_license)}, on {signed_at}')
+    credentials = f'{markup(data.doctor_specialty)} · ' + _('License {license}', license=markup(data.doctor_license))
+    statement = _('Electronically signed by {name} ({specialty}), License {license}, on {time}',
+                  name=markup(data.doctor_name), specialty=markup(data.doctor_specialty),
+                  license=markup(data.doctor_license), time=signed_at)
     return [
         HRFlowable(width=75 * mm, thickness=0.8, color=colors.black, hAlign='LEFT', spaceBefore=14 * mm,
                    spaceAfter=2 * mm),
@@ -290,4 +304,12 @@ def _text_paragraph(text: str, style: ParagraphStyle) -> Paragraph:
 
 
 def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')
+    """Format a moment in UTC: "2026-12-05 14:30 UTC" in English, "5 Aralık 2026 14:30 UTC" in Turkish."""
+    if i18n.current_language() == 'en':
+        return moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')
+    return i18n.format_datetime(moment, ZoneInfo('UTC'), with_zone=False) + ' UTC'
+
+
+def _day_text(day: date) -> str:
+    """Format a date: ISO 8601 in English, as the report always printed it, and the locale's words otherwise."""
+    return day.isoformat() if i18n.current_language() == 'en' else i18n.format_date(day)

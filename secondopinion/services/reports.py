@@ -10,8 +10,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from .. import i18n
 from ..config import get_settings
 from ..db import session_scope
+from ..i18n import N_, _, ngettext
 from ..models import (
     Comparison, Doctor, Examination, ExamStatus, Patient, Report, ReportAddendum, Role, Series, Study, StudyFile,
 )
@@ -29,9 +31,9 @@ FIRST_REPORT_LIMIT = 4000
 
 
 COMPARISON_LABELS = {
-    Comparison.AGREES: 'Agrees with the first report',
-    Comparison.PARTLY: 'Partly agrees with the first report',
-    Comparison.DISAGREES: 'Disagrees with the first report',
+    Comparison.AGREES: N_('Agrees with the first report'),
+    Comparison.PARTLY: N_('Partly agrees with the first report'),
+    Comparison.DISAGREES: N_('Disagrees with the first report'),
 }
 
 
@@ -173,22 +175,24 @@ def _study_summary(session, exam: Examination) -> str:  # noqa: ANN001
     series = session.scalar(select(func.count()).select_from(Series).join(Study).where(
         Study.examination_id == exam.id)) or 0
     dates = sorted({s.study_date for s in exam.studies if s.study_date})
-    parts = [f'{series} series, {images} images'] if images else []
+    parts = [ngettext('{count} series', '{count} series', series) + ', '
+             + ngettext('{count} image', '{count} images', images)] if images else []
     if dates:
-        parts.append('study date ' + ', '.join(f'{d[:4]}-{d[4:6]}-{d[6:]}' for d in dates))
+        parts.append(_('study date {dates}', dates=', '.join(f'{d[:4]}-{d[4:6]}-{d[6:]}' for d in dates)))
     if exam.links:
-        parts.append(f'{len(exam.links)} external image link(s)')
-    return '; '.join(parts) or 'no images'
+        parts.append(ngettext('{count} external image link', '{count} external image links', len(exam.links)))
+    return '; '.join(parts) or _('no images')
 
 
 def _first_report_note(prior_report_text: str) -> str:
     if not prior_report_text:
         return ''
-    return 'The patient provided this first report, which the radiologist read:\n' + prior_report_text[:FIRST_REPORT_LIMIT]
+    return _('The patient provided this first report, which the radiologist read:') + '\n' \
+        + prior_report_text[:FIRST_REPORT_LIMIT]
 
 
 def _comparison_text(report: Report) -> str:
-    label = COMPARISON_LABELS.get(Comparison(report.comparison)) if report.comparison else ''
+    label = _(COMPARISON_LABELS[Comparison(report.comparison)]) if report.comparison else ''
     if not label:
         return ''
     return f'{label}: {report.comparison_note}' if report.comparison_note.strip() else f'{label}.'
@@ -196,12 +200,22 @@ def _comparison_text(report: Report) -> str:
 
 def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
               addenda: list[ReportAddendum]):  # noqa: ANN202 (a ReportPdfData)
-    """Collect what the PDF prints: the report as finalized, and any addenda, which make it a later version."""
+    """Collect what the PDF prints: the report as finalized, and any addenda, which make it a later version.
+
+    The labels and summaries are in the patient's language; the doctor's texts stay as written.
+    """
+    patient = session.get(Patient, exam.patient_id)
+    assert patient is not None
+    with i18n.use_language(patient.user.language):
+        return _pdf_data_in_language(session, exam, report, signed_at, addenda, patient)
+
+
+def _pdf_data_in_language(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
+                          addenda: list[ReportAddendum], patient: Patient):  # noqa: ANN202 (a ReportPdfData)
     from .report_pdf import PdfAddendum, ReportPdfData
 
-    patient = session.get(Patient, exam.patient_id)
     doctor = session.get(Doctor, report.doctor_id)
-    assert patient is not None and doctor is not None
+    assert doctor is not None
     pdf_addenda = []
     for addendum in addenda:
         author = session.get(Doctor, addendum.doctor_id)
@@ -217,7 +231,7 @@ def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  
         findings=report.findings, impression=report.impression, recommendations=report.recommendations,
         finalized_at=signed_at, original_report_note=_first_report_note(exam.prior_report_text),
         technique=report.technique, comparison=_comparison_text(report), version=1 + len(addenda),
-        addenda=tuple(pdf_addenda))
+        addenda=tuple(pdf_addenda), language=i18n.current_language())
 
 
 def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,

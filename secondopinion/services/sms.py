@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..config import Settings, get_settings
+from ..i18n import N_
 from ..models import Notification, NotificationStatus
 from ..models.base import utcnow
 
@@ -23,13 +25,15 @@ SMS_CHANNEL = 'sms'
 TWILIO_API_BASE = 'https://api.twilio.com'
 # One SMS segment has room for 160 GSM-7 characters; longer texts are split and cost more.
 MAX_SMS_CHARACTERS = 160
+# English msgids, translated into the recipient's language when the text is queued. Turkish texts use
+# letters outside GSM-7 (ı, ş, ğ), so they are sent as UCS-2, with room for 70 characters per segment.
 SMS_TEXTS = {
-    'payment_received': '{practice}: payment received. Your examination is waiting for a radiologist.',
-    'case_accepted': '{practice}: a radiologist has started reviewing your examination.',
-    'report_ready': '{practice}: your report is ready. Sign in to read it: {link}',
-    'report_amended': '{practice}: your report has an addendum (version {version}). Sign in to read it: {link}',
-    'refund': '{practice}: your examination was cancelled and {amount} refunded.',
-    'question_answered': '{practice}: the radiologist answered your question. Sign in to read it: {link}',
+    'payment_received': N_('{practice}: payment received. Your examination is waiting for a radiologist.'),
+    'case_accepted': N_('{practice}: a radiologist has started reviewing your examination.'),
+    'report_ready': N_('{practice}: your report is ready. Sign in to read it: {link}'),
+    'report_amended': N_('{practice}: your report has an addendum (version {version}). Sign in to read it: {link}'),
+    'refund': N_('{practice}: your examination was cancelled and {amount} refunded.'),
+    'question_answered': N_('{practice}: the radiologist answered your question. Sign in to read it: {link}'),
 }
 
 
@@ -86,28 +90,34 @@ def get_sms_transport(settings: Settings) -> SmsTransport:
     return LogSmsTransport()
 
 
-def render_sms(template: str, context: Mapping[str, Any]) -> str:
-    """Return the text for a template, or raise ValueError for an unknown template or a missing value."""
+def render_sms(template: str, context: Mapping[str, Any], *, language: str | None = None) -> str:
+    """Return the text for a template in `language` (the current language when None), or raise ValueError for an
+    unknown template or a missing value. An amount may come as `amount_cents` and `currency`."""
     text = SMS_TEXTS.get(template)
     if text is None:
         raise ValueError(f'SMS template "{template}" is unknown: use one of {", ".join(sorted(SMS_TEXTS))}')
     settings = get_settings()
-    values = {'practice': settings.practice_name, **{key: str(value) for key, value in context.items()}}
-    if 'examination_id' in values:
-        values['link'] = f'{settings.public_base_url.rstrip("/")}/exams/{values["examination_id"]}'
-
-    try:
-        return text.format(**values)
-    except KeyError as error:
-        raise ValueError(f'SMS template "{template}" is missing the context value {error}') from None
+    with i18n.use_language(language or i18n.current_language()):
+        if context.get('amount_cents') is not None:
+            context = {**context, 'amount': i18n.format_money(int(context['amount_cents']), context.get('currency'))}
+        values = {'practice': settings.practice_name, **{key: str(value) for key, value in context.items()}}
+        if 'examination_id' in values:
+            values['link'] = f'{settings.public_base_url.rstrip("/")}/exams/{values["examination_id"]}'
+        missing = sorted(set(i18n.PLACEHOLDER.findall(text)) - set(values))
+        if missing:
+            raise ValueError(f'SMS template "{template}" is missing the context value {missing[0]!r}')
+        return i18n.gettext(text, **values)
 
 
 def enqueue_sms(session: Session, *, user_id: int | None, examination_id: str | None, recipient: str,
-                template: str, context: Mapping[str, Any]) -> Notification:
-    """Add a queued text to the outbox in the caller's session; `recipient` is an E.164 number like +41791234567."""
+                template: str, context: Mapping[str, Any], language: str | None = None) -> Notification:
+    """Add a queued text to the outbox in the caller's session; `recipient` is an E.164 number like +41791234567.
+
+    The text is rendered now in `language`, English when None.
+    """
     if not (recipient.startswith('+') and recipient[1:].isdigit() and 8 <= len(recipient) <= 16):
         raise ValueError(f'SMS recipient "{mask_phone(recipient)}" is invalid: expected an E.164 number')
-    body = render_sms(template, context)
+    body = render_sms(template, context, language=language or i18n.DEFAULT_LANGUAGE)
     notification = Notification(
         user_id=user_id, examination_id=examination_id, channel=SMS_CHANNEL, recipient=recipient,
         template=template, subject='', body_text=body, body_html='', status=NotificationStatus.QUEUED,

@@ -191,7 +191,9 @@ PUBLIC_ROUTES = {'/', '/login', '/register', '/healthz', '/auth/session', '/auth
                  # Links from emails and the pages around them, each checked by the account tests.
                  '/forgot-password', '/reset-password', '/verify-email', '/invite', '/account-deleted',
                  # Installing the app: the same files for everyone, with no patient data (test_pwa_routes.py).
-                 '/manifest.webmanifest', '/sw.js', '/offline'}
+                 '/manifest.webmanifest', '/sw.js', '/offline',
+                 # The language switcher of public pages: it only sets the `lang` cookie (test_languages.py).
+                 '/language/{code}'}
 # DELETE /api/uploads/{upload_id} returns 204 to anyone, because it only removes the caller's own upload.
 # GET /api/me/export.zip takes no id: it serves the signed-in patient's own data, and 404 to anyone else.
 OWN_ONLY_ROUTES = {'/api/uploads/{upload_id}', '/api/me/export.zip'}
