@@ -20,6 +20,7 @@ from . import audit, events
 from .access import deny, get_visible_exam
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
+from .key_images import RenderedKeyImage, render_for_pdf as render_key_images
 
 logger = logging.getLogger(__name__)
 
@@ -195,9 +196,10 @@ def _comparison_text(report: Report) -> str:
 
 
 def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
-              addenda: list[ReportAddendum]):  # noqa: ANN202 (a ReportPdfData)
+              addenda: list[ReportAddendum],
+              key_images: list[RenderedKeyImage]):  # noqa: ANN202 (a ReportPdfData)
     """Collect what the PDF prints: the report as finalized, and any addenda, which make it a later version."""
-    from .report_pdf import PdfAddendum, ReportPdfData
+    from .report_pdf import PdfAddendum, PdfKeyImage, ReportPdfData
 
     patient = session.get(Patient, exam.patient_id)
     doctor = session.get(Doctor, report.doctor_id)
@@ -217,7 +219,9 @@ def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  
         findings=report.findings, impression=report.impression, recommendations=report.recommendations,
         finalized_at=signed_at, original_report_note=_first_report_note(exam.prior_report_text),
         technique=report.technique, comparison=_comparison_text(report), version=1 + len(addenda),
-        addenda=tuple(pdf_addenda))
+        addenda=tuple(pdf_addenda),
+        key_images=tuple(PdfKeyImage(image=item.jpeg, label=item.label, caption=item.caption)
+                         for item in key_images))
 
 
 def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,
@@ -236,6 +240,8 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
     save_draft(actor=actor, examination_id=examination_id, findings=findings, impression=impression,
                recommendations=recommendations, technique=technique, comparison=comparison,
                comparison_note=comparison_note)
+    # Rendered before the transaction, because rendering reads the images in sessions of its own.
+    key_images = render_key_images(actor=actor, examination_id=examination_id)
 
     storage = get_storage()
     with session_scope() as session:
@@ -248,7 +254,7 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
         patient = session.get(Patient, exam.patient_id)
         assert patient is not None
         finalized_at = utcnow()
-        pdf = render_report_pdf(_pdf_data(session, exam, report, finalized_at, []))
+        pdf = render_report_pdf(_pdf_data(session, exam, report, finalized_at, [], key_images))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-{digest[:12]}.pdf'
         # The PDF is stored before the rows commit, so a committed report always has its file.
@@ -294,6 +300,7 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
         raise ValidationError('The addendum is empty: write the correction or addition first.', field='addendum')
     if len(text) > SECTION_LIMIT:
         raise ValidationError(f'The addendum must have at most {SECTION_LIMIT} characters.', field='addendum')
+    key_images = render_key_images(actor=actor, examination_id=examination_id)
     storage = get_storage()
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
@@ -306,7 +313,7 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
         addendum = ReportAddendum(report_id=report.id, number=len(addenda) + 1, doctor_id=actor.doctor_id,
                                   text=text, signed_at=signed_at, pdf_key='', pdf_sha256='')
         pdf = render_report_pdf(_pdf_data(session, exam, report, report.finalized_at or signed_at,
-                                          [*addenda, addendum]))
+                                          [*addenda, addendum], key_images))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-v{addendum.number + 1}-{digest[:12]}.pdf'
         addendum.pdf_key, addendum.pdf_sha256 = key, digest
