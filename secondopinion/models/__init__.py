@@ -4,7 +4,8 @@ from .audit import AuditEvent
 from .base import Base
 from .billing import Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent
 from .examinations import (
-    Comparison, ExamQuestion, Examination, ExamStatus, ImageLink, Report, ReportAddendum, Series, Study, StudyFile, Urgency,
+    Comparison, ExamQuestion, Examination, ExamStatus, ImageLink, Report, ReportAddendum, ReportKeyImage, Series, Study,
+    StudyFile, Urgency,
 )
 from .notifications import Notification, NotificationStatus
 from .sharing import ShareLink
@@ -16,5 +17,5 @@ from .users import Doctor, Patient, Role, User
 __all__ = [
     'AppSetting', 'DicomNode', 'DicomTransfer', 'TransferStatus', 'AccountToken', 'AuditEvent', 'ExternalIdentity', 'TokenPurpose', 'UserSession', 'Base', 'Comparison', 'Doctor', 'ExamQuestion', 'ExamStatus', 'Examination', 'ImageLink', 'Income', 'IncomeKind',
     'Notification', 'NotificationStatus', 'Patient', 'Payment', 'PaymentStatus', 'ProcessedEvent', 'Report', 'ReportAddendum',
-    'Role', 'Series', 'ShareLink', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
+    'ReportKeyImage',    'Role', 'Series', 'ShareLink', 'SignInAttempt', 'Study', 'StudyFile', 'Urgency', 'User',
 ]

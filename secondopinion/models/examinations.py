@@ -176,6 +176,25 @@ class ReportAddendum(Base):
     pdf_sha256: Mapped[str] = mapped_column(String(64))
 
 
+class ReportKeyImage(Base):
+    """A slice the doctor picked for the report, printed in the PDF with the window it was read at."""
+
+    __tablename__ = 'report_key_images'
+    __table_args__ = (UniqueConstraint('report_id', 'series_id', 'slice_index', name='uq_report_key_images_slice'),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey('reports.id'), index=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey('series.id'))
+    # Position in the series' slices as the viewer counts them: the frames of its instances in
+    # instance-number order, starting at 0.
+    slice_index: Mapped[int] = mapped_column(Integer)
+    # The window the doctor saw; both None means the file's own window.
+    window_center: Mapped[float | None]
+    window_width: Mapped[float | None]
+    caption: Mapped[str] = mapped_column(String(200), default='')
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ExamQuestion(Base):
     """A follow-up question of the patient about a reported examination, and the doctor's answer."""
 

@@ -8,6 +8,7 @@ from ..models import Comparison, Role
 from ..services import examinations, reports
 from ..services.actors import Actor
 from ..services.report_templates import templates_for
+from .key_images import key_image_list
 from .layout import format_time, notify_error
 
 COMPARISON_OPTIONS = {Comparison.AGREES.value: 'Agrees', Comparison.PARTLY.value: 'Partly agrees',
@@ -103,6 +104,7 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
         if save_quietly():
             ui.notify('Draft saved.', type='positive', position='top')
 
+    key_image_list(actor, examination_id, editable=True)
     with ui.row().classes('w-full justify-end gap-2'):
         ui.button('Release case', on_click=release).props('flat color=negative').mark('release')
         ui.button('Save draft', on_click=save).props('outline').mark('save-report')
@@ -123,6 +125,7 @@ def final_report(actor: Actor, examination_id: str, report: reports.ReportView |
         ui.label('Comparison with the first report').classes('text-subtitle1 text-weight-medium q-mt-sm')
         label = reports.COMPARISON_LABELS.get(Comparison(report.comparison), report.comparison)
         ui.label(f'{label}. {report.comparison_note}'.strip()).classes('whitespace-pre-wrap').mark('final-comparison')
+    key_image_list(actor, examination_id, editable=False)
     ui.label(f'By {report.doctor_name}, signed {format_time(report.finalized_at)}').classes('text-caption') \
         .mark('finalized')
     for addendum in report.addenda:

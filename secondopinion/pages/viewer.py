@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from nicegui import events, ui
 
-from ..models import Role
+from ..models import ExamStatus, Role
 from ..services import examinations, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError
@@ -69,19 +69,29 @@ def viewer_page(examination_id: str) -> None:
         not_found_page(actor, 'Examination')
         return
 
+    # Imported here because the key image controls use this module's slice_url.
+    from .key_images import add_key_image_button
+
     # The accepting doctor goes back to the review page, and a doctor previewing a pending case to the board.
-    back = f'/doctor/cases/{examination_id}' if exam.doctor_id == actor.doctor_id else '/doctor'
+    reviewing = exam.doctor_id == actor.doctor_id
+    back = f'/doctor/cases/{examination_id}' if reviewing else '/doctor'
+    has_images = any(item.frame_count for item in series)
     with frame('Image viewer', actor):
         ui.add_css(VIEWER_CSS)
         ui.add_body_html(SCROLL_KEYS_SCRIPT)
         with ui.row().classes('w-full items-center justify-between'):
             ui.label(f'{exam.modality} {exam.body_part}: images').classes('text-h5')
-            ui.button('Back to the case', icon='arrow_back', on_click=lambda: ui.navigate.to(back)) \
-                .props('flat').mark('viewer-back')
-        if not any(item.frame_count for item in series):
+            with ui.row().classes('items-center gap-2') as actions:
+                ui.button('Back to the case', icon='arrow_back', on_click=lambda: ui.navigate.to(back)) \
+                    .props('flat').mark('viewer-back')
+        if not has_images:
             ui.label('This examination has no uploaded images to show.').classes('text-grey-7').mark('viewer-empty')
             return
-        SliceViewer(actor, examination_id, series).build()
+        slice_viewer = SliceViewer(actor, examination_id, series)
+        slice_viewer.build()
+        if reviewing and exam.status == ExamStatus.UNDER_REVIEW:
+            with actions:
+                add_key_image_button(actor, examination_id, slice_viewer.current_slice)
 
 
 class SliceViewer:
@@ -207,6 +217,16 @@ class SliceViewer:
             .classes('text-caption text-grey-7')
 
     # --- State changes --------------------------------------------------------------------------------------
+
+    def current_slice(self) -> tuple[int, int, float | None, float | None]:
+        """Return the series id, slice index and window (center, width) on screen; (None, None) is the file's own."""
+        if self.preset:
+            center, width = viewer.PRESETS[self.preset]
+            return self.current.id, self.index, center, width
+        center, width = self.center_input.value, self.width_input.value
+        if center is None or width is None or width <= 0:
+            return self.current.id, self.index, None, None
+        return self.current.id, self.index, float(center), float(width)
 
     def _select_series(self, series: viewer.ViewerSeries) -> None:
         self.current = series

@@ -27,7 +27,7 @@ from ..config import get_settings
 from ..db import session_scope
 from ..models import (
     AccountToken, Doctor, ExamQuestion, Examination, ExamStatus, ExternalIdentity, ImageLink, Income, IncomeKind, Notification,
-    Patient, Payment, Report, ReportAddendum, Role, Series, SignInAttempt, Study, StudyFile, User, UserSession,
+    Patient, Payment, Report, ReportAddendum, ReportKeyImage, Role, Series, SignInAttempt, Study, StudyFile, User, UserSession,
 )
 from ..models.audit import AuditEvent
 from ..models.base import utcnow
@@ -259,7 +259,16 @@ def _report_data(session: Session, exam: Examination, folder: str) -> tuple[dict
             'technique': report.technique, 'comparison_with_first_report': report.comparison,
             'comparison_note': report.comparison_note, 'findings': report.findings, 'impression': report.impression,
             'recommendations': report.recommendations, 'pdf': files[0].name if report.pdf_key else None,
-            'addenda': addenda}
+            'addenda': addenda,
+            'key_images': [{'series_instance_uid': uid, 'slice': index + 1, 'window_center': center,
+                            'window_width': width, 'caption': caption}
+                           for uid, index, center, width, caption in session.execute(
+                               select(Series.series_instance_uid, ReportKeyImage.slice_index,
+                                      ReportKeyImage.window_center, ReportKeyImage.window_width,
+                                      ReportKeyImage.caption)
+                               .join(Series, Series.id == ReportKeyImage.series_id)
+                               .where(ReportKeyImage.report_id == report.id)
+                               .order_by(ReportKeyImage.added_at, ReportKeyImage.id))]}
     return data, files
 
 
@@ -495,6 +504,7 @@ def _delete_medical_records(session: Session, exams: list[Examination]) -> list[
     # Outbox rows of these examinations may name a report PDF as attachment, so they go first.
     session.execute(delete(Notification).where(Notification.examination_id.in_(exam_ids)))
     session.execute(delete(ReportAddendum).where(ReportAddendum.report_id.in_(report_ids)))
+    session.execute(delete(ReportKeyImage).where(ReportKeyImage.report_id.in_(report_ids)))
     session.execute(delete(Report).where(Report.examination_id.in_(exam_ids)))
     session.execute(delete(StudyFile).where(StudyFile.examination_id.in_(exam_ids)))
     session.execute(delete(Series).where(Series.study_id.in_(study_ids)))

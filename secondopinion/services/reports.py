@@ -22,6 +22,7 @@ from . import audit, events
 from .access import deny, get_visible_exam
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
+from .key_images import RenderedKeyImage, render_for_pdf as render_key_images
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ def _comparison_text(report: Report) -> str:
 
 
 def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
-              addenda: list[ReportAddendum]):  # noqa: ANN202 (a ReportPdfData)
+              addenda: list[ReportAddendum],
+              key_images: list[RenderedKeyImage]):  # noqa: ANN202 (a ReportPdfData)
     """Collect what the PDF prints: the report as finalized, and any addenda, which make it a later version.
 
     The labels and summaries are in the patient's language; the doctor's texts stay as written.
@@ -207,12 +209,13 @@ def _pdf_data(session, exam: Examination, report: Report, signed_at: datetime,  
     patient = session.get(Patient, exam.patient_id)
     assert patient is not None
     with i18n.use_language(patient.user.language):
-        return _pdf_data_in_language(session, exam, report, signed_at, addenda, patient)
+        return _pdf_data_in_language(session, exam, report, signed_at, addenda, key_images, patient)
 
 
 def _pdf_data_in_language(session, exam: Examination, report: Report, signed_at: datetime,  # noqa: ANN001
-                          addenda: list[ReportAddendum], patient: Patient):  # noqa: ANN202 (a ReportPdfData)
-    from .report_pdf import PdfAddendum, ReportPdfData
+                          addenda: list[ReportAddendum], key_images: list[RenderedKeyImage],
+                          patient: Patient):  # noqa: ANN202 (a ReportPdfData)
+    from .report_pdf import PdfAddendum, PdfKeyImage, ReportPdfData
 
     doctor = session.get(Doctor, report.doctor_id)
     assert doctor is not None
@@ -231,7 +234,10 @@ def _pdf_data_in_language(session, exam: Examination, report: Report, signed_at:
         findings=report.findings, impression=report.impression, recommendations=report.recommendations,
         finalized_at=signed_at, original_report_note=_first_report_note(exam.prior_report_text),
         technique=report.technique, comparison=_comparison_text(report), version=1 + len(addenda),
-        addenda=tuple(pdf_addenda), language=i18n.current_language())
+        addenda=tuple(pdf_addenda), language=i18n.current_language(),
+        key_images=tuple(PdfKeyImage(image=item.jpeg, label=f'{item.view.position_label}, {item.view.window_label}',
+                                     caption=item.view.caption)
+                         for item in key_images))
 
 
 def finalize(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,
@@ -250,6 +256,8 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
     save_draft(actor=actor, examination_id=examination_id, findings=findings, impression=impression,
                recommendations=recommendations, technique=technique, comparison=comparison,
                comparison_note=comparison_note)
+    # Rendered before the transaction, because rendering reads the images in sessions of its own.
+    key_images = render_key_images(actor=actor, examination_id=examination_id)
 
     storage = get_storage()
     with session_scope() as session:
@@ -262,7 +270,7 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
         patient = session.get(Patient, exam.patient_id)
         assert patient is not None
         finalized_at = utcnow()
-        pdf = render_report_pdf(_pdf_data(session, exam, report, finalized_at, []))
+        pdf = render_report_pdf(_pdf_data(session, exam, report, finalized_at, [], key_images))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-{digest[:12]}.pdf'
         # The PDF is stored before the rows commit, so a committed report always has its file.
@@ -308,6 +316,7 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
         raise ValidationError('The addendum is empty: write the correction or addition first.', field='addendum')
     if len(text) > SECTION_LIMIT:
         raise ValidationError(f'The addendum must have at most {SECTION_LIMIT} characters.', field='addendum')
+    key_images = render_key_images(actor=actor, examination_id=examination_id)
     storage = get_storage()
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
@@ -320,7 +329,7 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
         addendum = ReportAddendum(report_id=report.id, number=len(addenda) + 1, doctor_id=actor.doctor_id,
                                   text=text, signed_at=signed_at, pdf_key='', pdf_sha256='')
         pdf = render_report_pdf(_pdf_data(session, exam, report, report.finalized_at or signed_at,
-                                          [*addenda, addendum]))
+                                          [*addenda, addendum], key_images))
         digest = hashlib.sha256(pdf).hexdigest()
         key = f'exams/{exam.id}/report-{report.id}-v{addendum.number + 1}-{digest[:12]}.pdf'
         addendum.pdf_key, addendum.pdf_sha256 = key, digest
