@@ -56,7 +56,7 @@ class ReportPdfData:
     report_id: str
     examination_id: str
     patient_name: str
-    patient_birth_date: date
+    patient_birth_date: date | None  # None in a de-identified copy, which prints patient_age instead
     modality: str
     body_part: str
     clinical_question: str
@@ -75,6 +75,7 @@ class ReportPdfData:
     # Shown in the title and the header when above 1.
     version: int = 1
     addenda: tuple[PdfAddendum, ...] = ()
+    patient_age: str = ''
 
 
 def render_report_pdf(data: ReportPdfData) -> bytes:
@@ -234,7 +235,8 @@ def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Fl
     examination = ' · '.join(part for part in (data.modality.strip(), data.body_part.strip()) if part)
     rows = [
         ('Patient', data.patient_name),
-        ('Date of birth', data.patient_birth_date.isoformat()),
+        ('Date of birth', data.patient_birth_date.isoformat()) if data.patient_birth_date is not None
+        else ('Age', data.patient_age or '—'),
         ('Examination ID', data.examination_id),
         ('Modality, body part', examination or '—'),
         ('Images', data.study_summary or '—'),
