@@ -103,9 +103,9 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                                     ui.icon('warning', color='warning')
                                     ui.label('Burned-in text').classes('text-caption text-warning-strong')
     if summary.prior_reports_withheld:
-        ui.label(f'{plural(summary.prior_reports_withheld, "prior report file")} from the patient: prior reports '
-                 'are hidden in de-identified review, because they show the patient\'s name. Ask the admin if you '
-                 'need them.').classes('text-body2 text-grey-8').mark('prior-reports-withheld')
+        ui.label(f'Prior reports are hidden in de-identified review ({plural(summary.prior_reports_withheld, "file")} '
+                 "from the patient), because they show the patient's name. Ask the admin if you need them.") \
+            .classes('text-body2 text-grey-8').mark('prior-reports-withheld')
     for report_file in summary.prior_reports:
         with ui.row().classes('items-center gap-2').mark('prior-report-file'):
             ui.icon('description')

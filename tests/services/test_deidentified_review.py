@@ -44,7 +44,7 @@ def exam_id(patient) -> str:
     return _paid_exam(patient, [Path(get_testdata_file('CT_small.dcm'))])
 
 
-def _burned_in_copy(tmp_path: Path) -> Path:
+def burned_in_copy(tmp_path: Path) -> Path:
     """Write CT_small.dcm with BurnedInAnnotation YES, as a modality that printed the name into the image would."""
     dataset = pydicom.dcmread(get_testdata_file('CT_small.dcm'))
     dataset.BurnedInAnnotation = 'YES'
@@ -267,7 +267,7 @@ def test_burned_in_text_reason(values, flagged):
 
 def test_burned_in_flagged_in_zip(admin, make_doctor, patient, tmp_path):
     doctor = make_doctor()
-    exam_id = _paid_exam(patient, [_burned_in_copy(tmp_path), Path(get_testdata_file('MR_small.dcm'))])
+    exam_id = _paid_exam(patient, [burned_in_copy(tmp_path), Path(get_testdata_file('MR_small.dcm'))])
     review_policy.set_exam_choice(actor=admin, examination_id=exam_id, choice=True)
 
     archive = _zip(doctor, exam_id)
@@ -283,7 +283,7 @@ def test_burned_in_flagged_in_zip(admin, make_doctor, patient, tmp_path):
 
 def test_burned_in_not_flagged_when_off(make_doctor, patient, tmp_path):
     doctor = make_doctor()
-    exam_id = _paid_exam(patient, [_burned_in_copy(tmp_path)])
+    exam_id = _paid_exam(patient, [burned_in_copy(tmp_path)])
 
     names = _zip(doctor, exam_id).namelist()
 
@@ -293,7 +293,7 @@ def test_burned_in_not_flagged_when_off(make_doctor, patient, tmp_path):
 
 def test_burned_in_series_in_summary(admin, make_doctor, patient, tmp_path):
     doctor = make_doctor()
-    exam_id = _paid_exam(patient, [_burned_in_copy(tmp_path), Path(get_testdata_file('MR_small.dcm'))])
+    exam_id = _paid_exam(patient, [burned_in_copy(tmp_path), Path(get_testdata_file('MR_small.dcm'))])
     review_policy.set_exam_choice(actor=admin, examination_id=exam_id, choice=True)
 
     doctor_series = {series.modality: series.burned_in_text
