@@ -60,7 +60,7 @@ class OrthancServer:
         }
         if store_from_ae_title is not None:
             # NOTE: Orthanc 1.10 has no setting for the DICOM listen address, so the port is open on every
-            # interface. These settings make it answer only the one AE title, and only from 127.0.0.1.
+            # interface. These settings make it accept associations only from the one AE title on 127.0.0.1.
             self.dicom_port = free_port()
             config.update({
                 'DicomServerEnabled': True,

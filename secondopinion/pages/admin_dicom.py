@@ -111,7 +111,7 @@ def _node_dialog(actor: Actor, on_saved, node: dicom_nodes.NodeView | None = Non
 
 
 def _transfers(actor: Actor, examination_id: str | None, on_change: Callable[[], None]) -> None:
-    """List the latest transfers; a failed one gets a button that sends its study again."""
+    """List the latest transfers, each failed one with a button that sends its study again."""
     transfers = dicom_send.list_transfers(actor=actor, examination_id=examination_id, limit=20)
 
     def resend(transfer_id: int) -> None:

@@ -106,7 +106,7 @@ UidMapper = Callable[[str], str]
 
 # Modalities whose images usually carry text in the pixels (ultrasound screens, screenshots and
 # scanned documents), so a file of one of them counts as having burned-in text unless its
-# BurnedInAnnotation says NO.
+# BurnedInAnnotation is NO.
 BURNED_IN_MODALITIES = frozenset({'US', 'SC', 'OT', 'DOC', 'XC'})
 # The Secondary Capture Image Storage SOP classes (PS3.4 A.8), which are screenshots and scans.
 SECONDARY_CAPTURE_SOP_CLASSES = frozenset({
@@ -156,8 +156,8 @@ def deidentify_dataset(dataset: Dataset, map_uid: UidMapper) -> Dataset:
 def burned_in_text_reason(dataset: Dataset) -> str:
     """Return why the pixels of this image may show identifying text, or '' when nothing suggests it.
 
-    Header changes cannot remove such text. BurnedInAnnotation YES always counts and NO always clears;
-    without the attribute, the modality and the SOP class decide.
+    Header changes cannot remove such text. BurnedInAnnotation YES always counts and NO always clears the
+    image. Without the attribute, the modality and the SOP class decide.
     """
     burned_in = str(dataset.get('BurnedInAnnotation', '') or '').strip().upper()
     if burned_in == 'YES':

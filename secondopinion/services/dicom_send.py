@@ -108,7 +108,7 @@ def send_study(*, actor: Actor, examination_id: str, node_id: int) -> int:
     logger.info('transfer %s queued: examination %s to DICOM node %s by user %s', transfer_id, examination_id,
                 node_id, actor.user_id)
     # A transfer whose server process stops mid-way stays "running" until fail_interrupted_transfers
-    # marks it failed; the admin then sends it again.
+    # marks it failed, and the admin then sends it again.
     threading.Thread(target=run_transfer, args=(transfer_id,), name=f'dicom-send-{transfer_id}',
                      daemon=True).start()
     return transfer_id
@@ -298,7 +298,7 @@ def _send(transfer_id: int, node: _Node, keys: list[str], report: Dataset | None
             if time.monotonic() > deadline:
                 minutes = get_settings().dicom_transfer_timeout_minutes
                 raise TransferFailedError(f'The transfer timed out after {minutes} minutes with {sent} of '
-                                          f'{len(keys) + (report is not None)} files sent; send again, or raise '
+                                          f'{len(keys) + (report is not None)} files sent. Send again, or raise '
                                           'SECONDOPINION_DICOM_TRANSFER_TIMEOUT_MINUTES for large studies.')
             problem = _store(association, dataset)
             if problem:
