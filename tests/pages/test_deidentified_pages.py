@@ -218,3 +218,23 @@ async def test_burned_in_series_flagged(user: User, admin, make_patient, make_do
     await user.should_see(marker=f'burned-in-{series_id}')
     archive = zipfile.ZipFile(io.BytesIO((await user.http_client.get(f'/api/exams/{exam_id}/images.zip')).content))
     assert studies.BURNED_IN_LIST_NAME in archive.namelist()
+
+
+async def test_viewer_warns_of_burned_in_text(user: User, admin, make_patient, make_doctor, tmp_path):
+    doctor = make_doctor(email='doctor@example.org')
+    exam_id = _accepted_exam(admin, make_patient(), doctor, [burned_in_copy(tmp_path)], deidentified=True)
+    await sign_in(user, 'doctor@example.org')
+    await user.open(f'/doctor/cases/{exam_id}/viewer')
+    await user.should_see(marker='image-information')
+
+    await user.should_see(marker='viewer-burned-in-warning')
+
+
+async def test_viewer_no_warning_when_off(user: User, admin, make_patient, make_doctor, tmp_path):
+    doctor = make_doctor(email='doctor@example.org')
+    exam_id = _accepted_exam(admin, make_patient(), doctor, [burned_in_copy(tmp_path)], deidentified=False)
+    await sign_in(user, 'doctor@example.org')
+    await user.open(f'/doctor/cases/{exam_id}/viewer')
+    await user.should_see(marker='image-information')
+
+    await user.should_not_see(marker='viewer-burned-in-warning')
