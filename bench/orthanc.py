@@ -26,14 +26,21 @@ def orthanc_binary() -> str | None:
 
 
 class OrthancServer:
-    """One Orthanc process with its storage and index under `folder`, on 127.0.0.1 only, without DICOM networking."""
+    """One Orthanc process with its storage and index under `folder`, on a free port for 127.0.0.1 clients.
 
-    def __init__(self, folder: Path) -> None:
+    Without `store_from_ae_title` its DICOM server is off. With it, the DICOM server (AE title
+    `dicom_ae_title`, port `dicom_port`) accepts C-STORE only from that calling AE title on 127.0.0.1.
+    """
+
+    dicom_ae_title = 'ORTHANC'
+
+    def __init__(self, folder: Path, *, store_from_ae_title: str | None = None) -> None:
         binary = orthanc_binary()
         if binary is None:
             raise RuntimeError('Orthanc is not installed: install it with `apt-get install orthanc`')
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.dicom_port: int | None = None
         self.url = f'http://127.0.0.1:{self.port}'
         config = {
             'Name': 'SecondOpinionBenchmark',
@@ -51,6 +58,21 @@ class OrthancServer:
             'ConcurrentJobs': 2,
             'HttpThreadsCount': 50,
         }
+        if store_from_ae_title is not None:
+            # NOTE: Orthanc 1.10 has no setting for the DICOM listen address, so the port is open on every
+            # interface. These settings make it accept associations only from the one AE title on 127.0.0.1.
+            self.dicom_port = free_port()
+            config.update({
+                'DicomServerEnabled': True,
+                'DicomAet': self.dicom_ae_title,
+                'DicomPort': self.dicom_port,
+                'DicomCheckCalledAet': True,
+                'DicomAlwaysAllowStore': False,
+                'DicomAlwaysAllowEcho': False,
+                'DicomCheckModalityHost': True,
+                # [AE title, host, port]: the port is where Orthanc would send to, which it never does here.
+                'DicomModalities': {'sender': [store_from_ae_title, '127.0.0.1', 104]},
+            })
         config_path = folder / 'orthanc.json'
         config_path.write_text(json.dumps(config, indent=2))
         self.log_path = folder / 'orthanc.log'

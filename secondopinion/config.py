@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     notification_retry_base_seconds: float = Field(
         30.0, gt=0, description='Wait after the first failed attempt; it doubles with each further one, up to 1 hour')
 
+    dicom_transfer_timeout_minutes: int = Field(
+        60, ge=1, description='Minutes a DICOM send may run before it stops as failed. A send left "running" by a '
+                              'stopped server is marked failed 5 minutes after this')
+
     @model_validator(mode='after')
     def _links_follow_the_port(self) -> Settings:
         # Without an explicit public address, links in emails point at this app on its own port.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nicegui import ui
 
 from ..services import dicom_nodes, dicom_send, review_policy
@@ -67,7 +69,7 @@ def dicom_panel(actor: Actor) -> None:
 
     ui.label('Latest transfers').classes('text-subtitle1 q-mt-md')
     transfers = ui.refreshable(_transfers)
-    transfers(actor, None)
+    transfers(actor, None, lambda: transfers.refresh())
     ui.button('Refresh', icon='refresh', on_click=lambda: transfers.refresh()).props('flat dense')
 
 
@@ -108,8 +110,19 @@ def _node_dialog(actor: Actor, on_saved, node: dicom_nodes.NodeView | None = Non
     dialog.open()
 
 
-def _transfers(actor: Actor, examination_id: str | None) -> None:
+def _transfers(actor: Actor, examination_id: str | None, on_change: Callable[[], None]) -> None:
+    """List the latest transfers, each failed one with a button that sends its study again."""
     transfers = dicom_send.list_transfers(actor=actor, examination_id=examination_id, limit=20)
+
+    def resend(transfer_id: int) -> None:
+        try:
+            dicom_send.resend(actor=actor, transfer_id=transfer_id)
+        except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+            notify_error(error)
+            return
+        ui.notify('Sending the study again. Its progress shows below.', position='top')
+        on_change()
+
     if not transfers:
         ui.label('No studies sent yet.').classes('text-grey-7')
     for transfer in transfers:
@@ -121,6 +134,9 @@ def _transfers(actor: Actor, examination_id: str | None) -> None:
                 .classes('text-body2')
             if transfer.error:
                 ui.label(transfer.error[:300]).classes('text-caption text-negative')
+            if transfer.status == 'failed':
+                ui.button('Send again', icon='replay', on_click=lambda transfer_id=transfer.id: resend(transfer_id)) \
+                    .props('flat dense').mark(f'resend-{transfer.id}')
 
 
 def examination_tools(actor: Actor, exams: list[ExamView]) -> None:
@@ -178,7 +194,7 @@ def examination_tools(actor: Actor, exams: list[ExamView]) -> None:
             with ui.row().classes('items-center gap-2'):
                 ui.button('Send study', icon='send', on_click=send).mark('send-study')
                 ui.button('Refresh', icon='refresh', on_click=lambda: transfers.refresh()).props('flat dense')
-            transfers(actor, chosen.value)
+            transfers(actor, chosen.value, lambda: transfers.refresh())
 
         chosen.on_value_change(lambda: tools.refresh())
         tools()

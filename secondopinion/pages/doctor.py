@@ -10,7 +10,7 @@ from ..models import ExamStatus, Role
 from ..services import examinations, ledger, questions, reports
 from ..services.errors import NotFoundError
 from ..services.payments import format_money
-from .images import images_summary
+from .images import SEX_WORDS, images_summary
 from .badges import badge, status_badge
 from .layout import format_time, frame, not_found_page, plural, require_actor
 from .questions import question_thread
@@ -71,7 +71,9 @@ def review_page(examination_id: str) -> None:
             status_badge(exam.status).mark('status')
         with ui.card().classes('w-full'):
             ui.label('Patient and request').classes('text-h6')
+            # In de-identified review the view has a pseudonym, age and sex instead of name and date of birth.
             for label, value in (('Patient', exam.patient_name), ('Date of birth', exam.patient_birth_date),
+                                 ('Age', exam.patient_age), ('Sex', SEX_WORDS.get(exam.patient_sex, exam.patient_sex)),
                                  ('Urgency', exam.urgency.capitalize()), ('Question', exam.clinical_question),
                                  ('History', exam.history), ('First report', exam.prior_report_text)):
                 if value:
@@ -101,6 +103,7 @@ def review_page(examination_id: str) -> None:
                               reports.has_first_report(actor=actor, examination_id=examination_id))
             else:
                 final_report(actor, examination_id, report,
-                             can_amend=exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED})
+                             can_amend=exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED},
+                             deidentified=exam.deidentified)
         if exam.status in {ExamStatus.REPORTED, ExamStatus.COMPLETED}:
             question_thread(actor, examination_id)

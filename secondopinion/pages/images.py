@@ -55,7 +55,7 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
         notify_error(error)
         return
 
-    if summary.image_count == 0 and not summary.prior_reports:
+    if summary.image_count == 0 and not summary.prior_reports and not summary.prior_reports_withheld:
         ui.label(_('No images uploaded yet.')).classes('text-grey-7').mark('no-images')
     if summary.image_count:
         ui.label(', '.join([ngettext('{count} study', '{count} studies', summary.study_count),
@@ -66,6 +66,15 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
     if summary.deidentified:
         ui.label(_('De-identified review: names, ids, birth dates and addresses are removed from the images you '
                  'view and download. Age and sex are kept.')).classes('text-caption text-grey-8').mark('deidentified')
+    flagged = [series for study in summary.studies for series in study.series if series.burned_in_text]
+    if flagged:
+        ui.label(ngettext('{count} series may show text burned into the pixels, such as the patient\'s name, which '
+                          'de-identification cannot remove. They are marked below, and in the zip download their '
+                          'files end in "_BURNED-IN-TEXT.dcm".',
+                          '{count} series may show text burned into the pixels, such as the patient\'s name, which '
+                          'de-identification cannot remove. They are marked below, and in the zip download their '
+                          'files end in "_BURNED-IN-TEXT.dcm".', len(flagged))) \
+            .classes('text-body2 text-warning-strong').mark('burned-in-warning')
     names = sorted({study.patient_name for study in summary.studies if study.patient_name})
     if len(names) > 1:
         # Hospitals sometimes put several patients' studies on one CD; the doctor needs only this patient's.
@@ -97,6 +106,18 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
                             if series.body_part:
                                 ui.label(series.body_part).classes('text-caption').mark('series-body-part')
                             ui.label(ngettext('{count} image', '{count} images', series.image_count)).classes('text-caption text-grey-7')
+                            if series.burned_in_text:
+                                with ui.row().classes('items-center gap-1 no-wrap').mark(f'burned-in-{series.id}') \
+                                        .tooltip(series.burned_in_text):
+                                    ui.icon('warning', color='warning')
+                                    ui.label(_('Burned-in text')).classes('text-caption text-warning-strong')
+    if summary.prior_reports_withheld:
+        ui.label(ngettext('Prior reports are hidden in de-identified review ({count} file from the patient), because '
+                          'they show the patient\'s name. Ask the admin if you need them.',
+                          'Prior reports are hidden in de-identified review ({count} files from the patient), because '
+                          'they show the patient\'s name. Ask the admin if you need them.',
+                          summary.prior_reports_withheld)) \
+            .classes('text-body2 text-grey-8').mark('prior-reports-withheld')
     for report_file in summary.prior_reports:
         with ui.row().classes('items-center gap-2').mark('prior-report-file'):
             ui.icon('description')

@@ -90,7 +90,10 @@ def public_switcher() -> None:
 
 
 def account_switcher(actor: Actor) -> None:
-    """Add the signed-in user's language menu to the header. A choice is stored in the account."""
+    """Add the signed-in user's language menu to the header. A choice is stored in the account.
+
+    Phones do not get it, so that their header stays one row high; the profile page offers the choice there.
+    """
     def choose(code: str) -> None:
         try:
             profile.set_language(actor=actor, language=code)
@@ -101,7 +104,7 @@ def account_switcher(actor: Actor) -> None:
         ui.navigate.reload()
 
     with ui.button(icon='language').props(f'flat round dense color=white aria-label="{_("Language")}"') \
-            .classes('q-mx-xs').mark('language-menu'):
+            .classes('q-mx-xs nav-wide').mark('language-menu'):
         ui.tooltip(_('Language'))
         with ui.menu():
             for code, name in i18n.LANGUAGES.items():

@@ -111,8 +111,13 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
         ui.button('Finalize report', icon='verified', on_click=confirm.open).mark('finalize')
 
 
-def final_report(actor: Actor, examination_id: str, report: reports.ReportView | None, *, can_amend: bool) -> None:
-    """Show a finalized report with its addenda and PDF versions; the reporting doctor may add an addendum."""
+def final_report(actor: Actor, examination_id: str, report: reports.ReportView | None, *, can_amend: bool,
+                 deidentified: bool = False) -> None:
+    """Show a finalized report with its addenda and PDF versions; the reporting doctor may add an addendum.
+
+    With `deidentified`, the PDF links serve copies with the pseudonym, and the DICOM and FHIR exports,
+    which carry the patient's name, are not offered.
+    """
     if report is None or not report.is_final:
         ui.label('No report was written for this case.')
         return
@@ -142,12 +147,17 @@ def final_report(actor: Actor, examination_id: str, report: reports.ReportView |
         for version in range(1, report.version):
             ui.link(f'Version {version}', f'/api/exams/{examination_id}/report.pdf?version={version}',
                     new_tab=True).classes('text-caption').mark(f'report-version-{version}')
-    with ui.row().classes('items-center gap-3'):
-        ui.label('For hospital systems:').classes('text-caption text-grey-7')
-        ui.link('DICOM (PDF in the study)', f'/api/exams/{examination_id}/report.dcm') \
-            .classes('text-caption').mark('download-report-dicom')
-        ui.link('FHIR DiagnosticReport (JSON)', f'/api/exams/{examination_id}/report.fhir.json') \
-            .classes('text-caption').mark('download-report-fhir')
+    if deidentified:
+        ui.label('De-identified review: the PDF shows the pseudonym and age. The DICOM and FHIR exports carry the '
+                 "patient's name, so they are not offered.").classes('text-caption text-grey-7') \
+            .mark('exports-withheld')
+    else:
+        with ui.row().classes('items-center gap-3'):
+            ui.label('For hospital systems:').classes('text-caption text-grey-7')
+            ui.link('DICOM (PDF in the study)', f'/api/exams/{examination_id}/report.dcm') \
+                .classes('text-caption').mark('download-report-dicom')
+            ui.link('FHIR DiagnosticReport (JSON)', f'/api/exams/{examination_id}/report.fhir.json') \
+                .classes('text-caption').mark('download-report-fhir')
     if actor.role == Role.DOCTOR:
         ui.label(f'SHA-256 of the first PDF: {report.pdf_sha256}').classes('text-caption break-all')
     if can_amend:

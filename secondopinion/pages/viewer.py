@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from nicegui import events, ui
 
 from ..models import ExamStatus, Role
-from ..services import examinations, viewer
+from ..services import examinations, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError
 from .layout import frame, not_found_page, plural, require_actor
@@ -87,11 +87,25 @@ def viewer_page(examination_id: str) -> None:
         if not has_images:
             ui.label('This examination has no uploaded images to show.').classes('text-grey-7').mark('viewer-empty')
             return
+        _burned_in_warning(actor, examination_id)
         slice_viewer = SliceViewer(actor, examination_id, series)
         slice_viewer.build()
         if reviewing and exam.status == ExamStatus.UNDER_REVIEW:
             with actions:
                 add_key_image_button(actor, examination_id, slice_viewer.current_slice)
+
+
+def _burned_in_warning(actor: Actor, examination_id: str) -> None:
+    """Show a warning naming the series whose pixels may show the patient's name, which de-identification leaves."""
+    summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
+    flagged = [series for study in summary.studies for series in study.series if series.burned_in_text]
+    if not flagged:
+        return
+    names = ', '.join(f'#{series.number if series.number is not None else "-"} '
+                      f'{series.description or series.modality}' for series in flagged)
+    ui.label(f'These series may show text burned into the pixels, such as the patient\'s name, which '
+             f'de-identification cannot remove: {names}.').classes('text-body2 text-warning-strong') \
+        .mark('viewer-burned-in-warning')
 
 
 class SliceViewer:

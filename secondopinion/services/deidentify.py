@@ -104,6 +104,16 @@ ALWAYS_KEEP = {'SpecificCharacterSet', 'SOPClassUID', 'TransferSyntaxUID', 'Pixe
 
 UidMapper = Callable[[str], str]
 
+# Modalities whose images usually carry text in the pixels (ultrasound screens, screenshots and
+# scanned documents), so a file of one of them counts as having burned-in text unless its
+# BurnedInAnnotation is NO.
+BURNED_IN_MODALITIES = frozenset({'US', 'SC', 'OT', 'DOC', 'XC'})
+# The Secondary Capture Image Storage SOP classes (PS3.4 A.8), which are screenshots and scans.
+SECONDARY_CAPTURE_SOP_CLASSES = frozenset({
+    '1.2.840.10008.5.1.4.1.1.7', '1.2.840.10008.5.1.4.1.1.7.1', '1.2.840.10008.5.1.4.1.1.7.2',
+    '1.2.840.10008.5.1.4.1.1.7.3', '1.2.840.10008.5.1.4.1.1.7.4',
+})
+
 
 def uid_mapper(secret: bytes, scope: str) -> UidMapper:
     """Return a function that maps an original UID to a new 2.25 UID, the same one for the same scope.
@@ -131,8 +141,9 @@ def deidentify_dataset(dataset: Dataset, map_uid: UidMapper) -> Dataset:
     dataset.PatientIdentityRemoved = 'YES'
     dataset.DeidentificationMethod = METHOD_TEXT
     dataset.DeidentificationMethodCodeSequence = Sequence([_code(value, meaning) for value, meaning in METHOD_CODES])
-    # NOTE: text burned into the pixels is not removed, because the Clean Pixel Data Option
-    # would change the pixels. BurnedInAnnotation is left as the modality wrote it.
+    # NOTE: the Clean Pixel Data Option (PS3.15 E.3.1) is not applied: text burned into the pixels
+    # stays, and BurnedInAnnotation is left as the modality wrote it. Files for which
+    # `burned_in_text_reason` returns a reason are flagged to the doctor on the case page and in the zip.
     meta = getattr(dataset, 'file_meta', None)
     if isinstance(meta, FileMetaDataset):
         if 'SOPInstanceUID' in dataset:
@@ -142,16 +153,41 @@ def deidentify_dataset(dataset: Dataset, map_uid: UidMapper) -> Dataset:
     return dataset
 
 
+def burned_in_text_reason(dataset: Dataset) -> str:
+    """Return why the pixels of this image may show identifying text, or '' when nothing suggests it.
+
+    Header changes cannot remove such text. BurnedInAnnotation YES always counts and NO always clears the
+    image. Without the attribute, the modality and the SOP class decide.
+    """
+    burned_in = str(dataset.get('BurnedInAnnotation', '') or '').strip().upper()
+    if burned_in == 'YES':
+        return 'the image states that text is burned into its pixels'
+    if burned_in == 'NO':
+        return ''
+    modality = str(dataset.get('Modality', '') or '').strip().upper()
+    if modality in BURNED_IN_MODALITIES:
+        return f'{modality} images often show text in their pixels'
+    if str(dataset.get('SOPClassUID', '') or '') in SECONDARY_CAPTURE_SOP_CLASSES:
+        return 'secondary captures often show text in their pixels'
+    return ''
+
+
 def deidentify_file(source: BinaryIO, map_uid: UidMapper) -> bytes:
     """Read a DICOM file, de-identify a copy in memory and return the new file's bytes.
 
     The whole file is held in memory once while it is rewritten, in its own transfer syntax.
     """
+    return deidentify_file_flagged(source, map_uid)[0]
+
+
+def deidentify_file_flagged(source: BinaryIO, map_uid: UidMapper) -> tuple[bytes, str]:
+    """Return the de-identified copy of a DICOM file as `deidentify_file` does, and its burned-in text reason."""
     dataset = pydicom.dcmread(source, force=True)
+    reason = burned_in_text_reason(dataset)
     deidentify_dataset(dataset, map_uid)
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=False)
-    return buffer.getvalue()
+    return buffer.getvalue(), reason
 
 
 def _clean(dataset: Dataset, map_uid: UidMapper) -> None:

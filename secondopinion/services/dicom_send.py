@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 
+from ..config import get_settings
 from ..db import session_scope
 from ..models import DicomNode, DicomTransfer, Examination, Report, Role, Series, Study, StudyFile, TransferStatus
 from ..models.base import utcnow
@@ -39,6 +41,16 @@ PROGRESS_EVERY = 20  # files between two updates of the transfer row
 CONNECTION_TIMEOUT_SECONDS = 10
 ACSE_TIMEOUT_SECONDS = 30
 DIMSE_TIMEOUT_SECONDS = 120
+# A transfer stops itself once it ran `dicom_transfer_timeout_minutes`, but it may still wait for
+# the connection, the association and one C-STORE response (160 s at most with the timeouts above).
+# A queued or running row older than the timeout plus this margin therefore has no live worker on
+# any instance: its server stopped mid-way, and `fail_interrupted_transfers` marks it failed.
+INTERRUPTED_MARGIN = timedelta(minutes=5)
+INTERRUPTED_ERROR = 'interrupted: the server stopped while sending; send again'
+
+# Ids of the transfers whose worker thread runs in this process.
+_active: set[int] = set()
+_active_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -95,10 +107,56 @@ def send_study(*, actor: Actor, examination_id: str, node_id: int) -> int:
                      transfer_id=transfer_id)
     logger.info('transfer %s queued: examination %s to DICOM node %s by user %s', transfer_id, examination_id,
                 node_id, actor.user_id)
-    # NOTE: a transfer whose server process stops mid-way stays "running"; the admin sends the study again.
+    # A transfer whose server process stops mid-way stays "running" until fail_interrupted_transfers
+    # marks it failed, and the admin then sends it again.
     threading.Thread(target=run_transfer, args=(transfer_id,), name=f'dicom-send-{transfer_id}',
                      daemon=True).start()
     return transfer_id
+
+
+def resend(*, actor: Actor, transfer_id: int) -> int:
+    """Send the study of a failed transfer again to the same node, as a new transfer, and return its id."""
+    require_role(actor, Role.ADMIN)
+    with session_scope() as session:
+        transfer = session.get(DicomTransfer, transfer_id)
+        if transfer is None:
+            raise NotFoundError('Transfer')
+        if transfer.status != TransferStatus.FAILED:
+            raise ConflictError(f'Transfer {transfer_id} is {transfer.status}: only a failed transfer can be sent '
+                                'again.')
+        examination_id, node_id = transfer.examination_id, transfer.node_id
+    logger.info('transfer %s sent again by user %s', transfer_id, actor.user_id)
+    return send_study(actor=actor, examination_id=examination_id, node_id=node_id)
+
+
+def fail_interrupted_transfers(now: datetime | None = None) -> int:
+    """Mark failed the queued and running transfers that no worker can still be sending, and return how many.
+
+    A transfer counts as interrupted when it is older than `dicom_transfer_timeout_minutes` plus
+    INTERRUPTED_MARGIN (from its start, or from its creation while queued) and this process does not run
+    it. A worker stops itself at the timeout, so no instance is still sending such a transfer.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(minutes=get_settings().dicom_transfer_timeout_minutes) - INTERRUPTED_MARGIN
+    with _active_lock:
+        active = set(_active)
+    with session_scope() as session:
+        ids = list(session.scalars(
+            select(DicomTransfer.id).where(
+                DicomTransfer.status.in_([TransferStatus.QUEUED, TransferStatus.RUNNING]),
+                func.coalesce(DicomTransfer.started_at, DicomTransfer.created_at) < cutoff)))
+        ids = [transfer_id for transfer_id in ids if transfer_id not in active]
+        if not ids:
+            return 0
+        # The status condition is repeated, so a worker that finished since the select keeps its outcome.
+        session.execute(
+            update(DicomTransfer)
+            .where(DicomTransfer.id.in_(ids),
+                   or_(DicomTransfer.status == TransferStatus.QUEUED, DicomTransfer.status == TransferStatus.RUNNING))
+            .values(status=TransferStatus.FAILED, error=INTERRUPTED_ERROR, finished_at=now))
+    for transfer_id in ids:
+        logger.warning('transfer %s marked failed: its server stopped while sending', transfer_id)
+    return len(ids)
 
 
 def list_transfers(*, actor: Actor, examination_id: str | None = None, limit: int = 50) -> list[TransferView]:
@@ -143,6 +201,16 @@ class _Node:
 
 def run_transfer(transfer_id: int) -> None:
     """Send one queued transfer and record its outcome. Failures are recorded on the row and logged, not raised."""
+    with _active_lock:
+        _active.add(transfer_id)
+    try:
+        _run_transfer(transfer_id)
+    finally:
+        with _active_lock:
+            _active.discard(transfer_id)
+
+
+def _run_transfer(transfer_id: int) -> None:
     try:
         node, examination_id, keys, report = _start(transfer_id)
     except Exception:  # noqa: BLE001 - the row must leave "queued" whatever went wrong
@@ -154,7 +222,7 @@ def run_transfer(transfer_id: int) -> None:
     sent = failed = 0
     error = ''
     try:
-        sent, failed, error = _send(transfer_id, node, keys, report)
+        sent, failed, error = _send(transfer_id, node, keys, report, deadline=_deadline())
     except TransferFailedError as problem:
         error = str(problem)
         logger.error('transfer %s to DICOM node %s failed: %s', transfer_id, node.id, error)
@@ -163,6 +231,11 @@ def run_transfer(transfer_id: int) -> None:
         logger.exception('transfer %s to DICOM node %s stopped', transfer_id, node.id)
     _finish(transfer_id, sent=sent, failed=failed, error=error)
     logger.info('transfer %s ended: %d sent, %d failed', transfer_id, sent, failed)
+
+
+def _deadline() -> float:
+    """Return the time.monotonic() value at which a transfer starting now stops sending."""
+    return time.monotonic() + get_settings().dicom_transfer_timeout_minutes * 60
 
 
 def _start(transfer_id: int) -> tuple[_Node, str, list[str], Dataset | None]:
@@ -193,8 +266,12 @@ def _start(transfer_id: int) -> tuple[_Node, str, list[str], Dataset | None]:
         return node, exam.id, keys, report
 
 
-def _send(transfer_id: int, node: _Node, keys: list[str], report: Dataset | None) -> tuple[int, int, str]:
-    """Open one association, send every file and the report, and return (sent, failed, error message)."""
+def _send(transfer_id: int, node: _Node, keys: list[str], report: Dataset | None, *,
+          deadline: float) -> tuple[int, int, str]:
+    """Open one association, send every file and the report, and return (sent, failed, error message).
+
+    Raises TransferFailedError when `deadline` (a time.monotonic() value) passes before the last file.
+    """
     contexts = _contexts(keys, report)
     if len(contexts) > MAX_CONTEXTS:
         raise TransferFailedError(f'The study needs {len(contexts)} combinations of SOP class and transfer syntax, '
@@ -218,6 +295,11 @@ def _send(transfer_id: int, node: _Node, keys: list[str], report: Dataset | None
     last_problem = ''
     try:
         for index, dataset in enumerate(_datasets(keys, report), start=1):
+            if time.monotonic() > deadline:
+                minutes = get_settings().dicom_transfer_timeout_minutes
+                raise TransferFailedError(f'The transfer timed out after {minutes} minutes with {sent} of '
+                                          f'{len(keys) + (report is not None)} files sent. Send again, or raise '
+                                          'SECONDOPINION_DICOM_TRANSFER_TIMEOUT_MINUTES for large studies.')
             problem = _store(association, dataset)
             if problem:
                 failed += 1

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from ..config import get_settings
 from ..db import session_scope
 from ..i18n import N_
-from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, StudyFile, Urgency, User)
+from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, Study, StudyFile, Urgency, User)
 from ..models.base import utcnow
-from . import audit, events
+from . import audit, events, review_policy
 from .access import deny, get_own_draft, get_visible_exam
 from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
@@ -82,17 +82,33 @@ class ExamView:
     image_count: int
     cancelled_at: datetime | None
     links: tuple[tuple[int, str, str], ...]
+    # In de-identified review a doctor gets a pseudonym as patient_name, no birth date, and these two instead.
+    deidentified: bool = False
+    patient_age: str = ''  # readable, such as "45 years"
+    patient_sex: str = ''  # M, F or O, as the images record it
 
 
-def _view(session: Session, exam: Examination) -> ExamView:
-    return _views(session, [exam])[0]
+def _view(session: Session, actor: Actor, exam: Examination) -> ExamView:
+    return _views(session, actor, [exam])[0]
 
 
-def _views(session: Session, exams: list[Examination]) -> list[ExamView]:
-    """Build the views of many examinations with four queries in all, not four per examination."""
+def _views(session: Session, actor: Actor, exams: list[Examination]) -> list[ExamView]:
+    """Build the views of many examinations with a handful of queries in all, not a handful per examination.
+
+    For a doctor in de-identified review, the patient's name and date of birth are replaced by a
+    pseudonym, the age and the sex recorded in the images.
+    """
     if not exams:
         return []
     exam_ids = [exam.id for exam in exams]
+    deidentified = review_policy.deidentified_exam_ids(session, actor, exams)
+    sexes: dict[str, str] = {}
+    if deidentified:
+        for examination_id, sex in session.execute(
+                select(Study.examination_id, Study.patient_sex)
+                .where(Study.examination_id.in_(deidentified), Study.patient_sex != '').order_by(Study.id)):
+            sexes.setdefault(examination_id, sex)
+    today = utcnow().date()
     patients = {patient_id: (name, birth_date) for patient_id, name, birth_date in session.execute(
         select(Patient.id, User.full_name, Patient.date_of_birth).join(User, Patient.user_id == User.id)
         .where(Patient.id.in_({exam.patient_id for exam in exams})))}
@@ -112,9 +128,11 @@ def _views(session: Session, exams: list[Examination]) -> list[ExamView]:
     views = []
     for exam in exams:
         patient_name, birth_date = patients[exam.patient_id]
+        hidden = exam.id in deidentified
         views.append(ExamView(
             id=exam.id, status=exam.status, status_label=STATUS_LABELS[ExamStatus(exam.status)],
-            patient_name=patient_name, patient_birth_date=birth_date.isoformat(),
+            patient_name=review_policy.pseudonym(exam.id) if hidden else patient_name,
+            patient_birth_date='' if hidden else birth_date.isoformat(),
             doctor_id=exam.doctor_id, doctor_name=doctor_names.get(exam.doctor_id) if exam.doctor_id else None,
             modality=exam.modality, body_part=exam.body_part,
             clinical_question=exam.clinical_question, history=exam.history, urgency=exam.urgency,
@@ -123,6 +141,9 @@ def _views(session: Session, exams: list[Examination]) -> list[ExamView]:
             accepted_at=exam.accepted_at, reported_at=exam.reported_at, completed_at=exam.completed_at,
             image_count=image_counts.get(exam.id, 0), cancelled_at=exam.cancelled_at,
             links=tuple(links.get(exam.id, ())),
+            deidentified=hidden,
+            patient_age=review_policy.patient_age(birth_date, today) if hidden else '',
+            patient_sex=sexes.get(exam.id, '') if hidden else '',
         ))
     return views
 
@@ -358,7 +379,7 @@ def mark_patient_notified(*, examination_id: str) -> bool:
 def get_exam(*, actor: Actor, examination_id: str) -> ExamView:
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
-        return _view(session, exam)
+        return _view(session, actor, exam)
 
 
 def view_exam(*, actor: Actor, examination_id: str, page: str, own_case: bool = False) -> ExamView:
@@ -373,7 +394,7 @@ def view_exam(*, actor: Actor, examination_id: str, page: str, own_case: bool = 
         if own_case and actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
             raise deny(session, actor, exam, 'not the accepting doctor')
         audit.record(session, actor, 'examination.viewed', 'examination', exam.id, page=page)
-        return _view(session, exam)
+        return _view(session, actor, exam)
 
 
 def list_for_patient(*, actor: Actor) -> list[ExamView]:
@@ -381,7 +402,7 @@ def list_for_patient(*, actor: Actor) -> list[ExamView]:
     with session_scope() as session:
         exams = session.scalars(select(Examination).where(Examination.patient_id == actor.patient_id)
                                 .order_by(Examination.created_at.desc())).all()
-        return _views(session, list(exams))
+        return _views(session, actor, list(exams))
 
 
 def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: str | None = None,
@@ -417,7 +438,7 @@ def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: st
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         exams = session.scalars(query.order_by(Examination.due_at.asc().nulls_last(), Examination.id.asc())
                                 .limit(limit).offset(offset)).all()
-        return _views(session, list(exams)), total
+        return _views(session, actor, list(exams)), total
 
 
 def list_for_doctor(*, actor: Actor) -> list[ExamView]:
@@ -427,7 +448,7 @@ def list_for_doctor(*, actor: Actor) -> list[ExamView]:
         exams = session.scalars(select(Examination).where(Examination.doctor_id == actor.doctor_id)
                                 .order_by(Examination.accepted_at.desc())).all()
         order = {ExamStatus.UNDER_REVIEW: 0, ExamStatus.REPORTED: 1, ExamStatus.COMPLETED: 2}
-        views = _views(session, list(exams))
+        views = _views(session, actor, list(exams))
         return sorted(views, key=lambda view: order.get(ExamStatus(view.status), 3))
 
 
@@ -437,7 +458,7 @@ def list_all(*, actor: Actor, status: str | None = None, limit: int = 500) -> li
         query = select(Examination).order_by(Examination.created_at.desc()).limit(limit)
         if status:
             query = query.where(Examination.status == status)
-        return _views(session, list(session.scalars(query).all()))
+        return _views(session, actor, list(session.scalars(query).all()))
 
 
 def list_overdue(*, actor: Actor, now: datetime | None = None) -> list[ExamView]:
@@ -449,7 +470,7 @@ def list_overdue(*, actor: Actor, now: datetime | None = None) -> list[ExamView]
                                 .where(Examination.status.in_([ExamStatus.PENDING, ExamStatus.UNDER_REVIEW]),
                                        Examination.due_at < now)
                                 .order_by(Examination.due_at.asc())).all()
-        return _views(session, list(exams))
+        return _views(session, actor, list(exams))
 
 
 def patient_email(session: Session, exam: Examination) -> tuple[int, str, str]:

@@ -22,7 +22,7 @@ from .examinations import ExamView
 MAX_AGE_SECONDS = 1.0
 MAX_ENTRIES = 256
 
-_Key = tuple[int, int, int, str, str, str]
+_Key = tuple[str, int, int, int, str, str, str]
 _results: dict[_Key, tuple[float, tuple[list[ExamView], int]]] = {}
 _lock = threading.Lock()
 
@@ -34,7 +34,8 @@ def list_pending_shared(*, actor: Actor, limit: int, offset: int, modality: str 
     The returned list is shared between callers and must not be changed.
     """
     require_role(actor, Role.DOCTOR, Role.ADMIN)
-    key = (events.change_count(), limit, offset, modality or '', body_part or '', urgency or '')
+    # The role is part of the key, because doctors in de-identified review get pseudonyms where admins get names.
+    key = (str(actor.role), events.change_count(), limit, offset, modality or '', body_part or '', urgency or '')
     started = time.monotonic()
     with _lock:
         shared = _results.get(key)

@@ -79,7 +79,7 @@ class ReportPdfData:
     report_id: str
     examination_id: str
     patient_name: str
-    patient_birth_date: date
+    patient_birth_date: date | None  # None in a de-identified copy, which prints patient_age instead
     modality: str
     body_part: str
     clinical_question: str
@@ -101,6 +101,7 @@ class ReportPdfData:
     # Language code of the labels and dates (i18n.LANGUAGES).
     language: str = 'en'
     key_images: tuple[PdfKeyImage, ...] = ()
+    patient_age: str = ''
 
 
 def render_report_pdf(data: ReportPdfData) -> bytes:
@@ -268,7 +269,8 @@ def _details_table(data: ReportPdfData, styles: dict[str, ParagraphStyle]) -> Fl
     examination = ' · '.join(part for part in (data.modality.strip(), data.body_part.strip()) if part)
     rows = [
         (_('Patient'), data.patient_name),
-        (_('Date of birth'), _day_text(data.patient_birth_date)),
+        (_('Date of birth'), _day_text(data.patient_birth_date)) if data.patient_birth_date is not None
+        else (_('Age'), data.patient_age or '—'),
         (_('Examination ID'), data.examination_id),
         (_('Modality, body part'), examination or '—'),
         (_('Images'), data.study_summary or '—'),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -18,7 +18,7 @@ from ..models import (
     Comparison, Doctor, Examination, ExamStatus, Patient, Report, ReportAddendum, Role, Series, Study, StudyFile,
 )
 from ..models.base import utcnow
-from . import audit, events
+from . import audit, events, review_policy
 from .access import deny, get_visible_exam
 from .actors import Actor, require_role
 from .errors import ConflictError, NotFoundError, ValidationError
@@ -375,7 +375,35 @@ def open_report_pdf(*, actor: Actor, examination_id: str, version: int | None = 
         if not 1 <= chosen <= len(keys):
             raise NotFoundError('Report')
         key = keys[chosen - 1]
+        deidentified = review_policy.applies(session, actor, exam)
         # The version is the one chosen: 1 for the report as finalized, higher for a version with addenda.
-        audit.record(session, actor, 'report.downloaded', 'examination', exam.id, version=chosen)
+        audit.record(session, actor, 'report.downloaded', 'examination', exam.id, version=chosen,
+                     deidentified=deidentified)
+        if deidentified:
+            pdf = _deidentified_pdf(session, actor, exam, report, chosen)
     suffix = '' if chosen == 1 else f'-v{chosen}'
-    return f'second-opinion-report-{examination_id[:8]}{suffix}.pdf', get_storage().iter_chunks(key)
+    name = f'second-opinion-report-{examination_id[:8]}{suffix}.pdf'
+    if deidentified:
+        return name, iter([pdf])
+    return name, get_storage().iter_chunks(key)
+
+
+def _deidentified_pdf(session, actor: Actor, exam: Examination, report: Report,  # noqa: ANN001
+                      version: int) -> bytes:
+    """Render version `version` of the report again with the pseudonym and age in place of name and birth date.
+
+    The patient's signed PDF in storage stays as it is. This copy is for the doctor in de-identified
+    review, so its bytes differ from the stored PDF and from its SHA-256.
+    """
+    from .report_pdf import render_report_pdf
+
+    addenda = list(session.scalars(select(ReportAddendum).where(ReportAddendum.report_id == report.id)
+                                   .order_by(ReportAddendum.number)))[:version - 1]
+    assert report.finalized_at is not None
+    key_images = render_key_images(actor=actor, examination_id=exam.id)
+    data = _pdf_data(session, exam, report, report.finalized_at, addenda, key_images)
+    birth_date = data.patient_birth_date
+    assert birth_date is not None
+    age = review_policy.patient_age(birth_date, report.finalized_at.date())
+    return render_report_pdf(replace(data, patient_name=review_policy.pseudonym(exam.id), patient_birth_date=None,
+                                     patient_age=age))

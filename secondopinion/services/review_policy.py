@@ -6,7 +6,11 @@ originals to support both. Stored files never change: de-identification happens 
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -17,7 +21,8 @@ from ..models import AppSetting, Examination, Role
 from ..models.base import utcnow
 from . import audit
 from .actors import Actor, require_role
-from .deidentify import UidMapper, uid_mapper
+from .deidentify import UidMapper, age_string, uid_mapper
+from .dicom_patient import format_age
 from .errors import NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,32 @@ def applies(session: Session, actor: Actor, exam: Examination) -> bool:
     if actor.role != Role.DOCTOR:
         return False
     return exam.deidentify if exam.deidentify is not None else global_default(session)
+
+
+def deidentified_exam_ids(session: Session, actor: Actor, exams: Iterable[Examination]) -> set[str]:
+    """Return the ids of the examinations that this actor gets de-identified, reading the app-wide default once."""
+    if actor.role != Role.DOCTOR:
+        return set()
+    default = global_default(session)
+    return {exam.id for exam in exams if (exam.deidentify if exam.deidentify is not None else default)}
+
+
+def pseudonym(examination_id: str) -> str:
+    """Return the name that doctors see for the patient in de-identified review, such as "Patient 7F3A9C".
+
+    It is an HMAC-SHA-256 of the examination id keyed by the storage secret: the same for every view of
+    one examination, different for two examinations of one patient, and not derived from the name.
+    """
+    secret = get_settings().storage_secret.get_secret_value().encode()
+    digest = hmac.new(secret, f'pseudonym:{examination_id}'.encode(), hashlib.sha256).hexdigest()
+    return f'Patient {digest[:6].upper()}'
+
+
+def patient_age(birth_date: dt.date, on: dt.date) -> str:
+    """Return the age shown in place of the date of birth, such as "45 years" or "3 months" for an infant."""
+    if on < birth_date:
+        return ''
+    return format_age(age_string(birth_date, on))
 
 
 def exam_uid_mapper(examination_id: str) -> UidMapper:

@@ -1,5 +1,5 @@
 """Background jobs with APScheduler 3: outbox delivery, removal of abandoned uploads, old sign-in counters,
-idle sessions."""
+idle sessions, interrupted DICOM transfers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import get_settings
-from . import notifications, sessions, throttle, uploads
+from . import dicom_send, notifications, sessions, throttle, uploads
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,8 @@ SIGN_IN_PURGE_JOB_ID = 'purge-sign-in-counters'
 SIGN_IN_PURGE_INTERVAL_SECONDS = 60 * 60
 SESSION_EXPIRY_JOB_ID = 'end-idle-sessions'
 SESSION_EXPIRY_INTERVAL_SECONDS = 60
+INTERRUPTED_TRANSFERS_JOB_ID = 'fail-interrupted-transfers'
+INTERRUPTED_TRANSFERS_INTERVAL_SECONDS = 5 * 60
 # Seconds a run may start late and still run. Later runs are dropped, which loses nothing because
 # the next run delivers every row that is due by then.
 MISFIRE_GRACE_SECONDS = 60
@@ -58,6 +60,12 @@ def start_scheduler() -> None:
         scheduler.add_job(
             _end_idle_sessions_job, 'interval', seconds=SESSION_EXPIRY_INTERVAL_SECONDS, id=SESSION_EXPIRY_JOB_ID,
             max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        )
+        # The first run is at start, for transfers that a stopped server left running.
+        scheduler.add_job(
+            _fail_interrupted_transfers_job, 'interval', seconds=INTERRUPTED_TRANSFERS_INTERVAL_SECONDS,
+            id=INTERRUPTED_TRANSFERS_JOB_ID, max_instances=1, coalesce=True, misfire_grace_time=MISFIRE_GRACE_SECONDS,
+            next_run_time=datetime.now(UTC),
         )
         scheduler.start()
         _scheduler = scheduler
@@ -119,3 +127,13 @@ def _end_idle_sessions_job() -> None:
         return
     if ended:
         logger.info('ended %s idle or expired session(s)', ended)
+
+
+def _fail_interrupted_transfers_job() -> None:
+    try:
+        failed = dicom_send.fail_interrupted_transfers()
+    except Exception:
+        logger.exception('check for interrupted DICOM transfers failed')
+        return
+    if failed:
+        logger.info('%s interrupted DICOM transfer(s) marked failed', failed)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..config import get_settings
 from ..db import session_scope
 from ..models import Doctor, Examination, Patient, Report, ReportAddendum, Role, Series, Study, StudyFile
-from . import audit
+from . import audit, review_policy
 from .access import deny, get_visible_exam
 from .actors import Actor
 from .deidentify import uid_mapper
@@ -124,6 +124,10 @@ def _load(actor: Actor, examination_id: str, export_format: str) -> ReportExport
         exam = get_visible_exam(session, actor, examination_id)
         if actor.role == Role.DOCTOR and exam.doctor_id != actor.doctor_id:
             raise deny(session, actor, exam, 'only the accepting doctor may export the report')
+        if review_policy.applies(session, actor, exam):
+            # Both formats carry the patient's name and birth date, in the header and in the signed PDF.
+            raise deny(session, actor, exam, 'report exports carry the patient identity, withheld in de-identified '
+                                             'review')
         export = load_export(session, exam)
         audit.record(session, actor, 'report.exported', 'examination', exam.id, format=export_format,
                      version=export.version)

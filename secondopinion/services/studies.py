@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
+import pydicom.errors
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,7 +38,7 @@ from ..models import Series, Study, StudyFile
 from . import access, audit, review_policy
 from .actors import Actor
 from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
-from .deidentify import UidMapper, deidentify_file
+from .deidentify import UidMapper, burned_in_text_reason, deidentify_file_flagged
 from .dicom_patient import format_age
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
@@ -98,6 +100,8 @@ class SeriesSummary:
     image_count: int
     has_thumbnail: bool
     body_part: str = ''
+    # In de-identified review: why the pixels may show identifying text, or '' (see burned_in_text_reason).
+    burned_in_text: str = ''
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,9 @@ class ExamImages:
     total_bytes: int
     prior_reports: list[PriorReportFile]
     deidentified: bool = False  # the actor gets de-identified images, so the patient names are left out
+    # Prior report files withheld from the actor in de-identified review, because their text and
+    # letterheads name the patient and no redaction of PDFs and photos is reliable enough.
+    prior_reports_withheld: int = 0
 
 
 # --- Upload of DICOM files and zip archives ---------------------------------------------------------------------
@@ -739,11 +746,16 @@ def get_study_summary(*, actor: Actor, examination_id: str) -> ExamImages:
             .where(StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)
             .group_by(StudyFile.series_id))}
         studies = list(session.scalars(select(Study).where(Study.examination_id == examination_id)))
-        study_summaries = [_summarize_study(study, counts, hide_name=deidentified) for study in studies]
+        burned_in = _burned_in_series(session, examination_id) if deidentified else {}
+        study_summaries = [_summarize_study(study, counts, hide_name=deidentified, burned_in=burned_in)
+                           for study in studies]
         reports = session.scalars(select(StudyFile).where(
             StudyFile.examination_id == examination_id, StudyFile.kind == PRIOR_REPORT_KIND).order_by(StudyFile.id))
         prior_reports = [PriorReportFile(id=row.id, name=row.original_name, content_type=row.content_type,
                                          size=row.size_bytes) for row in reports]
+    withheld = len(prior_reports) if deidentified else 0
+    if deidentified:
+        prior_reports = []
 
     study_summaries.sort(key=lambda study: (study.date is None, study.date or dt.date.min, study.uid))
     return ExamImages(
@@ -754,19 +766,52 @@ def get_study_summary(*, actor: Actor, examination_id: str) -> ExamImages:
         total_bytes=sum(total for _, total in counts.values()),
         prior_reports=prior_reports,
         deidentified=deidentified,
+        prior_reports_withheld=withheld,
     )
 
 
-def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]], *, hide_name: bool) -> StudySummary:
+def _summarize_study(study: Study, counts: dict[int | None, tuple[int, int]], *, hide_name: bool,
+                     burned_in: dict[int, str]) -> StudySummary:
     series = [SeriesSummary(id=row.id, number=row.number, modality=row.modality, description=row.description,
                             image_count=counts.get(row.id, (0, 0))[0], has_thumbnail=row.thumbnail_key is not None,
-                            body_part=row.body_part)
+                            body_part=row.body_part, burned_in_text=burned_in.get(row.id, ''))
               for row in study.series]
     series.sort(key=lambda item: (item.number is None, item.number or 0, item.id))
     return StudySummary(uid=study.study_instance_uid, date=_parse_date(study.study_date),
                         description=study.description, modality=study.modality, series=series,
                         patient_name='' if hide_name else study.patient_name, patient_sex=study.patient_sex,
                         patient_age=format_age(study.patient_age))
+
+
+def _burned_in_series(session: Session, examination_id: str) -> dict[int, str]:
+    """Return, per series id, why its pixels may show identifying text; series without a reason are left out.
+
+    Reads the header of the first file of each series, so a page costs one small read per series.
+    """
+    # NOTE: a series whose first file is clean but a later one has BurnedInAnnotation YES is not
+    # flagged here. The zip download checks every file and flags that one by name.
+    first_files = session.execute(
+        select(StudyFile.series_id, func.min(StudyFile.id)).where(
+            StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND,
+            StudyFile.series_id.is_not(None)).group_by(StudyFile.series_id)).all()
+    keys = dict(session.execute(select(StudyFile.id, StudyFile.storage_key)
+                                .where(StudyFile.id.in_([file_id for _series_id, file_id in first_files]))).all())
+    storage = get_storage()
+    reasons = {}
+    for series_id, file_id in first_files:
+        try:
+            with storage.open(keys[file_id]) as file:
+                header = pydicom.dcmread(file, stop_before_pixels=True, force=True,
+                                         specific_tags=['BurnedInAnnotation', 'Modality', 'SOPClassUID'])
+        except (FileNotFoundError, pydicom.errors.InvalidDicomError) as error:
+            logger.error('examination %s: header of file %s of series %s could not be read (%s), so the series '
+                         'is flagged for burned-in text', examination_id, file_id, series_id, error)
+            reasons[series_id] = 'its header could not be read'
+            continue
+        reason = burned_in_text_reason(header)
+        if reason:
+            reasons[series_id] = reason
+    return reasons
 
 
 def _parse_date(value: str) -> dt.date | None:
@@ -803,10 +848,17 @@ def get_thumbnail(*, actor: Actor, examination_id: str, series_id: int) -> bytes
 
 
 def open_prior_report(*, actor: Actor, examination_id: str, file_id: int) -> tuple[str, str, Iterator[bytes]]:
-    """Return the name, content type and content chunks of a prior report file of the examination."""
+    """Return the name, content type and content chunks of a prior report file of the examination.
+
+    A doctor in de-identified review gets NotFoundError: the files are served as uploaded, with the patient's name.
+    """
     storage = get_storage()
     with session_scope() as session:
-        _require_image_access(session, actor, examination_id)
+        exam = access.get_visible_exam(session, actor, examination_id)
+        if not access.can_view_images(actor, exam):
+            raise NotFoundError('Examination')
+        if review_policy.applies(session, actor, exam):
+            raise access.deny(session, actor, exam, 'prior report files are withheld in de-identified review')
         row = session.scalar(select(StudyFile).where(StudyFile.id == file_id,
                                                      StudyFile.examination_id == examination_id,
                                                      StudyFile.kind == PRIOR_REPORT_KIND))
@@ -945,27 +997,32 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
     sink = _ZipSink()
     # The sink cannot seek, so zipfile writes sizes and CRC after each entry in a data descriptor.
     archive = zipfile.ZipFile(sink, mode='w', compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
+    flagged: list[tuple[str, str]] = []  # (entry name, reason) of de-identified files with burned-in text
     with archive:
         for entry in entries:
-            info = zipfile.ZipInfo(entry.name, date_time=time.localtime()[:6])
-            info.compress_type = zipfile.ZIP_STORED
-            info.file_size = entry.size  # lets zipfile choose Zip64 headers up front for files near or over 2 GiB
             digest = hashlib.sha256()
             try:
-                with archive.open(info, mode='w') as target:
-                    if map_uid is None:
+                if map_uid is None:
+                    with archive.open(_zip_info(entry.name, entry.size), mode='w') as target:
                         for chunk in storage.iter_chunks(entry.key):
                             digest.update(chunk)
                             target.write(chunk)
                             yield from sink.drain()
-                    else:
-                        original = io.BytesIO()
-                        for chunk in storage.iter_chunks(entry.key):
-                            digest.update(chunk)
-                            original.write(chunk)
-                        original.seek(0)
-                        target.write(deidentify_file(original, map_uid))
-                        yield from sink.drain()
+                else:
+                    original = io.BytesIO()
+                    for chunk in storage.iter_chunks(entry.key):
+                        digest.update(chunk)
+                        original.write(chunk)
+                    original.seek(0)
+                    data, reason = deidentify_file_flagged(original, map_uid)
+                    name = entry.name
+                    if reason:
+                        # The flag is in the file name, so it shows wherever the file goes after unzipping.
+                        name = entry.name.removesuffix('.dcm') + BURNED_IN_SUFFIX
+                        flagged.append((name, reason))
+                    with archive.open(_zip_info(name, len(data)), mode='w') as target:
+                        target.write(data)
+                    yield from sink.drain()
             except FileNotFoundError:
                 logger.error('examination %s: blob %s is missing, so the zip download stops', examination_id,
                              entry.key)
@@ -977,8 +1034,32 @@ def _generate_zip(storage: BlobStorage, examination_id: str, entries: list[_Arch
                              'download stops', examination_id, entry.key)
                 raise StoredFileCorruptError(f'Stored file {entry.name} is damaged.')
             yield from sink.drain()
+        if flagged:
+            archive.writestr(_zip_info(BURNED_IN_LIST_NAME, 0), _burned_in_list(flagged))
+            logger.info('examination %s: %d de-identified images flagged for burned-in text', examination_id,
+                        len(flagged))
     yield from sink.drain()
     logger.info('examination %s: zip of %d images sent', examination_id, len(entries))
+
+
+# De-identified files whose pixels may show the patient's name get this file name ending, and the zip
+# lists them in a text file, because header de-identification leaves such text in place.
+BURNED_IN_SUFFIX = '_BURNED-IN-TEXT.dcm'
+BURNED_IN_LIST_NAME = 'BURNED-IN-TEXT-WARNING.txt'
+
+
+def _zip_info(name: str, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    info.file_size = size  # lets zipfile choose Zip64 headers up front for files near or over 2 GiB
+    return info
+
+
+def _burned_in_list(flagged: list[tuple[str, str]]) -> str:
+    lines = ['These images were de-identified in their DICOM headers only. Their pixels may still show',
+             "text such as the patient's name or the date, which de-identification cannot remove.", '']
+    lines += [f'{name}: {reason}' for name, reason in flagged]
+    return '\n'.join(lines) + '\n'
 
 
 # --- Small helpers ----------------------------------------------------------------------------------------------

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from nicegui.testing import User
 from sqlalchemy import select
 
 from secondopinion import db
-from secondopinion.models import AppSetting, DicomNode, Examination
-from secondopinion.services import dicom_nodes
+from secondopinion.models import AppSetting, DicomNode, DicomTransfer, Examination, TransferStatus
+from secondopinion.models.base import utcnow
+from secondopinion.services import dicom_nodes, dicom_send
+from tests.services.dicom_files import pydicom_file
 from tests.services.flow import paid
+from tests.services.test_dicom_send import SCP_AE_TITLE, _wait, storage_scp  # noqa: F401 (a fixture)
+from tests.services.test_viewer import paid_exam
 
 from .helpers import set_value, sign_in
 
@@ -77,3 +83,27 @@ async def test_exam_choice_and_send(user: User, admin, make_patient):
     # A case with only an image link and no report has nothing to send.
     user.find(marker='send-study').click()
     await user.should_see('nothing to send')
+
+
+async def test_interrupted_transfer_sent_again(user: User, admin, make_patient, storage_scp):  # noqa: F811
+    exam_id = paid_exam(make_patient(), [pydicom_file('CT_small.dcm')])
+    node_id = dicom_nodes.save_node(actor=admin, name='Test PACS', ae_title=SCP_AE_TITLE, host='127.0.0.1',
+                                    port=storage_scp.port)
+    started = utcnow() - timedelta(days=1)
+    with db.session_scope() as session:
+        row = DicomTransfer(examination_id=exam_id, node_id=node_id, status=TransferStatus.RUNNING,
+                            created_at=started, started_at=started)
+        session.add(row)
+        session.flush()
+        transfer_id = row.id
+    assert dicom_send.fail_interrupted_transfers() == 1
+    await _open_dicom_tab(user)
+
+    await user.should_see('interrupted: the server stopped while sending; send again')
+    user.find(marker=f'resend-{transfer_id}').click()
+    await user.should_see('Sending the study again')
+    with db.session_scope() as session:
+        new_id = session.scalar(select(DicomTransfer.id).where(DicomTransfer.id != transfer_id))
+    assert new_id is not None
+    assert _wait(admin, new_id).status == TransferStatus.SUCCEEDED
+    assert len(storage_scp.received) == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pydicom
@@ -14,9 +16,12 @@ from pydicom.dataset import Dataset
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, DEFAULT_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from sqlalchemy import select
 
+from secondopinion.config import get_settings, reset_settings
 from secondopinion.db import session_scope
-from secondopinion.models import AuditEvent, TransferStatus
-from secondopinion.services import dicom_nodes, dicom_send, examinations, payments, reports, standards, studies
+from secondopinion.models import AuditEvent, DicomTransfer, TransferStatus
+from secondopinion.models.base import utcnow
+from secondopinion.services import (dicom_nodes, dicom_send, examinations, payments, reports, scheduler, standards,
+                                    studies)
 from secondopinion.services.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
 FILES = ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm']
@@ -198,3 +203,136 @@ def test_node_names_unique(admin):
 
     with pytest.raises(ConflictError):
         _node(admin, 105)
+
+
+# --- Interrupted and timed-out transfers, sending again --------------------------------------------------------
+
+
+def _transfer_row(exam_id: str, node_id: int, status: str, *, age: timedelta, started: bool = True) -> int:
+    """Insert a transfer as a server that stopped mid-way leaves it, `age` old."""
+    at = utcnow() - age
+    with session_scope() as session:
+        row = DicomTransfer(examination_id=exam_id, node_id=node_id, status=status, created_at=at,
+                            started_at=at if started else None, files_total=4, files_sent=1)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _stale_age() -> timedelta:
+    return timedelta(minutes=get_settings().dicom_transfer_timeout_minutes) + dicom_send.INTERRUPTED_MARGIN
+
+
+def test_interrupted_transfers_marked_failed(admin, reported_exam):
+    node_id = _node(admin, 104)
+    running = _transfer_row(reported_exam, node_id, TransferStatus.RUNNING, age=_stale_age() + timedelta(minutes=1))
+    queued = _transfer_row(reported_exam, node_id, TransferStatus.QUEUED, age=_stale_age() + timedelta(minutes=1),
+                           started=False)
+    recent = _transfer_row(reported_exam, node_id, TransferStatus.RUNNING, age=timedelta(minutes=2))
+    finished = _transfer_row(reported_exam, node_id, TransferStatus.SUCCEEDED, age=_stale_age() * 2)
+
+    assert dicom_send.fail_interrupted_transfers() == 2
+
+    for transfer_id in (running, queued):
+        transfer = dicom_send.get_transfer(actor=admin, transfer_id=transfer_id)
+        assert transfer.status == TransferStatus.FAILED
+        assert transfer.error == 'interrupted: the server stopped while sending; send again'
+        assert transfer.finished_at is not None
+    assert dicom_send.get_transfer(actor=admin, transfer_id=recent).status == TransferStatus.RUNNING
+    assert dicom_send.get_transfer(actor=admin, transfer_id=finished).status == TransferStatus.SUCCEEDED
+    assert dicom_send.fail_interrupted_transfers() == 0
+
+
+def test_timeout_setting_bounds_interrupted(admin, reported_exam, monkeypatch):
+    node_id = _node(admin, 104)
+    transfer_id = _transfer_row(reported_exam, node_id, TransferStatus.RUNNING, age=timedelta(minutes=70))
+    monkeypatch.setenv('SECONDOPINION_DICOM_TRANSFER_TIMEOUT_MINUTES', '120')
+    reset_settings()
+
+    assert dicom_send.fail_interrupted_transfers() == 0
+    assert dicom_send.get_transfer(actor=admin, transfer_id=transfer_id).status == TransferStatus.RUNNING
+
+
+def test_transfer_running_here_not_failed(admin, reported_exam):
+    """A transfer that this process is still sending stays running, however old the check thinks it is."""
+    release = threading.Event()
+    received: list[Dataset] = []
+
+    def store(event: evt.Event) -> int:
+        release.wait(timeout=60)
+        received.append(event.dataset)
+        return 0x0000
+
+    ae = AE(ae_title=SCP_AE_TITLE)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    server = ae.start_server(('127.0.0.1', 0), block=False, evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        node_id = _node(admin, server.server_address[1])
+        transfer_id = dicom_send.send_study(actor=admin, examination_id=reported_exam, node_id=node_id)
+        deadline = time.monotonic() + 30
+        while dicom_send.get_transfer(actor=admin, transfer_id=transfer_id).status != TransferStatus.RUNNING:
+            assert time.monotonic() < deadline, 'the transfer did not start'
+            time.sleep(0.05)
+
+        failed = dicom_send.fail_interrupted_transfers(now=utcnow() + _stale_age() * 2)
+        status_while_sending = dicom_send.get_transfer(actor=admin, transfer_id=transfer_id).status
+        release.set()
+        transfer = _wait(admin, transfer_id)
+    finally:
+        release.set()
+        server.shutdown()
+
+    assert failed == 0
+    assert status_while_sending == TransferStatus.RUNNING
+    assert transfer.status == TransferStatus.SUCCEEDED, transfer.error
+    assert len(received) == 4
+
+
+def test_transfer_stops_at_timeout(admin, reported_exam, storage_scp, monkeypatch):
+    monkeypatch.setattr(dicom_send, '_deadline', lambda: time.monotonic() - 1)
+    node_id = _node(admin, storage_scp.port)
+
+    transfer = _wait(admin, dicom_send.send_study(actor=admin, examination_id=reported_exam, node_id=node_id))
+
+    assert transfer.status == TransferStatus.FAILED
+    assert 'timed out after 60 minutes' in transfer.error
+    assert 'SECONDOPINION_DICOM_TRANSFER_TIMEOUT_MINUTES' in transfer.error
+    assert storage_scp.received == []
+
+
+def test_failed_transfer_sent_again(admin, patient, reported_exam, storage_scp):
+    node_id = _node(admin, 1)
+    failed = _wait(admin, dicom_send.send_study(actor=admin, examination_id=reported_exam, node_id=node_id))
+    assert failed.status == TransferStatus.FAILED
+    dicom_nodes.save_node(actor=admin, name='Test PACS', ae_title=SCP_AE_TITLE, host='127.0.0.1',
+                          port=storage_scp.port, node_id=node_id)
+
+    again = _wait(admin, dicom_send.resend(actor=admin, transfer_id=failed.id))
+
+    assert again.id != failed.id
+    assert again.status == TransferStatus.SUCCEEDED, again.error
+    assert (again.examination_id, again.node_id) == (reported_exam, node_id)
+    assert len(storage_scp.received) == 4
+    with pytest.raises(ConflictError):
+        dicom_send.resend(actor=admin, transfer_id=again.id)
+    with pytest.raises(PermissionDeniedError):
+        dicom_send.resend(actor=patient, transfer_id=failed.id)
+    with pytest.raises(NotFoundError):
+        dicom_send.resend(actor=admin, transfer_id=999)
+
+
+def test_scheduler_fails_interrupted_at_start(admin, reported_exam):
+    node_id = _node(admin, 104)
+    transfer_id = _transfer_row(reported_exam, node_id, TransferStatus.RUNNING, age=_stale_age() * 2)
+
+    scheduler.start_scheduler()
+    try:
+        deadline = time.monotonic() + 30
+        while dicom_send.get_transfer(actor=admin, transfer_id=transfer_id).status == TransferStatus.RUNNING:
+            assert time.monotonic() < deadline, 'the scheduler did not mark the transfer failed'
+            time.sleep(0.05)
+    finally:
+        scheduler.stop_scheduler()
+
+    assert dicom_send.get_transfer(actor=admin, transfer_id=transfer_id).status == TransferStatus.FAILED
