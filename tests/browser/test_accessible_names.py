@@ -88,7 +88,8 @@ class Findings:
         """Open `path`, wait until the text `ready` shows (or until no request is open), and check the page."""
         page.goto(path)
         if ready is None:
-            page.wait_for_load_state('networkidle')
+            # A loaded machine takes several seconds to fetch NiceGUI's scripts and fonts.
+            page.wait_for_load_state('networkidle', timeout=30_000)
         else:
             expect(page.get_by_text(ready).first).to_be_visible()
         self.check(page, where)
