@@ -83,7 +83,7 @@ class BoardRow:
 
     The card is built from 6 NiceGUI elements: the badge, title and question are one `ui.html`
     block, because the time to build a board grows with its elements (about 0.2 ms each with
-    NiceGUI 3.18, see docs/benchmarks.md). The waiting and due texts stay labels of their own,
+    NiceGUI 3.18 on a 2-core VM, docs/benchmarks.md). Every text in the block is HTML-escaped. The waiting and due texts stay labels of their own,
     because the board updates them in place every few seconds.
     """
 

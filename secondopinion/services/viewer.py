@@ -88,7 +88,7 @@ class ViewerSeries:
 class _DecodedFrame:
     """One decoded frame with the header that renders it.
 
-    `values` is RGB for colour. For grayscale with `levels`, `values` holds each pixel's index into
+    `values` is RGB for colour. For grayscale with `levels`, `values` contains each pixel's index into
     `levels`, the modality values (float32) of the stored values from the frame's minimum to its
     maximum. For grayscale without `levels`, `values` holds the modality values (float32) themselves.
     """
