@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from html import escape
 
 from nicegui import context, run, ui
 
@@ -23,7 +24,7 @@ from ..services import events, examinations, pending_pages
 from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
-from .badges import badge
+from .badges import badge_html
 from .layout import format_waiting, frame, notify_error, plural, require_actor
 
 logger = logging.getLogger(__name__)
@@ -79,46 +80,50 @@ def _set_text(label: ui.label, text: str) -> None:
 
 
 class BoardRow:
-    """The card of one pending examination; `update` changes its texts and keeps the card."""
+    """The card of one pending examination; `update` changes its texts and keeps the card.
+
+    The card is built from 6 NiceGUI elements: the badge, title and question are one `ui.html`
+    block, because the time to build a board grows with its elements (about 0.2 ms each with
+    NiceGUI 3.18 on a 2-core VM, docs/benchmarks.md). Every text in the block is HTML-escaped. The waiting and due texts stay labels of their own,
+    because the board updates them in place every few seconds.
+    """
 
     def __init__(self, exam: ExamView, now: datetime, on_accept: Callable[[str], None]) -> None:
         examination_id = exam.id
         self.examination_id = examination_id
-        with ui.card().classes('w-full').mark(f'pending-{examination_id}') as self.card, \
-                ui.row().classes('w-full items-center justify-between no-wrap'):
-            with ui.column().classes('gap-0 min-w-0'):
-                with ui.row().classes('items-center gap-2'):
-                    self.urgent_badge = badge('URGENT', 'danger', 'priority_high')
-                    self.title = ui.label().classes('text-subtitle1 text-weight-medium')
-                self.question = ui.label().classes('text-body2 text-grey-8 break-words')
-                with ui.row().classes('items-center gap-1 text-caption'):
-                    self.image_count = ui.label()
-                    self.waiting = ui.label().mark(f'waiting-{examination_id}')
-                    self.time_left = ui.label().mark(f'due-{examination_id}')
+        with ui.card().classes('w-full items-center justify-between no-wrap').style('flex-direction: row') \
+                .mark(f'pending-{examination_id}') as self.card:
+            with ui.element('div').classes('min-w-0'):
+                self.summary = ui.html(sanitize=False)
+                self.waiting = ui.label().classes('inline text-caption').mark(f'waiting-{examination_id}')
+                self.time_left = ui.label().classes('inline text-caption q-ml-xs').mark(f'due-{examination_id}')
             self.accept_button = ui.button('Accept', icon='assignment_ind',
                                            on_click=lambda: on_accept(examination_id)) \
                 .classes('shrink-0').mark(f'accept-{examination_id}')
+        self.image_count = 0
         self.paid_at: datetime | None = None
         self.due_at: datetime | None = None
         self._time_left_classes = ''
         self.update(exam, now)
 
     def update(self, exam: ExamView, now: datetime) -> None:
-        is_urgent = exam.urgency == Urgency.URGENT
-        if self.urgent_badge.visible != is_urgent:
-            self.urgent_badge.set_visibility(is_urgent)
-        _set_text(self.title, f'{exam.modality} {exam.body_part}')
-        _set_text(self.question, exam.clinical_question[:200])
-        _set_text(self.image_count, f'{plural(exam.image_count, "image")},')
+        urgent = badge_html('URGENT', 'danger', 'priority_high') + ' ' if exam.urgency == Urgency.URGENT else ''
+        summary = (f'<div class="row items-center gap-2 text-subtitle1 text-weight-medium">{urgent}'
+                   f'<span>{escape(f"{exam.modality} {exam.body_part}")}</span></div>'
+                   f'<div class="text-body2 text-grey-8 break-words">{escape(exam.clinical_question[:200])}</div>')
+        if self.summary.content != summary:
+            self.summary.set_content(summary)
+        self.image_count = exam.image_count
         self.paid_at, self.due_at = exam.paid_at, exam.due_at
         self.tick(now)
 
     def tick(self, now: datetime) -> None:
         time_left, classes = format_time_left(self.due_at, now)
-        _set_text(self.waiting, f'waiting {format_waiting(self.paid_at, now)}{"," if time_left else ""}')
+        _set_text(self.waiting, f'{plural(self.image_count, "image")}, '
+                                f'waiting {format_waiting(self.paid_at, now)}{"," if time_left else ""}')
         _set_text(self.time_left, time_left)
         if classes != self._time_left_classes:
-            self.time_left.classes(replace=classes)
+            self.time_left.classes(replace=f'inline text-caption q-ml-xs {classes}')
             self._time_left_classes = classes
 
 

@@ -50,6 +50,10 @@ CACHE_MAX_BYTES = 256 * 1024 * 1024
 # Frame counts per stored file (blob keys never change content), at most this many entries.
 FRAME_COUNT_CACHE_ENTRIES = 100_000
 MAX_RENDER_SIZE = 4096
+# Grayscale frames of integers whose stored values span fewer than this many values are cached as
+# indices into a table of modality values (see _DecodedFrame), which a render windows instead of
+# every pixel. The table then has at most 256 KiB of float32.
+MAX_LEVELS = 65_536
 # Image formats render_slice encodes, with the Pillow options of each. PNG uses zlib level 1: on a
 # 512 x 512 CT slice (bench/preview.py, 2-core VM) Pillow's default level 6 took 25 ms and level 1
 # took 5 ms, for a file 14 % larger (87 KB instead of 76 KB). JPEG quality 90 is the default of
@@ -82,15 +86,21 @@ class ViewerSeries:
 
 @dataclass(frozen=True)
 class _DecodedFrame:
-    """One frame after the modality LUT (grayscale, float32) or as RGB (colour), with the header that renders it."""
+    """One decoded frame with the header that renders it.
+
+    `values` is RGB for colour. For grayscale with `levels`, `values` contains each pixel's index into
+    `levels`, the modality values (float32) of the stored values from the frame's minimum to its
+    maximum. For grayscale without `levels`, `values` holds the modality values (float32) themselves.
+    """
 
     values: np.ndarray
     header: Dataset
     is_color: bool
+    levels: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes)
+        return int(self.values.nbytes) + (int(self.levels.nbytes) if self.levels is not None else 0)
 
 
 class _FrameCache:
@@ -370,28 +380,55 @@ def _prepare(pixels: np.ndarray, header: Dataset) -> _DecodedFrame:
         return _DecodedFrame(np.ascontiguousarray(rgb), header, is_color=True)
     # NOTE: rescale values inside functional group sequences (enhanced multi-frame objects) are not
     # applied, because apply_modality_lut reads only the top-level Rescale and Modality LUT elements.
+    if pixels.dtype.kind in 'iu' and pixels.size:
+        low, high = int(pixels.min()), int(pixels.max())
+        if high - low < MAX_LEVELS:
+            stored = np.arange(low, high + 1, dtype=np.int64).astype(pixels.dtype)
+            levels = apply_modality_lut(stored, header).astype(np.float32)
+            index_type = np.uint8 if high - low < 256 else np.uint16
+            indices = np.subtract(pixels, low, dtype=np.int64 if pixels.dtype.itemsize >= 4 else np.int32)
+            return _DecodedFrame(indices.astype(index_type), header, is_color=False, levels=levels)
     values = apply_modality_lut(pixels, header).astype(np.float32)
     return _DecodedFrame(values, header, is_color=False)
 
 
 def _to_image(frame: _DecodedFrame, window: tuple[float, float] | None) -> Image.Image:
+    """Window a grayscale frame to 8 bits, or return a colour frame as it is.
+
+    With `levels`, the window maps the levels to a table of 8-bit values, and one lookup per pixel
+    applies the table, so the per-pixel work is one indexing pass whatever the window function.
+    """
     if frame.is_color:
         return Image.fromarray(frame.values)
     header = frame.header
+    values = frame.levels if frame.levels is not None else frame.values
     if window is not None:
-        gray = _apply_window(frame.values, *window)
+        gray = _apply_window(values, *window)
     elif 'VOILUTSequence' in header:
-        gray = _apply_file_voi_lut(frame.values, header)
+        gray = _apply_file_voi_lut(values, header)
     else:
         file_window = _file_window(header)
         if file_window is not None:
-            gray = _apply_window(frame.values, *file_window)
+            gray = _apply_window(values, *file_window)
         else:
-            low, high = float(frame.values.min()), float(frame.values.max())
-            gray = scale_to_uint8(frame.values, low, high, dtype=np.float32)
+            low, high = _value_range(frame)
+            gray = scale_to_uint8(values, low, high, dtype=np.float32)
     if _photometric(header) == 'MONOCHROME1':
         gray = 255 - gray
+    if frame.levels is not None:
+        gray = gray[frame.values]
     return Image.fromarray(gray)
+
+
+def _value_range(frame: _DecodedFrame) -> tuple[float, float]:
+    """Return the lowest and highest modality value of the frame's pixels."""
+    if frame.levels is None:
+        return float(frame.values.min()), float(frame.values.max())
+    # A modality LUT need not be monotonic, so only the levels that pixels use count.
+    used = np.zeros(len(frame.levels), dtype=bool)
+    used[frame.values] = True
+    present = frame.levels[used]
+    return float(present.min()), float(present.max())
 
 
 def _apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:

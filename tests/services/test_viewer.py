@@ -9,6 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut, apply_windowing
 from pydicom.uid import generate_uid
 
 from secondopinion.services import examinations, payments, studies, viewer
@@ -255,6 +257,33 @@ def test_cached_slice_needs_no_blob(doctor, exam_id):
     lung = viewer.render_slice(actor=doctor, examination_id=exam_id, series_id=ct.id, index=0, preset='lung')
     assert again == first
     assert lung != first
+
+
+def test_window_table_matches_pydicom():
+    ct = pydicom.dcmread(get_testdata_file('CT_small.dcm'))
+    frame = viewer._prepare(ct.pixel_array, ct)
+    expected_values = apply_modality_lut(ct.pixel_array, ct)
+    # pydicom's LINEAR window maps to 0..255 when the output is 8 bits.
+    header = pydicom.Dataset()
+    header.update({'WindowCenter': 40, 'WindowWidth': 400, 'BitsStored': 8, 'PixelRepresentation': 0,
+                   'PhotometricInterpretation': 'MONOCHROME2'})
+    expected = apply_windowing(expected_values, header).round().astype(np.uint8)
+
+    rendered = np.asarray(viewer._to_image(frame, (40.0, 400.0)))
+    assert frame.levels is not None
+    assert frame.values.dtype == np.uint16
+    assert frame.nbytes < expected_values.astype(np.float32).nbytes
+    assert np.abs(rendered.astype(int) - expected).max() <= 1
+
+
+def test_min_max_ignores_unused_levels():
+    header = pydicom.Dataset()
+    header.PhotometricInterpretation = 'MONOCHROME2'
+    pixels = np.array([[10, 12], [12, 10]], dtype=np.uint16)
+    frame = viewer._DecodedFrame(pixels - 10, header, is_color=False,
+                                 levels=np.array([0.0, 5000.0, 100.0], dtype=np.float32))
+    assert viewer._value_range(frame) == (0.0, 100.0)
+    assert np.asarray(viewer._to_image(frame, None)).tolist() == [[0, 255], [255, 0]]
 
 
 def test_frame_cache_evicts_oldest_by_bytes():
