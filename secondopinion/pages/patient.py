@@ -281,8 +281,8 @@ def test_checkout_page(provider_ref: str) -> None:
     with frame('Test checkout', actor):
         with ui.card().classes('w-full max-w-md mx-auto'):
             with ui.row().classes('items-center gap-2'):
-                ui.icon('science', color='orange-8')
-                ui.label('TEST MODE: no real payment is made').classes('text-orange-9 text-weight-bold') \
+                ui.icon('science').classes('text-warning-strong')
+                ui.label('TEST MODE: no real payment is made').classes('text-warning-strong text-weight-bold') \
                     .mark('test-mode')
             ui.label(summary).classes('text-body1')
             ui.label(format_money(payment.amount_cents, payment.currency)).classes('text-h4').mark('amount')
