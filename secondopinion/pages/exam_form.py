@@ -127,7 +127,13 @@ class ExamForm:
                 ui.label(' · '.join(parts)).classes('text-body2').mark('recognized-study')
 
     def _image_list_content(self) -> None:
-        images_summary(self.actor, self.examination_id, can_edit=True, on_change=self._images_changed)
+        try:
+            current = examinations.get_exam(actor=self.actor, examination_id=self.examination_id)
+        except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+            notify_error(error)
+            return
+        images_summary(self.actor, self.examination_id, can_edit=True, on_change=self._images_changed,
+                       links=[url for _link_id, url, _note in current.links])
 
     def _link_form(self) -> None:
         with ui.row().classes('w-full items-end gap-2'):
@@ -144,7 +150,7 @@ class ExamForm:
                 ui.icon('link')
                 ui.label(url).classes('break-all')
                 ui.button(icon='delete', on_click=lambda link_id=link_id: self._remove_link(link_id)) \
-                    .props('flat dense round aria-label="Remove link"')
+                    .props('flat dense round aria-label="Remove link"').mark('remove-link')
 
     def _prior_report_form(self) -> None:
         with ui.expansion('First radiologist\'s report (optional)', icon='description').classes('w-full') \
@@ -409,6 +415,7 @@ class ExamForm:
         self.link_url.value = ''
         self.images_error.text = ''
         self.links.refresh()
+        self.image_list.refresh()
 
     def _remove_link(self, link_id: int) -> None:
         try:
@@ -416,6 +423,7 @@ class ExamForm:
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
         self.links.refresh()
+        self.image_list.refresh()
 
     async def _prior_uploaded(self, event: events.UploadEventArguments) -> None:
         folder = Path(tempfile.mkdtemp(prefix='prior-'))

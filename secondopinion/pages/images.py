@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from nicegui import ui
@@ -44,17 +44,34 @@ def describe_patient(study: studies.StudySummary) -> str:
     return f'Patient: {" · ".join(parts)}' if parts else ''
 
 
-def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
+def _image_links(links: Sequence[str]) -> None:
+    """Show the addresses where the patient's images are stored, as the place of the images."""
+    with ui.column().classes('w-full gap-1').mark('image-links'):
+        ui.label('Images stored elsewhere, at this link:' if len(links) == 1
+                 else 'Images stored elsewhere, at these links:').classes('text-body2 text-weight-medium')
+        for url in links:
+            with ui.row().classes('items-center no-wrap gap-2'):
+                ui.icon('link').props('aria-hidden=true')
+                ui.link(url, url, new_tab=True).classes('break-all').mark('image-link-url')
+
+
+def images_summary(actor: Actor, examination_id: str, *, can_edit: bool, links: Sequence[str] = (),
                    on_change: Callable[[], None] | None = None) -> None:
-    """Show what was uploaded; with `can_edit`, the patient may remove images and attached reports."""
+    """Show what was uploaded and the `links` to images stored elsewhere.
+
+    With `can_edit`, the patient may remove images and attached reports, and the form lists the links
+    itself with their remove buttons, so they are not repeated here.
+    """
     try:
         summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
     except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
         notify_error(error)
         return
 
-    if summary.image_count == 0 and not summary.prior_reports:
+    if summary.image_count == 0 and not summary.prior_reports and not links:
         ui.label('No images uploaded yet.').classes('text-grey-7').mark('no-images')
+    if links and not can_edit:
+        _image_links(links)
     if summary.image_count:
         ui.label(f'{plural(summary.study_count, "study", "studies")}, {summary.series_count} series, '
                  f'{plural(summary.image_count, "image")}, {format_size(summary.total_bytes)}') \

@@ -159,11 +159,8 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
 
         with ui.card().classes('w-full'):
             ui.label('Images').classes('text-h6')
-            images_summary(actor, examination_id, can_edit=False)
-            for _link_id, url, _note in exam.links:
-                with ui.row().classes('items-center gap-2'):
-                    ui.icon('link')
-                    ui.label(url).classes('break-all')
+            images_summary(actor, examination_id, can_edit=False,
+                           links=[url for _link_id, url, _note in exam.links])
 
         cancellable = {ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
         if actor.role == Role.ADMIN:
