@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nicegui import events, run, ui
+from nicegui.elements.mixins.value_element import ValueElement
 
 from ..config import get_settings
 from ..services import drafts, examinations, payments, studies
@@ -46,6 +47,18 @@ STEPPER_CSS = '''
 '''
 
 
+class CompletionStepper(ui.stepper):
+    """A stepper whose header ticks the form sets from what the draft still needs.
+
+    NiceGUI's stepper ticks every step before the open one after each step change, so a step that the
+    patient only passed through would look complete.
+    """
+
+    def _handle_value_change(self, value: Any) -> None:
+        # NOTE: skips ui.stepper's own override (NiceGUI 3.18), which only sets the `done` props.
+        ValueElement._handle_value_change(self, value)
+
+
 class ExamForm:
     """The stepper of one draft examination. It keeps the widgets, so any step can save the details."""
 
@@ -61,9 +74,10 @@ class ExamForm:
     def build(self) -> None:
         ui.add_css(STEPPER_CSS)
         ui.label('New examination').classes('text-h5')
-        with ui.stepper(value=self.initial_step, on_value_change=self._step_changed) \
+        with CompletionStepper(value=self.initial_step, on_value_change=self._step_changed) \
                 .props('vertical header-nav flat').classes('w-full exam-stepper').mark('exam-stepper') as stepper:
             self.stepper = stepper
+            self.steps: dict[str, ui.step] = {}
             with self._step(drafts.STEP_IMAGES):
                 self._images_step()
             with self._step(drafts.STEP_DETAILS):
@@ -74,6 +88,7 @@ class ExamForm:
             with self._step(drafts.STEP_PAYMENT):
                 self.payment = ui.refreshable(self._payment_content)
                 self.payment()
+        self._mark_complete_steps()
 
         with ui.row().classes('w-full justify-end gap-2'):
             ui.button('Discard', on_click=self._discard).props('flat color=negative').mark('discard')
@@ -81,7 +96,25 @@ class ExamForm:
 
     def _step(self, name: str) -> ui.step:
         title, icon = STEP_TITLES[name]
-        return ui.step(name, title=title, icon=icon).mark(f'step-{name}')
+        step = ui.step(name, title=title, icon=icon).mark(f'step-{name}')
+        self.steps[name] = step
+        return step
+
+    def _mark_complete_steps(self) -> None:
+        """Tick the images and details steps when nothing they ask for is missing, and the review when nothing is.
+
+        The payment step is never ticked, because the draft is paid on the checkout page after the form.
+        """
+        progress = self._progress()
+        if progress is None:
+            return
+        done = {drafts.STEP_IMAGES: not progress.missing_in(drafts.STEP_IMAGES),
+                drafts.STEP_DETAILS: not progress.missing_in(drafts.STEP_DETAILS),
+                drafts.STEP_REVIEW: progress.complete,
+                drafts.STEP_PAYMENT: False}
+        for name, step in self.steps.items():
+            if step.props.get('done') != done[name]:
+                step.props['done'] = done[name]
 
     def _navigation(self, name: str, back: str | None, forward_label: str, forward: Any) -> None:
         """Add the step's buttons: forward (marked "NAME-next") and, unless `back` is None, back to that step."""
@@ -279,6 +312,7 @@ class ExamForm:
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
             return False
+        self._mark_complete_steps()
         return True
 
     def _save_draft(self) -> None:
@@ -389,6 +423,7 @@ class ExamForm:
         self.images_error.text = ''
         self.image_list.refresh()
         self.recognized.refresh()
+        self._mark_complete_steps()
 
     def _suggest_from_images(self) -> bool:
         """Fill the examination type and body part from the uploaded images where the patient left them empty.
@@ -416,6 +451,7 @@ class ExamForm:
         self.images_error.text = ''
         self.links.refresh()
         self.image_list.refresh()
+        self._mark_complete_steps()
 
     def _remove_link(self, link_id: int) -> None:
         try:
@@ -424,6 +460,7 @@ class ExamForm:
             notify_error(error)
         self.links.refresh()
         self.image_list.refresh()
+        self._mark_complete_steps()
 
     async def _prior_uploaded(self, event: events.UploadEventArguments) -> None:
         folder = Path(tempfile.mkdtemp(prefix='prior-'))
