@@ -18,7 +18,7 @@ from nicegui.elements.mixins.value_element import ValueElement
 from ..config import get_settings
 from ..services import drafts, examinations, payments, studies
 from ..services.actors import Actor
-from ..services.errors import ValidationError
+from ..services.errors import DomainError, ValidationError
 from ..services.payments import format_money
 from .account import payment_blocked_note
 from .images import describe_upload, images_summary
@@ -34,6 +34,16 @@ STEP_TITLES = {
     drafts.STEP_PAYMENT: ('Payment', 'payment'),
 }
 SAVE_WHILE_TYPING_SECONDS = 2.0
+# Event that the page sends through its socket when it is hidden or left, so the server saves text typed
+# since the last throttled save. A page closed at once loses its socket first; then the disconnect saves.
+PAGE_HIDDEN_EVENT = 'draft_page_hidden'
+PAGE_HIDDEN_SCRIPT = f"""<script>
+(() => {{
+  const send = () => {{ try {{ emitEvent('{PAGE_HIDDEN_EVENT}'); }} catch (error) {{}} }};
+  document.addEventListener('visibilitychange', () => {{ if (document.visibilityState === 'hidden') send(); }});
+  window.addEventListener('pagehide', send);
+}})();
+</script>"""
 URGENCY_LABELS = {'routine': 'Routine', 'urgent': 'Urgent (reviewed first, costs more)'}
 
 # Quasar indents the content of a vertical stepper by 60 px, which leaves too little width on phones. There
@@ -89,6 +99,10 @@ class ExamForm:
                 self.payment = ui.refreshable(self._payment_content)
                 self.payment()
         self._mark_complete_steps()
+        self._saved_details = self._details()
+        ui.on(PAGE_HIDDEN_EVENT, lambda: self._flush('page hidden'))
+        ui.context.client.on_disconnect(lambda: self._flush('connection closed'))
+        ui.add_body_html(PAGE_HIDDEN_SCRIPT)
 
         with ui.row().classes('w-full justify-end gap-2'):
             ui.button('Discard', on_click=self._discard).props('flat color=negative').mark('discard')
@@ -297,14 +311,17 @@ class ExamForm:
             self.review.refresh()
             self.payment.refresh()
 
+    def _details(self) -> dict[str, str]:
+        """Return the values of the detail fields as `examinations.update_details` takes them."""
+        return {'modality': self.modality.value or '', 'body_part': self.body_part.value or '',
+                'clinical_question': self.question.value or '', 'history': self.history.value or '',
+                'urgency': self.urgency.value or 'routine', 'prior_report_text': self.prior_text.value or ''}
+
     def save(self) -> bool:
         """Store the details of the draft. Runs on every step change, when a field loses focus and while typing."""
+        details = self._details()
         try:
-            examinations.update_details(
-                actor=self.actor, examination_id=self.examination_id, modality=self.modality.value or '',
-                body_part=self.body_part.value or '', clinical_question=self.question.value or '',
-                history=self.history.value or '', urgency=self.urgency.value or 'routine',
-                prior_report_text=self.prior_text.value or '')
+            examinations.update_details(actor=self.actor, examination_id=self.examination_id, **details)
         except ValidationError as error:
             self._show_field_error(error.field, str(error))
             notify_error(error)
@@ -312,8 +329,31 @@ class ExamForm:
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
             return False
+        self._saved_details = details
         self._mark_complete_steps()
         return True
+
+    def _flush(self, reason: str) -> None:
+        """Save text typed since the last save, when the page is hidden or its connection closed.
+
+        Nobody may be looking at the page any more, so a failure is logged and not shown.
+        """
+        details = self._details()
+        if details == self._saved_details:
+            return
+        try:
+            examinations.update_details(actor=self.actor, examination_id=self.examination_id, **details)
+        except DomainError as error:
+            # Typically a draft submitted or discarded meanwhile, or a value still being typed that is too long.
+            # The message may quote what the patient typed, so only its kind and field are logged.
+            logger.info('draft %s not saved after %s: %s (field %s)', self.examination_id, reason,
+                        type(error).__name__, getattr(error, 'field', None))
+            return
+        except Exception:  # noqa: BLE001 (logged; the page may be gone)
+            logger.exception('saving draft %s after %s failed', self.examination_id, reason)
+            return
+        self._saved_details = details
+        logger.info('draft %s saved after %s', self.examination_id, reason)
 
     def _save_draft(self) -> None:
         if self.save():
