@@ -88,6 +88,8 @@ _ended_sessions: dict[int, float] = {}
 _ended_lock = threading.Lock()
 # Pages that navigate away for good (see `leave`), whose session watch must not send them elsewhere.
 _leaving_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+# Pages that already carry the script that reloads them in the browser's time zone (see `browser_zone`).
+_zone_checked_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 def _remember_ended(session_ids: Iterable[int]) -> None:
@@ -273,12 +275,18 @@ def format_waiting(since: datetime | None, now: datetime) -> str:
 def browser_zone() -> ZoneInfo:
     """Return the time zone that this page's browser sent in the `tz` cookie, or UTC when it is missing or unknown.
 
-    NOTE: the cookie is written by the script of an earlier page, so the first page that a browser opens
-    shows UTC, labelled as such. Sign-in passes through /login, so signed-in pages normally have the cookie.
+    The cookie is written by the script in the page's head, after the request was sent. So while the page
+    is first rendered, this also adds a script that reloads the page once when the browser's zone differs
+    from the returned one, as on the first page a browser opens.
     """
-    request = ui.context.client.request
+    client = ui.context.client
+    request = client.request
     name = request.cookies.get(formatting.TIME_ZONE_COOKIE) if request is not None else None
-    return formatting.parse_zone(name)
+    zone = formatting.parse_zone(name)
+    if not client.has_socket_connection and client not in _zone_checked_clients:
+        _zone_checked_clients.add(client)
+        ui.add_body_html(formatting.zone_reload_script(zone.key))
+    return zone
 
 
 def format_time(value: datetime | None, *, with_zone: bool = True) -> str:
