@@ -16,6 +16,7 @@ from ..services import account_lifecycle, accounts
 from ..services.actors import Actor
 from ..services.errors import DomainError, ValidationError
 from .layout import client_address, current_actor, frame, notify_error, sign_in
+from .password_field import password_input
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,8 @@ def payment_blocked_note(actor: Actor) -> None:
 
 
 def _new_password_form(button_label: str, save: Callable[[str], None], on_invalid_link: Callable[[], None]) -> None:
-    password = ui.input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
-                        password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
+    password = password_input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)') \
+        .props('autocomplete=new-password').classes('w-full') \
         .mark('new-password')
     repeat = ui.input('Repeat the new password', password=True).props('autocomplete=new-password') \
         .classes('w-full').mark('repeat-password')

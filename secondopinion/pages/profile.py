@@ -11,6 +11,7 @@ from ..services.actors import Actor
 from ..services.errors import ValidationError
 from . import privacy, two_step
 from .layout import frame, notify_error, plural, require_actor
+from .password_field import password_input
 
 CHANNELS = {'email': 'Email', 'sms': 'SMS', 'both': 'Email and SMS'}
 IN_SENTENCE = {'email': 'email', 'sms': 'SMS', 'both': 'email and SMS'}
@@ -75,10 +76,10 @@ def _password_card(actor: Actor) -> None:
         ui.label('Change your password').classes('text-subtitle1')
         ui.label('You stay signed in here. Everywhere else you are signed out and sign in again with the new '
                  'password.').classes('text-caption')
-        current = ui.input('Current password', password=True, password_toggle_button=True) \
+        current = password_input('Current password') \
             .props('autocomplete=current-password').classes('w-full').mark('current-password')
-        new = ui.input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
-                       password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
+        new = password_input(f'New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)') \
+            .props('autocomplete=new-password').classes('w-full') \
             .mark('new-password')
         repeat = ui.input('Repeat the new password', password=True).props('autocomplete=new-password') \
             .classes('w-full').mark('repeat-password')

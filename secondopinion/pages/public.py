@@ -10,6 +10,7 @@ from .landing import landing_page
 from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_error, show_form_error, sign_in
 from .two_step import code_input, enrollment_box
 from .oidc import provider_buttons, show_rejection
+from .password_field import password_input
 
 
 def register() -> None:
@@ -49,7 +50,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
             show_rejection()
             with ui.column().classes('w-full gap-2') as password_step:
                 email = ui.input('Email').props('type=email autocomplete=username').classes('w-full').mark('email')
-                password = ui.input('Password', password=True, password_toggle_button=True) \
+                password = password_input('Password') \
                     .props('autocomplete=current-password').classes('w-full').mark('password')
             code_step = ui.column().classes('w-full gap-2')
             error = ui.label('').classes('text-negative').mark('login-error')
@@ -150,8 +151,8 @@ def register_page() -> None:
                 .props('type=tel autocomplete=tel').classes('w-full').mark('phone')
             birth = ui.input('Date of birth', placeholder='YYYY-MM-DD').props('type=date').classes('w-full') \
                 .mark('date_of_birth')
-            password = ui.input(f'Password (at least {accounts.MIN_PASSWORD_LENGTH} characters)', password=True,
-                                password_toggle_button=True).props('autocomplete=new-password') \
+            password = password_input(f'Password (at least {accounts.MIN_PASSWORD_LENGTH} characters)') \
+                .props('autocomplete=new-password') \
                 .classes('w-full').mark('password')
             error = ui.label('').classes('text-negative').mark('register-error')
             fields = {'name': name, 'email': email, 'phone': phone, 'date_of_birth': birth, 'password': password}

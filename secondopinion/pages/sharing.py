@@ -12,6 +12,7 @@ from ..services.actors import Actor
 from ..services.errors import DomainError, NotFoundError
 from .layout import client_address, format_time, frame, notify_error, show_form_error
 from .viewer import VIEWER_CSS, SliceViewer
+from .password_field import password_input
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def share_section(actor: Actor, examination_id: str) -> None:
                 .mark('share-label')
             days = ui.select(DAY_OPTIONS, value=sharing.DEFAULT_DAYS, label='Valid for') \
                 .props('outlined dense').classes('w-full sm:w-36').mark('share-days')
-            code = ui.input('Access code (optional)', password=True, password_toggle_button=True) \
+            code = password_input('Access code (optional)', subject='access code') \
                 .props(f'outlined dense maxlength={sharing.CODE_MAX_LENGTH} autocomplete=new-password') \
                 .classes('w-full sm:w-56').mark('share-code')
         message = ui.label().classes('text-negative text-body2')
