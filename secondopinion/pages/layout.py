@@ -53,8 +53,23 @@ NAV_CSS = '''
 .nav-narrow { display: none !important; }
 @media (max-width: 599.98px) {
     .nav-wide { display: none !important; }
-    .nav-narrow { display: inline-flex !important; }
-    .brand-name { font-size: 1.05rem !important; }
+    .nav-narrow { display: inline-flex !important; margin: 0 !important; }
+    .brand-name { font-size: 1.05rem !important; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+    .q-header { flex-wrap: nowrap; padding-left: 8px !important; padding-right: 8px !important; }
+    .q-header > a { min-width: 0; }
+}
+'''
+
+# Touch targets on phones and other touch screens: every control offers at least 48 x 48 CSS px
+# (Material Design's 48 dp), where Quasar's dense buttons, fields, radios and list items are 32 to 40 px
+# high. Standalone links get the height too; links inside running text are not NiceGUI links.
+TOUCH_CSS = '''
+@media (pointer: coarse), (max-width: 599.98px) {
+    .q-btn { min-height: 48px; min-width: 48px; }
+    .q-field--dense .q-field__control, .q-field--dense .q-field__marginal { height: 48px; }
+    .q-field--auto-height.q-field--dense .q-field__control { height: auto; min-height: 48px; }
+    .q-radio, .q-checkbox, .q-toggle, .q-item { min-height: 48px; }
+    a.nicegui-link { display: inline-flex; align-items: center; min-height: 48px; min-width: 48px; }
 }
 '''
 
@@ -301,7 +316,7 @@ def apply_theme() -> None:
     ui.add_head_html(pwa.HEAD_HTML)
     ui.add_body_html(pwa.REGISTRATION_SCRIPT)
     ui.query('body').style(f'background-color: {pwa.BACKGROUND_COLOR}')
-    ui.add_css(THEME_CSS + NAV_CSS)
+    ui.add_css(THEME_CSS + NAV_CSS + TOUCH_CSS)
 
 
 @contextmanager
