@@ -54,7 +54,8 @@ NAV_CSS = '''
 @media (max-width: 599.98px) {
     .nav-wide { display: none !important; }
     .nav-narrow { display: inline-flex !important; margin: 0 !important; }
-    .brand-name { font-size: 1.05rem !important; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+    .brand-name { font-size: 1rem !important; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+    .q-header .gap-1 { gap: 0 !important; }
     .q-header { flex-wrap: nowrap; padding-left: 8px !important; padding-right: 8px !important; }
     .q-header > a { min-width: 0; }
 }

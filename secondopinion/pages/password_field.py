@@ -14,8 +14,8 @@ def password_input(label: str, *, subject: str = 'password') -> ui.input:
     """
     field = ui.input(label, password=True)
     with field.add_slot('append'):
-        toggle = ui.button(icon='visibility_off').props(f'flat round dense aria-label="Show {subject}"') \
-            .mark('password-toggle')
+        toggle = ui.button(icon='visibility_off') \
+            .props(f'flat round dense color=grey-8 aria-label="Show {subject}"').mark('password-toggle')
 
     def switch() -> None:
         hidden = field.props.get('type') == 'password'
