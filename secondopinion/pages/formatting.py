@@ -40,7 +40,7 @@ def zone_reload_script(rendered_zone: str) -> str:
     """Return a script that reloads the page once when it was rendered in another zone than the browser's.
 
     That happens on the first page a browser opens, before `TIME_ZONE_SCRIPT` has set the cookie, and after
-    the device moved to another zone. The script reloads only when the cookie now holds the browser's zone,
+    the device moved to another zone. The script reloads only when the cookie now contains the browser's zone,
     and at most once per zone and tab (sessionStorage), so a server that does not know the zone cannot
     cause a reload loop.
     """

@@ -63,7 +63,8 @@ NAV_CSS = '''
 
 # Touch targets on phones and other touch screens: every control offers at least 48 x 48 CSS px
 # (Material Design's 48 dp), where Quasar's dense buttons, fields, radios and list items are 32 to 40 px
-# high. Standalone links get the height too; links inside running text are not NiceGUI links.
+# high. NiceGUI links (ui.link) stand alone on these pages and get the height too, while links inside
+# running text are plain <a> elements and keep the line height.
 TOUCH_CSS = '''
 @media (pointer: coarse), (max-width: 599.98px) {
     .q-btn { min-height: 48px; min-width: 48px; }

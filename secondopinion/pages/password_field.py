@@ -10,7 +10,7 @@ def password_input(label: str, *, subject: str = 'password') -> ui.input:
 
     NiceGUI's `password_toggle_button` draws a bare icon that Tab skips and that has no name. This button
     is a real <button>: Tab reaches it after the field, Enter and Space press it, and its accessible name
-    ("Show password", "Hide password") says what a press does next.
+    ("Show password", "Hide password") names what a press does next.
     """
     field = ui.input(label, password=True)
     with field.add_slot('append'):

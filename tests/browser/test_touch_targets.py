@@ -1,11 +1,11 @@
 """Every control on the patient's pages is large enough to hit with a finger on a phone (390 x 844 CSS px).
 
 The rule: every button, link, field, checkbox, radio button, tab, step header and the uploader's pick
-buttons offer a hit area of at least 48 x 48 CSS px, Material Design's minimum touch target (48 dp), which
-is stricter than the 44 x 44 px of WCAG 2.5.5. The exception is a link inside a sentence: it must be at
-least 44 px high, reached with vertical padding that does not move the lines of text, and its width
-follows its words, as WCAG 2.5.5 allows for inline targets. A field counts with the whole box that
-focuses it on a tap (Quasar's label element), not only its native <input>.
+buttons offer a hit area of at least 48 x 48 CSS px. That is Material Design's minimum touch target (48 dp),
+chosen over the 44 x 44 px of WCAG 2.5.5 because Quasar's own tabs and fields are already 48 px or taller.
+The exception is a link inside a sentence. It must be at least 44 px high, and its width follows its
+words, as WCAG 2.5.5 allows for inline targets. The patient pages have no such link at present. A field
+counts with the whole box that focuses it on a tap (Quasar's label element), not only its native <input>.
 
 With SECONDOPINION_SCREENSHOT_DIR set, each page checked is saved as `touch-NN-<page>.png`.
 """
@@ -44,7 +44,8 @@ SMALL_TARGETS_JS = """([minimum, inlineMinimum]) => {
         + '[role=radio], [role=switch], [role=tab], [role=option], .q-stepper__tab--navigation, .cursor-pointer';
     const describe = element => {
         const text = (element.innerText || element.getAttribute('aria-label') || element.value || '').trim();
-        return `${element.tagName.toLowerCase()}.${[...element.classList].slice(0, 3).join('.')} "${text.slice(0, 40)}"`;
+        const classes = [...element.classList].slice(0, 3).join('.');
+        return `${element.tagName.toLowerCase()}.${classes} "${text.slice(0, 40)}"`;
     };
     const inSentence = link => [...link.parentElement.childNodes].some(
         node => node !== link && node.nodeType === Node.TEXT_NODE && node.textContent.trim());
