@@ -17,6 +17,7 @@ from ..services import account_lifecycle, accounts
 from ..services.actors import Actor
 from ..services.errors import DomainError, ValidationError
 from .layout import client_address, current_actor, frame, notify_error, sign_in
+from .password_field import password_input
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +180,8 @@ def payment_blocked_note(actor: Actor) -> None:
 
 
 def _new_password_form(button_label: str, save: Callable[[str], None], on_invalid_link: Callable[[], None]) -> None:
-    password = ui.input(_('New password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH),
-                        password=True,
-                        password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
+    password = password_input(_('New password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH)) \
+        .props('autocomplete=new-password').classes('w-full') \
         .mark('new-password')
     repeat = ui.input(_('Repeat the new password'), password=True).props('autocomplete=new-password') \
         .classes('w-full').mark('repeat-password')

@@ -90,11 +90,8 @@ def review_page(examination_id: str) -> None:
                     ui.button('Download all images (.zip)', icon='download',
                               on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/images.zip',
                                                               new_tab=True)).props('outline').mark('download-zip')
-            images_summary(actor, examination_id, can_edit=False)
-            for _link_id, url, _note in exam.links:
-                with ui.row().classes('items-center gap-2'):
-                    ui.icon('link')
-                    ui.link(url, url, new_tab=True).classes('break-all')
+            images_summary(actor, examination_id, can_edit=False,
+                           links=[url for _link_id, url, _note in exam.links])
 
         with ui.card().classes('w-full'):
             ui.label('Report').classes('text-h6')

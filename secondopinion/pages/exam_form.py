@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from nicegui import events, run, ui
+from nicegui.elements.mixins.value_element import ValueElement
 
 from ..config import get_settings
 from ..i18n import N_, _, error_message, ngettext
 from ..services import drafts, examinations, payments, studies
 from ..services.actors import Actor
-from ..services.errors import ValidationError
+from ..services.errors import DomainError, ValidationError
 from ..services.payments import format_money
 from .account import payment_blocked_note
 from .images import describe_upload, images_summary
@@ -34,6 +35,16 @@ STEP_TITLES = {
     drafts.STEP_PAYMENT: (N_('Payment'), 'payment'),
 }
 SAVE_WHILE_TYPING_SECONDS = 2.0
+# Event that the page sends through its socket when it is hidden or left, so the server saves text typed
+# since the last throttled save. A page closed at once loses its socket first; then the disconnect saves.
+PAGE_HIDDEN_EVENT = 'draft_page_hidden'
+PAGE_HIDDEN_SCRIPT = f"""<script>
+(() => {{
+  const send = () => {{ try {{ emitEvent('{PAGE_HIDDEN_EVENT}'); }} catch (error) {{}} }};
+  document.addEventListener('visibilitychange', () => {{ if (document.visibilityState === 'hidden') send(); }});
+  window.addEventListener('pagehide', send);
+}})();
+</script>"""
 URGENCY_LABELS = {'routine': N_('Routine'), 'urgent': N_('Urgent (reviewed first, costs more)')}
 # "Back to images" and so on, by the step that the button opens.
 BACK_LABELS = {drafts.STEP_IMAGES: N_('Back to images'), drafts.STEP_DETAILS: N_('Back to details'),
@@ -48,6 +59,18 @@ STEPPER_CSS = '''
   .exam-stepper .q-stepper__dot:before, .exam-stepper .q-stepper__dot:after { display: none; }
 }
 '''
+
+
+class CompletionStepper(ui.stepper):
+    """A stepper whose header ticks the form sets from what the draft still needs.
+
+    NiceGUI's stepper ticks every step before the open one after each step change, so a step that the
+    patient only passed through would look complete.
+    """
+
+    def _handle_value_change(self, value: Any) -> None:
+        # NOTE: skips ui.stepper's own override (NiceGUI 3.18), which only sets the `done` props.
+        ValueElement._handle_value_change(self, value)
 
 
 class ExamForm:
@@ -65,9 +88,10 @@ class ExamForm:
     def build(self) -> None:
         ui.add_css(STEPPER_CSS)
         ui.label(_('New examination')).classes('text-h5')
-        with ui.stepper(value=self.initial_step, on_value_change=self._step_changed) \
+        with CompletionStepper(value=self.initial_step, on_value_change=self._step_changed) \
                 .props('vertical header-nav flat').classes('w-full exam-stepper').mark('exam-stepper') as stepper:
             self.stepper = stepper
+            self.steps: dict[str, ui.step] = {}
             with self._step(drafts.STEP_IMAGES):
                 self._images_step()
             with self._step(drafts.STEP_DETAILS):
@@ -78,6 +102,11 @@ class ExamForm:
             with self._step(drafts.STEP_PAYMENT):
                 self.payment = ui.refreshable(self._payment_content)
                 self.payment()
+        self._mark_complete_steps()
+        self._saved_details = self._details()
+        ui.on(PAGE_HIDDEN_EVENT, lambda: self._flush('page hidden'))
+        ui.context.client.on_disconnect(lambda: self._flush('connection closed'))
+        ui.add_body_html(PAGE_HIDDEN_SCRIPT)
 
         with ui.row().classes('w-full justify-end gap-2'):
             ui.button(_('Discard'), on_click=self._discard).props('flat color=negative').mark('discard')
@@ -85,7 +114,25 @@ class ExamForm:
 
     def _step(self, name: str) -> ui.step:
         title, icon = STEP_TITLES[name]
-        return ui.step(name, title=_(title), icon=icon).mark(f'step-{name}')
+        step = ui.step(name, title=_(title), icon=icon).mark(f'step-{name}')
+        self.steps[name] = step
+        return step
+
+    def _mark_complete_steps(self) -> None:
+        """Tick the images and details steps when nothing they ask for is missing, and the review when nothing is.
+
+        The payment step is never ticked, because the draft is paid on the checkout page after the form.
+        """
+        progress = self._progress()
+        if progress is None:
+            return
+        done = {drafts.STEP_IMAGES: not progress.missing_in(drafts.STEP_IMAGES),
+                drafts.STEP_DETAILS: not progress.missing_in(drafts.STEP_DETAILS),
+                drafts.STEP_REVIEW: progress.complete,
+                drafts.STEP_PAYMENT: False}
+        for name, step in self.steps.items():
+            if step.props.get('done') != done[name]:
+                step.props['done'] = done[name]
 
     def _navigation(self, name: str, back: str | None, forward_label: str, forward: Any) -> None:
         """Add the step's buttons: forward (marked "NAME-next") and, unless `back` is None, back to that step."""
@@ -132,7 +179,13 @@ class ExamForm:
                 ui.label(' · '.join(parts)).classes('text-body2').mark('recognized-study')
 
     def _image_list_content(self) -> None:
-        images_summary(self.actor, self.examination_id, can_edit=True, on_change=self._images_changed)
+        try:
+            current = examinations.get_exam(actor=self.actor, examination_id=self.examination_id)
+        except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
+            notify_error(error)
+            return
+        images_summary(self.actor, self.examination_id, can_edit=True, on_change=self._images_changed,
+                       links=[url for _link_id, url, _note in current.links])
 
     def _link_form(self) -> None:
         with ui.row().classes('w-full items-end gap-2'):
@@ -149,7 +202,7 @@ class ExamForm:
                 ui.icon('link')
                 ui.label(url).classes('break-all')
                 ui.button(icon='delete', on_click=lambda link_id=link_id: self._remove_link(link_id)) \
-                    .props('flat dense round aria-label="Remove link"')
+                    .props('flat dense round aria-label="Remove link"').mark('remove-link')
 
     def _prior_report_form(self) -> None:
         with ui.expansion(_('First radiologist\'s report (optional)'), icon='description').classes('w-full') \
@@ -264,14 +317,17 @@ class ExamForm:
             self.review.refresh()
             self.payment.refresh()
 
+    def _details(self) -> dict[str, str]:
+        """Return the values of the detail fields as `examinations.update_details` takes them."""
+        return {'modality': self.modality.value or '', 'body_part': self.body_part.value or '',
+                'clinical_question': self.question.value or '', 'history': self.history.value or '',
+                'urgency': self.urgency.value or 'routine', 'prior_report_text': self.prior_text.value or ''}
+
     def save(self) -> bool:
         """Store the details of the draft. Runs on every step change, when a field loses focus and while typing."""
+        details = self._details()
         try:
-            examinations.update_details(
-                actor=self.actor, examination_id=self.examination_id, modality=self.modality.value or '',
-                body_part=self.body_part.value or '', clinical_question=self.question.value or '',
-                history=self.history.value or '', urgency=self.urgency.value or 'routine',
-                prior_report_text=self.prior_text.value or '')
+            examinations.update_details(actor=self.actor, examination_id=self.examination_id, **details)
         except ValidationError as error:
             self._show_field_error(error.field, error_message(error))
             notify_error(error)
@@ -279,7 +335,31 @@ class ExamForm:
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
             return False
+        self._saved_details = details
+        self._mark_complete_steps()
         return True
+
+    def _flush(self, reason: str) -> None:
+        """Save text typed since the last save, when the page is hidden or its connection closed.
+
+        Nobody may be looking at the page any more, so a failure is logged and not shown.
+        """
+        details = self._details()
+        if details == self._saved_details:
+            return
+        try:
+            examinations.update_details(actor=self.actor, examination_id=self.examination_id, **details)
+        except DomainError as error:
+            # Typically a draft submitted or discarded meanwhile, or a value still being typed that is too long.
+            # The message may quote what the patient typed, so only its kind and field are logged.
+            logger.info('draft %s not saved after %s: %s (field %s)', self.examination_id, reason,
+                        type(error).__name__, getattr(error, 'field', None))
+            return
+        except Exception:  # noqa: BLE001 (logged; the page may be gone)
+            logger.exception('saving draft %s after %s failed', self.examination_id, reason)
+            return
+        self._saved_details = details
+        logger.info('draft %s saved after %s', self.examination_id, reason)
 
     def _save_draft(self) -> None:
         if self.save():
@@ -389,6 +469,7 @@ class ExamForm:
         self.images_error.text = ''
         self.image_list.refresh()
         self.recognized.refresh()
+        self._mark_complete_steps()
 
     def _suggest_from_images(self) -> bool:
         """Fill the examination type and body part from the uploaded images where the patient left them empty.
@@ -415,6 +496,8 @@ class ExamForm:
         self.link_url.value = ''
         self.images_error.text = ''
         self.links.refresh()
+        self.image_list.refresh()
+        self._mark_complete_steps()
 
     def _remove_link(self, link_id: int) -> None:
         try:
@@ -422,6 +505,8 @@ class ExamForm:
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
         self.links.refresh()
+        self.image_list.refresh()
+        self._mark_complete_steps()
 
     async def _prior_uploaded(self, event: events.UploadEventArguments) -> None:
         folder = Path(tempfile.mkdtemp(prefix='prior-'))

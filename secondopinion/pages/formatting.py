@@ -1,12 +1,14 @@
 """Dates and times on pages, shown in the time zone of the browser that opened the page.
 
 Timestamps are stored in UTC. Every page loads `TIME_ZONE_SCRIPT`, which stores the browser's IANA
-time zone in the cookie `tz`, so the following requests carry it. A missing, unknown or malformed
+time zone in the cookie `tz`, so the following requests carry it. A page that formatted a time in
+another zone than the browser's reloads itself once (`zone_reload_script`). A missing, unknown or malformed
 zone name falls back to UTC, and every formatted time names its zone, so a fallback is visible.
 """
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -28,6 +30,31 @@ TIME_ZONE_SCRIPT = rf"""<script>
     // IANA names use only these characters, all allowed in a cookie value; Starlette does not decode %XX.
     if (zone && /^[A-Za-z0-9_+\-\/]+$/.test(zone)) {{
       document.cookie = '{TIME_ZONE_COOKIE}=' + zone + '; path=/; max-age=31536000; samesite=lax';
+    }}
+  }} catch (error) {{}}
+}})();
+</script>"""
+
+
+def zone_reload_script(rendered_zone: str) -> str:
+    """Return a script that reloads the page once when it was rendered in another zone than the browser's.
+
+    That happens on the first page a browser opens, before `TIME_ZONE_SCRIPT` has set the cookie, and after
+    the device moved to another zone. The script reloads only when the cookie now contains the browser's zone,
+    and at most once per zone and tab (sessionStorage), so a server that does not know the zone cannot
+    cause a reload loop.
+    """
+    if not re.fullmatch(r'[A-Za-z0-9_+\-/]+', rendered_zone):
+        raise ValueError(f'invalid zone name {rendered_zone!r}')
+    return f"""<script>
+(() => {{
+  try {{
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const marker = 'tz-reloaded-' + zone;
+    const cookieHasZone = document.cookie.split('; ').includes('{TIME_ZONE_COOKIE}=' + zone);
+    if (zone && zone !== '{rendered_zone}' && cookieHasZone && !sessionStorage.getItem(marker)) {{
+      sessionStorage.setItem(marker, '1');
+      window.location.reload();
     }}
   }} catch (error) {{}}
 }})();

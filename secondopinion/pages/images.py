@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from nicegui import ui
@@ -46,17 +46,34 @@ def describe_patient(study: studies.StudySummary) -> str:
     return _('Patient: {details}', details=' · '.join(parts)) if parts else ''
 
 
-def images_summary(actor: Actor, examination_id: str, *, can_edit: bool,
+def _image_links(links: Sequence[str]) -> None:
+    """Show the addresses where the patient's images are stored, as the place of the images."""
+    with ui.column().classes('w-full gap-1').mark('image-links'):
+        ui.label(ngettext('Images stored elsewhere, at this link:', 'Images stored elsewhere, at these links:',
+                          len(links))).classes('text-body2 text-weight-medium')
+        for url in links:
+            with ui.row().classes('items-center no-wrap gap-2'):
+                ui.icon('link').props('aria-hidden=true')
+                ui.link(url, url, new_tab=True).classes('break-all').mark('image-link-url')
+
+
+def images_summary(actor: Actor, examination_id: str, *, can_edit: bool, links: Sequence[str] = (),
                    on_change: Callable[[], None] | None = None) -> None:
-    """Show what was uploaded; with `can_edit`, the patient may remove images and attached reports."""
+    """Show what was uploaded and the `links` to images stored elsewhere.
+
+    With `can_edit`, the patient may remove images and attached reports, and the form lists the links
+    itself with their remove buttons, so they are not repeated here.
+    """
     try:
         summary = studies.get_study_summary(actor=actor, examination_id=examination_id)
     except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
         notify_error(error)
         return
 
-    if summary.image_count == 0 and not summary.prior_reports and not summary.prior_reports_withheld:
+    if summary.image_count == 0 and not summary.prior_reports and not summary.prior_reports_withheld and not links:
         ui.label(_('No images uploaded yet.')).classes('text-grey-7').mark('no-images')
+    if links and not can_edit:
+        _image_links(links)
     if summary.image_count:
         ui.label(', '.join([ngettext('{count} study', '{count} studies', summary.study_count),
                             ngettext('{count} series', '{count} series', summary.series_count),

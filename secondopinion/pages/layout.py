@@ -56,8 +56,25 @@ NAV_CSS = '''
 .nav-narrow { display: none !important; }
 @media (max-width: 599.98px) {
     .nav-wide { display: none !important; }
-    .nav-narrow { display: inline-flex !important; }
-    .brand-name { font-size: 1.05rem !important; }
+    .nav-narrow { display: inline-flex !important; margin: 0 !important; }
+    .brand-name { font-size: 1rem !important; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+    .q-header .gap-1 { gap: 0 !important; }
+    .q-header { flex-wrap: nowrap; padding-left: 8px !important; padding-right: 8px !important; }
+    .q-header > a { min-width: 0; }
+}
+'''
+
+# Touch targets on phones and other touch screens: every control offers at least 48 x 48 CSS px
+# (Material Design's 48 dp), where Quasar's dense buttons, fields, radios and list items are 32 to 40 px
+# high. NiceGUI links (ui.link) stand alone on these pages and get the height too, while links inside
+# running text are plain <a> elements and keep the line height.
+TOUCH_CSS = '''
+@media (pointer: coarse), (max-width: 599.98px) {
+    .q-btn { min-height: 48px; min-width: 48px; }
+    .q-field--dense .q-field__control, .q-field--dense .q-field__marginal { height: 48px; }
+    .q-field--auto-height.q-field--dense .q-field__control { height: auto; min-height: 48px; }
+    .q-radio, .q-checkbox, .q-toggle, .q-item { min-height: 48px; }
+    a.nicegui-link { display: inline-flex; align-items: center; min-height: 48px; min-width: 48px; }
 }
 '''
 
@@ -91,6 +108,8 @@ _ended_sessions: dict[int, float] = {}
 _ended_lock = threading.Lock()
 # Pages that navigate away for good (see `leave`), whose session watch must not send them elsewhere.
 _leaving_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+# Pages that already carry the script that reloads them in the browser's time zone (see `browser_zone`).
+_zone_checked_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 def _remember_ended(session_ids: Iterable[int]) -> None:
@@ -286,12 +305,18 @@ def format_waiting(since: datetime | None, now: datetime) -> str:
 def browser_zone() -> ZoneInfo:
     """Return the time zone that this page's browser sent in the `tz` cookie, or UTC when it is missing or unknown.
 
-    NOTE: the cookie is written by the script of an earlier page, so the first page that a browser opens
-    shows UTC, labelled as such. Sign-in passes through /login, so signed-in pages normally have the cookie.
+    The cookie is written by the script in the page's head, after the request was sent. So while the page
+    is first rendered, this also adds a script that reloads the page once when the browser's zone differs
+    from the returned one, as on the first page a browser opens.
     """
-    request = ui.context.client.request
+    client = ui.context.client
+    request = client.request
     name = request.cookies.get(formatting.TIME_ZONE_COOKIE) if request is not None else None
-    return formatting.parse_zone(name)
+    zone = formatting.parse_zone(name)
+    if not client.has_socket_connection and client not in _zone_checked_clients:
+        _zone_checked_clients.add(client)
+        ui.add_body_html(formatting.zone_reload_script(zone.key))
+    return zone
 
 
 def format_time(value: datetime | None, *, with_zone: bool = True) -> str:
@@ -306,7 +331,7 @@ def apply_theme() -> None:
     ui.add_head_html(pwa.HEAD_HTML)
     ui.add_body_html(pwa.REGISTRATION_SCRIPT)
     ui.query('body').style(f'background-color: {pwa.BACKGROUND_COLOR}')
-    ui.add_css(THEME_CSS + NAV_CSS)
+    ui.add_css(THEME_CSS + NAV_CSS + TOUCH_CSS)
 
 
 @contextmanager

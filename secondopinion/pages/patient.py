@@ -166,11 +166,8 @@ def exam_page(examination_id: str, checkout: str = '') -> None:
 
         with ui.card().classes('w-full'):
             ui.label(_('Images')).classes('text-h6')
-            images_summary(actor, examination_id, can_edit=False)
-            for _link_id, url, _note in exam.links:
-                with ui.row().classes('items-center gap-2'):
-                    ui.icon('link')
-                    ui.label(url).classes('break-all')
+            images_summary(actor, examination_id, can_edit=False,
+                           links=[url for _link_id, url, _note in exam.links])
 
         cancellable = {ExamStatus.AWAITING_PAYMENT, ExamStatus.PENDING}
         if actor.role == Role.ADMIN:
@@ -294,8 +291,8 @@ def test_checkout_page(provider_ref: str) -> None:
     with frame(_('Test checkout'), actor):
         with ui.card().classes('w-full max-w-md mx-auto'):
             with ui.row().classes('items-center gap-2'):
-                ui.icon('science', color='orange-8')
-                ui.label(_('TEST MODE: no real payment is made')).classes('text-orange-9 text-weight-bold') \
+                ui.icon('science').classes('text-warning-strong')
+                ui.label(_('TEST MODE: no real payment is made')).classes('text-warning-strong text-weight-bold') \
                     .mark('test-mode')
             ui.label(summary).classes('text-body1')
             ui.label(format_money(payment.amount_cents, payment.currency)).classes('text-h4').mark('amount')

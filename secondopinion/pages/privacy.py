@@ -9,6 +9,7 @@ from ..services import privacy
 from ..services.actors import Actor
 from ..services.errors import ValidationError
 from .layout import frame, leave, notify_error
+from .password_field import password_input
 
 
 def register() -> None:
@@ -43,7 +44,7 @@ def _deletion_dialog(actor: Actor) -> ui.dialog:
                  'and paid ones are refunded. While a radiologist is working on an examination, the account '
                  'cannot be deleted.')).classes('text-body2')
         ui.label(_('Download your data first if you want to keep your images and reports.')).classes('text-body2')
-        password = ui.input(_('Your password'), password=True, password_toggle_button=True) \
+        password = password_input(_('Your password')) \
             .props('autocomplete=current-password').classes('w-full').mark('delete-password')
         status = ui.label('').classes('text-body2 text-negative').mark('delete-status')
 

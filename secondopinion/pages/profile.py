@@ -13,6 +13,7 @@ from ..services.errors import ValidationError
 from . import privacy, two_step
 from .language import language_select
 from .layout import frame, notify_error, require_actor
+from .password_field import password_input
 
 CHANNELS = {'email': N_('Email'), 'sms': N_('SMS'), 'both': N_('Email and SMS')}
 SAVED_MESSAGES = {'email': N_('Saved. We will contact you by email.'), 'sms': N_('Saved. We will contact you by SMS.'),
@@ -106,11 +107,10 @@ def _password_card(actor: Actor) -> None:
         ui.label(_('Change your password')).classes('text-subtitle1')
         ui.label(_('You stay signed in here. Everywhere else you are signed out and sign in again with the new '
                  'password.')).classes('text-caption')
-        current = ui.input(_('Current password'), password=True, password_toggle_button=True) \
+        current = password_input(_('Current password')) \
             .props('autocomplete=current-password').classes('w-full').mark('current-password')
-        new = ui.input(_('New password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH),
-                       password=True,
-                       password_toggle_button=True).props('autocomplete=new-password').classes('w-full') \
+        new = password_input(_('New password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH)) \
+            .props('autocomplete=new-password').classes('w-full') \
             .mark('new-password')
         repeat = ui.input(_('Repeat the new password'), password=True).props('autocomplete=new-password') \
             .classes('w-full').mark('repeat-password')

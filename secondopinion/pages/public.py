@@ -13,6 +13,7 @@ from .layout import HOME_BY_ROLE, client_address, current_actor, frame, notify_e
 from .language import language_select
 from .two_step import code_input, enrollment_box
 from .oidc import provider_buttons, show_rejection
+from .password_field import password_input
 
 
 def register() -> None:
@@ -52,7 +53,7 @@ def login_page(ended: str = '', ticket: str = '') -> None:
             show_rejection()
             with ui.column().classes('w-full gap-2') as password_step:
                 email = ui.input(_('Email')).props('type=email autocomplete=username').classes('w-full').mark('email')
-                password = ui.input(_('Password'), password=True, password_toggle_button=True) \
+                password = password_input(_('Password')) \
                     .props('autocomplete=current-password').classes('w-full').mark('password')
             code_step = ui.column().classes('w-full gap-2')
             error = ui.label('').classes('text-negative').mark('login-error')
@@ -153,9 +154,8 @@ def register_page() -> None:
                 .props('type=tel autocomplete=tel').classes('w-full').mark('phone')
             birth = ui.input(_('Date of birth'), placeholder=_('YYYY-MM-DD')).props('type=date').classes('w-full') \
                 .mark('date_of_birth')
-            password = ui.input(_('Password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH),
-                                password=True,
-                                password_toggle_button=True).props('autocomplete=new-password') \
+            password = password_input(_('Password (at least {count} characters)', count=accounts.MIN_PASSWORD_LENGTH)) \
+                .props('autocomplete=new-password') \
                 .classes('w-full').mark('password')
             # The language of the account, which its emails, texts and report use too.
             language = language_select(i18n.current_language())

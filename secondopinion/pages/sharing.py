@@ -13,6 +13,7 @@ from ..services.actors import Actor
 from ..services.errors import DomainError, NotFoundError
 from .layout import client_address, format_time, frame, notify_error, show_form_error
 from .viewer import VIEWER_CSS, SliceViewer
+from .password_field import HIDE_ACCESS_CODE, SHOW_ACCESS_CODE, password_input
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def share_section(actor: Actor, examination_id: str) -> None:
                 .mark('share-label')
             days = ui.select(DAY_OPTIONS, value=sharing.DEFAULT_DAYS, label=_('Valid for')) \
                 .props('outlined dense').classes('w-full sm:w-36').mark('share-days')
-            code = ui.input(_('Access code (optional)'), password=True, password_toggle_button=True) \
+            code = password_input(_('Access code (optional)'), show=SHOW_ACCESS_CODE, hide=HIDE_ACCESS_CODE) \
                 .props(f'outlined dense maxlength={sharing.CODE_MAX_LENGTH} autocomplete=new-password') \
                 .classes('w-full sm:w-56').mark('share-code')
         message = ui.label().classes('text-negative text-body2')

@@ -61,7 +61,7 @@ export default {
                            color="primary" track-color="grey-3" />
         <div v-for="item in active" :key="item.index" class="row items-center no-wrap q-gutter-x-sm text-caption">
           <span class="col ellipsis">{{ item.name }}</span>
-          <span v-if="item.attempt > 1" class="text-orange-10">try {{ item.attempt }}</span>
+          <span v-if="item.attempt > 1" class="text-warning-strong">try {{ item.attempt }}</span>
           <span style="min-width: 3em; text-align: right">{{ percent(item) }}%</span>
         </div>
         <div>

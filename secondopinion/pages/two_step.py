@@ -13,6 +13,7 @@ from ..services.actors import Actor
 from ..services.errors import DomainError
 from .confirm import ConfirmDialog
 from .layout import format_time, notify_error
+from .password_field import password_input
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def profile_section(actor: Actor) -> None:
 
 def _disable_form(actor: Actor, show, show_error) -> None:  # noqa: ANN001 (callbacks of profile_section)
     ui.label(_('To turn it off, enter your password and a code from the app.')).classes('text-body2')
-    password = ui.input(_('Current password'), password=True, password_toggle_button=True) \
+    password = password_input(_('Current password')) \
         .props('autocomplete=current-password').classes('w-full').mark('totp-password')
     code = code_input()
 

@@ -231,3 +231,40 @@ async def test_rejected_files_listed_each(user: User, make_patient, tmp_path: Pa
     await upload(user, 'image-upload', [Path(get_testdata_file('CT_small.dcm'))])
     await user.should_see('1 DICOM image added.')
     await user.should_not_see(marker='rejected-file')
+
+
+def _ticked_steps(user: User) -> list[str]:
+    """Return the steps whose header shows the done tick, set as a plain prop or as NiceGUI's bound `:done`."""
+    ticked = []
+    for name in ('images', 'details', 'review', 'payment'):
+        props = user.find(marker=f'step-{name}').elements.pop().props
+        if props.get('done') is True or str(props.get(':done')).lower() == 'true':
+            ticked.append(name)
+    return ticked
+
+
+async def test_ticks_only_complete_steps(user: User, make_patient):
+    patient, exam_id = await _open_new_draft(user, make_patient)
+    assert _ticked_steps(user) == []
+
+    # Passing through the images step without images leaves it unticked.
+    _stepper(user).value = 'details'
+    _stepper(user).value = 'review'
+    assert _ticked_steps(user) == []
+
+    _stepper(user).value = 'details'
+    set_value(user, 'modality', 'MR')
+    user.find(marker='body_part').type('Left knee')
+    user.find(marker='clinical_question').type('Is the meniscus torn?')
+    user.find(marker='details-next').click()
+    assert _ticked_steps(user) == ['details']
+
+    examinations.add_link(actor=patient, examination_id=exam_id, url='https://pacs.example.org/share/abc')
+    _stepper(user).value = 'images'
+    assert _ticked_steps(user) == ['images', 'details', 'review']
+
+    # Emptying a required field takes the tick away again.
+    _stepper(user).value = 'details'
+    _field(user, 'body_part').value = ''
+    _stepper(user).value = 'review'
+    assert _ticked_steps(user) == ['images']

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from secondopinion.pages.formatting import UTC_ZONE, format_time, parse_zone, start_of_day
+from secondopinion.pages.formatting import UTC_ZONE, format_time, parse_zone, start_of_day, zone_reload_script
 
 SUMMER_NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 WINTER_NOON = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -67,3 +67,15 @@ def test_start_of_day_when_midnight_skipped():
     assert start == datetime(2026, 9, 6, 4, 0, tzinfo=UTC)
     assert start.astimezone(santiago).hour == 1
     assert start - start_of_day(date(2026, 9, 5), santiago) == timedelta(hours=24)
+
+
+def test_zone_reload_script_once_per_zone():
+    script = zone_reload_script('Europe/Zurich')
+    assert "zone !== 'Europe/Zurich'" in script
+    assert 'sessionStorage.getItem(marker)' in script
+
+
+@pytest.mark.parametrize('name', ["UTC'; alert(1); '", 'Europe/Zurich</script>', ''])
+def test_zone_reload_script_rejects_names(name: str):
+    with pytest.raises(ValueError, match='invalid zone name'):
+        zone_reload_script(name)

@@ -209,3 +209,32 @@ async def test_images_show_patient_and_body_part(user: User, make_patient, tmp_p
     await upload(user, 'image-upload', [scan])
     await user.should_see('Patient: Yılmaz, Şükrü · male · 45 years', retries=100)
     await user.should_see('ABDOMEN')
+
+
+async def test_link_only_exam_shows_link(user: User, make_patient):
+    from tests.services.flow import paid
+
+    exam_id = paid(make_patient(email='carol@example.org'))
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    await user.open(f'/exams/{exam_id}')
+    await user.should_see(marker='image-links')
+    await user.should_see('Images stored elsewhere, at this link:')
+    link = user.find(marker='image-link-url').elements.pop()
+    assert link.props['href'] == 'https://pacs.example.org/share/abc'
+    await user.should_not_see(marker='no-images')
+
+
+async def test_link_only_draft_no_empty_note(user: User, make_patient):
+    from tests.services.flow import draft_with_link
+
+    exam_id = draft_with_link(make_patient(email='carol@example.org'))
+    await sign_in(user, 'carol@example.org')
+    await user.should_see('My examinations')
+    await user.open(f'/exams/{exam_id}/edit?step=images')
+    await user.should_see('https://pacs.example.org/share/abc')
+    await user.should_not_see(marker='no-images')
+
+    # Without its link, the draft has no images again.
+    user.find(marker='remove-link').click()
+    await user.should_see(marker='no-images')
