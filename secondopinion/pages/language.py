@@ -65,7 +65,11 @@ def _language_of_current_client() -> str | None:
         return None
     language = _client_languages.get(client)
     if language is None:
-        language = browser_language(client.request)
+        try:
+            request = client.request
+        except RuntimeError:  # a client that no request opened, such as NiceGUI's auto-index page outside a page
+            return None
+        language = browser_language(request)
     return language
 
 
