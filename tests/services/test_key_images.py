@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from secondopinion import db
 from secondopinion.models import AuditEvent, ReportKeyImage
-from secondopinion.services import examinations, key_images, privacy, reports, viewer
+from secondopinion.services import examinations, key_images, privacy, profile, reports, viewer
 from secondopinion.services.errors import ConflictError, NotFoundError, ValidationError
 from secondopinion.services.storage import get_storage
 from tests.conftest import PASSWORD
@@ -244,3 +244,18 @@ def test_export_and_deletion_include_key_images(case):
     privacy.delete_patient_account(actor=patient, password=PASSWORD)
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(ReportKeyImage)) == 0
+
+
+def test_pdf_labels_in_patient_language(case, tmp_path):
+    patient, doctor, exam_id, series = case
+    profile.set_language(actor=patient, language='tr')
+    key_images.add_key_image(actor=doctor, examination_id=exam_id, series_id=series['CT'].id, slice_index=0,
+                             window_center=40, window_width=400, caption='Nodule, right upper lobe')
+    reports.finalize(actor=doctor, examination_id=exam_id, **REPORT)
+
+    text = _pdf_text(_download(patient, exam_id), tmp_path)
+    assert 'Anahtar görüntüler' in text
+    assert 'kesit 1, pencere M 40 / G 400' in text
+    # The doctor's caption stays as written.
+    assert 'Nodule, right upper lobe' in text
+    assert 'Key images' not in text
