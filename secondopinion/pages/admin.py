@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from ..i18n import error_message
+from ..i18n import N_, _, error_message, ngettext
 from ..models import Role
 from ..models.base import utcnow
 from ..services import account_lifecycle, accounts, examinations, notifications
@@ -18,17 +18,20 @@ from .admin_incomes import incomes_panel
 from .admin_patients import patients_panel
 from .badges import STATUS_CELL_SLOT, badge, status_cells
 from .confirm import ConfirmDialog
-from .layout import format_time, format_waiting, frame, notify_error, plural, require_actor, show_form_error
+from .layout import format_time, format_waiting, frame, notify_error, require_actor, show_form_error
 from .two_step import admin_reset_box
 
 
-TEMPLATE_LABELS = {'report_ready': 'Report ready', 'payment_received': 'Payment received',
-                   'case_accepted': 'Case accepted', 'refund': 'Refund', 'welcome': 'Welcome',
-                   'report_amended': 'Report addendum', 'verify_email': 'Email confirmation',
-                   'password_reset': 'Password reset', 'password_changed': 'Password changed',
-                   'doctor_invite': 'Doctor invitation', 'account_deleted': 'Account deleted'}
+TEMPLATE_LABELS = {'report_ready': N_('Report ready'), 'payment_received': N_('Payment received'),
+                   'case_accepted': N_('Case accepted'), 'refund': N_('Refund'), 'welcome': N_('Welcome'),
+                   'report_amended': N_('Report addendum'), 'verify_email': N_('Email confirmation'),
+                   'password_reset': N_('Password reset'), 'password_changed': N_('Password changed'),
+                   'doctor_invite': N_('Doctor invitation'), 'account_deleted': N_('Account deleted')}
 STATE_TONES = {'active': 'done', 'invited': 'warning', 'deactivated': 'neutral'}
+# Account and notification states as the badges show them; unknown states are shown as stored.
+STATE_LABELS = {'active': N_('active'), 'invited': N_('invited'), 'deactivated': N_('deactivated')}
 NOTIFICATION_TONES = {'sent': 'done', 'failed': 'danger'}
+NOTIFICATION_LABELS = {'queued': N_('queued'), 'sending': N_('sending'), 'sent': N_('sent'), 'failed': N_('failed')}
 
 
 def register() -> None:
@@ -46,16 +49,16 @@ def admin_page() -> None:
     actor = require_actor(Role.ADMIN)
     if actor is None:
         return
-    with frame('Admin panel', actor):
-        ui.label('Admin panel').classes('text-h5')
+    with frame(_('Admin panel'), actor):
+        ui.label(_('Admin panel')).classes('text-h5')
         with ui.tabs().classes('w-full') as tabs:
-            doctors_tab = ui.tab('Doctors')
-            patients_tab = ui.tab('Patients')
-            exams_tab = ui.tab('Examinations')
-            incomes_tab = ui.tab('Incomes')
-            outbox_tab = ui.tab('Notifications')
-            audit_tab = ui.tab('Audit log')
-            two_step_tab = ui.tab('Two-step sign-in')
+            doctors_tab = ui.tab(_('Doctors'))
+            patients_tab = ui.tab(_('Patients'))
+            exams_tab = ui.tab(_('Examinations'))
+            incomes_tab = ui.tab(_('Incomes'))
+            outbox_tab = ui.tab(_('Notifications'))
+            audit_tab = ui.tab(_('Audit log'))
+            two_step_tab = ui.tab(_('Two-step sign-in'))
             dicom_tab = ui.tab('DICOM')
         with ui.tab_panels(tabs, value=doctors_tab).classes('w-full'):
             with ui.tab_panel(doctors_tab):
@@ -77,12 +80,12 @@ def admin_page() -> None:
 
 
 def _doctors_panel(actor: Actor) -> None:
-    with ui.expansion('Create a doctor account', icon='person_add').classes('w-full').mark('create-doctor'):
-        name = ui.input('Full name').classes('w-full').mark('doctor-name')
-        email = ui.input('Email').classes('w-full').mark('doctor-email')
-        license_number = ui.input('License number').classes('w-full').mark('doctor-license')
-        specialty = ui.input('Specialty', value='Radiology').classes('w-full').mark('doctor-specialty')
-        ui.label('The doctor gets an email with a link to choose a password. The link works for 7 days.') \
+    with ui.expansion(_('Create a doctor account'), icon='person_add').classes('w-full').mark('create-doctor'):
+        name = ui.input(_('Full name')).classes('w-full').mark('doctor-name')
+        email = ui.input(_('Email')).classes('w-full').mark('doctor-email')
+        license_number = ui.input(_('License number')).classes('w-full').mark('doctor-license')
+        specialty = ui.input(_('Specialty'), value=_('Radiology')).classes('w-full').mark('doctor-specialty')
+        ui.label(_('The doctor gets an email with a link to choose a password. The link works for 7 days.')) \
             .classes('text-caption')
         message = ui.label('').classes('text-negative').mark('create-doctor-error')
         fields = {'name': name, 'email': email, 'license_number': license_number, 'specialty': specialty}
@@ -100,14 +103,14 @@ def _doctors_panel(actor: Actor) -> None:
             except Exception as error:  # noqa: BLE001 (logged and shown generically by notify_error)
                 notify_error(error)
                 return
-            ui.notify(f'Doctor account for {email.value} created. We sent the invitation to that address.',
-                      type='positive', position='top')
+            ui.notify(_('Doctor account for {email} created. We sent the invitation to that address.',
+                        email=email.value), type='positive', position='top')
             for field in (name, email, license_number):
                 field.value = ''
-            specialty.value = 'Radiology'
+            specialty.value = _('Radiology')
             doctor_list.refresh()
 
-        ui.button('Create doctor', on_click=create).mark('create-doctor-button')
+        ui.button(_('Create doctor'), on_click=create).mark('create-doctor-button')
 
     @ui.refreshable
     def doctor_list() -> None:
@@ -117,9 +120,12 @@ def _doctors_panel(actor: Actor) -> None:
                     with ui.column().classes('gap-0'):
                         with ui.row().classes('items-center gap-2'):
                             ui.label(f'{doctor.name} ({doctor.email})').classes('text-subtitle1')
-                            badge(doctor.state, STATE_TONES[doctor.state]).mark(f'doctor-state-{doctor.email}')
-                        ui.label(f'License {doctor.license_number}, {doctor.specialty}, '
-                                 f'{plural(doctor.cases, "case")}').classes('text-caption')
+                            badge(_(STATE_LABELS[doctor.state]), STATE_TONES[doctor.state]) \
+                                .mark(f'doctor-state-{doctor.email}')
+                        ui.label(_('License {license}, {specialty}, {cases}', license=doctor.license_number,
+                                   specialty=doctor.specialty,
+                                   cases=ngettext('{count} case', '{count} cases', doctor.cases))) \
+                            .classes('text-caption')
 
                     if doctor.state == 'invited':
                         def resend(doctor_id: int = doctor.id, email: str = doctor.email) -> None:
@@ -128,13 +134,13 @@ def _doctors_panel(actor: Actor) -> None:
                             except Exception as error:  # noqa: BLE001
                                 notify_error(error)
                                 return
-                            ui.notify(f'We sent a new invitation to {email}. The earlier link no longer works.',
-                                      type='positive', position='top')
+                            ui.notify(_('We sent a new invitation to {email}. The earlier link no longer works.',
+                                        email=email), type='positive', position='top')
 
-                        ui.button('Send the invitation again', on_click=resend).props('flat dense') \
+                        ui.button(_('Send the invitation again'), on_click=resend).props('flat dense') \
                             .mark(f'resend-invite-{doctor.email}')
 
-                    ui.button('Deactivate' if doctor.is_active else 'Reactivate',
+                    ui.button(_('Deactivate') if doctor.is_active else _('Reactivate'),
                               on_click=lambda row=doctor: toggle(row)) \
                         .props('flat dense').mark(f'toggle-doctor-{doctor.email}')
 
@@ -150,12 +156,12 @@ def _doctors_panel(actor: Actor) -> None:
         if not doctor.is_active:
             set_active(doctor.id, True)
             return
-        confirm.ask(title=f'Deactivate the account of {doctor.name}?',
-                    lines=[(f'{doctor.name} ({doctor.email}) is signed out at once on every device and cannot '
-                            'sign in or accept examinations while the account is deactivated.'),
-                           'Examinations that the doctor has accepted stay assigned to them.',
-                           'You can reactivate the account here at any time.'],
-                    action='Deactivate', on_confirm=lambda: set_active(doctor.id, False))
+        confirm.ask(title=_('Deactivate the account of {name}?', name=doctor.name),
+                    lines=[_('{name} ({email}) is signed out at once on every device and cannot sign in or accept '
+                             'examinations while the account is deactivated.', name=doctor.name, email=doctor.email),
+                           _('Examinations that the doctor has accepted stay assigned to them.'),
+                           _('You can reactivate the account here at any time.')],
+                    action=_('Deactivate'), on_confirm=lambda: set_active(doctor.id, False))
 
     confirm = ConfirmDialog('doctor-confirm')
     doctor_list()
@@ -166,15 +172,17 @@ def _examinations_panel(actor: Actor) -> None:
     exams = examinations.list_all(actor=actor)
     counts: dict[str, int] = {}
     for exam in exams:
-        counts[exam.status_label] = counts.get(exam.status_label, 0) + 1
-    ui.label(', '.join(f'{label}: {count}' for label, count in sorted(counts.items())) or 'No examinations yet.') \
-        .classes('text-body2')
+        label = _(exam.status_label)
+        counts[label] = counts.get(label, 0) + 1
+    summary = ', '.join(_('{status}: {count}', status=label, count=count) for label, count in sorted(counts.items()))
+    ui.label(summary or _('No examinations yet.')).classes('text-body2')
     rows = [{'id': exam.id, 'short_id': exam.id[:8], 'patient': exam.patient_name,
              'what': f'{exam.modality} {exam.body_part}', **status_cells(exam.status),
              'doctor': exam.doctor_name or '', 'price': format_money(exam.price_cents, exam.currency),
              'created': format_time(exam.created_at)} for exam in exams]
-    table = _table([('short_id', 'Id'), ('patient', 'Patient'), ('what', 'Examination'), ('status', 'Status'),
-                    ('doctor', 'Radiologist'), ('price', 'Price'), ('created', 'Created')],
+    table = _table([('short_id', _('Id')), ('patient', _('Patient')), ('what', _('Examination')),
+                    ('status', _('Status')), ('doctor', _('Radiologist')), ('price', _('Price')),
+                    ('created', _('Created'))],
                    rows, 'id', 'exams-table')
     table.add_slot('body-cell-status', STATUS_CELL_SLOT)
     table.on('rowClick', lambda event: ui.navigate.to(f'/exams/{event.args[1]["id"]}'))
@@ -185,18 +193,21 @@ def _overdue_cases(actor: Actor) -> None:
     """List the paid cases without a report past their promised time, or a line stating that there are none."""
     overdue = examinations.list_overdue(actor=actor)
     with ui.card().classes('w-full q-mb-md').mark('overdue'):
-        ui.label('Past their promised report time').classes('text-h6')
+        ui.label(_('Past their promised report time')).classes('text-h6')
         if not overdue:
-            ui.label('No case is past its promise.').classes('text-body2 text-grey-8')
+            ui.label(_('No case is past its promise.')).classes('text-body2 text-grey-8')
             return
         now = utcnow()
         for exam in overdue:
             with ui.row().classes('w-full items-center gap-2'):
                 ui.icon('schedule', color='negative')
                 ui.link(f'{exam.id[:8]} {exam.modality} {exam.body_part}', f'/exams/{exam.id}')
-                ui.label(f'{exam.status_label}, {"urgent" if exam.urgency == "urgent" else "routine"}, '
-                         f'promised {format_time(exam.due_at)}, overdue by {format_waiting(exam.due_at, now)}'
-                         + (f', {exam.doctor_name}' if exam.doctor_name else '')).classes('text-body2')
+                text = _('{status}, {urgency}, promised {time}, overdue by {delay}', status=_(exam.status_label),
+                         urgency=_('urgent') if exam.urgency == 'urgent' else _('routine'),
+                         time=format_time(exam.due_at), delay=format_waiting(exam.due_at, now))
+                if exam.doctor_name:
+                    text = f'{text}, {exam.doctor_name}'
+                ui.label(text).classes('text-body2')
 
 
 def _notifications_panel(actor: Actor) -> None:
@@ -208,13 +219,16 @@ def _notifications_panel(actor: Actor) -> None:
             ui.label(error_message(error)).classes('text-negative')
             return
         if not rows:
-            ui.label('No notifications yet.')
+            ui.label(_('No notifications yet.'))
         for row in rows:
             with ui.row().classes('w-full items-center gap-2').mark(f'notification-{row.id}'):
-                badge(row.status, NOTIFICATION_TONES.get(row.status, 'waiting'))
+                status = NOTIFICATION_LABELS.get(row.status)
+                badge(_(status) if status else row.status, NOTIFICATION_TONES.get(row.status, 'waiting'))
                 ui.icon('sms' if row.channel == 'sms' else 'mail').props(f'aria-label="{row.channel}"')
-                ui.label(f'{TEMPLATE_LABELS.get(row.template, row.template)} to {row.recipient}, '
-                         f'{plural(row.attempts, "attempt")}') \
+                template = TEMPLATE_LABELS.get(row.template)
+                ui.label(_('{template} to {recipient}, {attempts}',
+                           template=_(template) if template else row.template, recipient=row.recipient,
+                           attempts=ngettext('{count} attempt', '{count} attempts', row.attempts))) \
                     .classes('text-body2')
                 if row.last_error:
                     ui.label(row.last_error[:120]).classes('text-caption text-negative')
@@ -225,13 +239,13 @@ def _notifications_panel(actor: Actor) -> None:
                         except Exception as error:  # noqa: BLE001
                             notify_error(error)
                         outbox.refresh()
-                    ui.button('Retry', on_click=retry).props('flat dense').mark(f'retry-{row.id}')
+                    ui.button(_('Retry'), on_click=retry).props('flat dense').mark(f'retry-{row.id}')
 
-    ui.button('Refresh', icon='refresh', on_click=lambda: outbox.refresh()).props('flat dense')
+    ui.button(_('Refresh'), icon='refresh', on_click=lambda: outbox.refresh()).props('flat dense')
     outbox()
     files = notifications.outbox_files(actor=actor)
     if files:
-        ui.label('Emails written to the outbox folder (no SMTP server configured)').classes('text-subtitle1 q-mt-md')
+        ui.label(_('Emails written to the outbox folder (no SMTP server configured)')).classes('text-subtitle1 q-mt-md')
         for path in files[:50]:
             with ui.expansion(path.name, icon='mail').classes('w-full'):
                 ui.code(notifications.read_eml(actor=actor, name=path.name)[:20000], language='text').classes('w-full')

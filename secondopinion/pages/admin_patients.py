@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from nicegui import ui
 
+from ..i18n import _, format_date, ngettext
 from ..services import accounts
 from ..services import admin as admin_service
 from ..services.actors import Actor
 from .confirm import ConfirmDialog
 from .badges import badge
-from .layout import format_time, notify_error, plural
+from .layout import format_time, notify_error
 
 PAGE_SIZE = 25
 
@@ -24,7 +26,7 @@ def _matches(patient: admin_service.PatientRow, search: str) -> bool:
 def patients_panel(actor: Actor) -> None:
     """List the patients newest first, 25 a page, with a search by name or email and a deactivate button."""
     state = {'page': 1}
-    search = ui.input('Search by name or email').props('clearable dense').classes('w-full max-w-md') \
+    search = ui.input(_('Search by name or email')).props('clearable dense').classes('w-full max-w-md') \
         .mark('patient-search')
 
     @ui.refreshable
@@ -32,7 +34,7 @@ def patients_panel(actor: Actor) -> None:
         patients = [patient for patient in admin_service.list_patients(actor=actor)
                     if _matches(patient, search.value or '')]
         if not patients:
-            ui.label('No patients match.' if search.value else 'No patients yet.').mark('patients-empty')
+            ui.label(_('No patients match.') if search.value else _('No patients yet.')).mark('patients-empty')
             return
         pages = (len(patients) + PAGE_SIZE - 1) // PAGE_SIZE
         state['page'] = min(state['page'], pages)
@@ -43,7 +45,8 @@ def patients_panel(actor: Actor) -> None:
         if pages > 1:
             ui.pagination(1, pages, direction_links=True, value=state['page'],
                           on_change=lambda event: go_to(event.value)).mark('patients-pages')
-        ui.label(plural(len(patients), 'patient')).classes('text-caption').mark('patients-count')
+        ui.label(ngettext('{count} patient', '{count} patients', len(patients))).classes('text-caption') \
+            .mark('patients-count')
 
     def go_to(page: int) -> None:
         if page != state['page']:
@@ -62,12 +65,12 @@ def patients_panel(actor: Actor) -> None:
         if not patient.is_active:
             set_active(patient.user_id, True)
             return
-        confirm.ask(title=f'Deactivate the account of {patient.name}?',
-                    lines=[(f'{patient.name} ({patient.email}) is signed out at once on every device and cannot '
-                            'sign in while the account is deactivated.'),
-                           'The examinations and reports of the account stay as they are.',
-                           'You can reactivate the account here at any time.'],
-                    action='Deactivate', on_confirm=lambda: set_active(patient.user_id, False))
+        confirm.ask(title=_('Deactivate the account of {name}?', name=patient.name),
+                    lines=[_('{name} ({email}) is signed out at once on every device and cannot sign in while the '
+                             'account is deactivated.', name=patient.name, email=patient.email),
+                           _('The examinations and reports of the account stay as they are.'),
+                           _('You can reactivate the account here at any time.')],
+                    action=_('Deactivate'), on_confirm=lambda: set_active(patient.user_id, False))
 
     def search_changed() -> None:
         state['page'] = 1
@@ -86,13 +89,14 @@ def _patient_row(patient: admin_service.PatientRow, toggle: Callable[[admin_serv
             with ui.column().classes('gap-0 min-w-0'):
                 with ui.row().classes('items-center gap-2'):
                     ui.label(f'{patient.name} ({patient.email})').classes('text-subtitle1 break-all')
-                    badge(state, 'done' if state == 'active' else 'neutral').mark(f'patient-state-{patient.email}')
+                    badge(_('active') if patient.is_active else _('deactivated'),
+                          'done' if state == 'active' else 'neutral').mark(f'patient-state-{patient.email}')
                     if not patient.email_verified:
-                        badge('email not confirmed', 'warning')
-                details = [f'born {patient.date_of_birth}', patient.phone,
-                           plural(patient.examinations, 'examination'),
-                           f'registered {format_time(patient.registered_at)}']
+                        badge(_('email not confirmed'), 'warning')
+                details = [_('born {date}', date=format_date(date.fromisoformat(patient.date_of_birth))), patient.phone,
+                           ngettext('{count} examination', '{count} examinations', patient.examinations),
+                           _('registered {time}', time=format_time(patient.registered_at))]
                 ui.label(', '.join(detail for detail in details if detail)).classes('text-caption') \
                     .mark(f'patient-details-{patient.email}')
-            ui.button('Deactivate' if patient.is_active else 'Reactivate', on_click=lambda: toggle(patient)) \
+            ui.button(_('Deactivate') if patient.is_active else _('Reactivate'), on_click=lambda: toggle(patient)) \
                 .props('flat dense').classes('shrink-0').mark(f'toggle-patient-{patient.email}')

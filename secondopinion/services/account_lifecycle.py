@@ -32,6 +32,7 @@ from ..models.base import utcnow
 from . import account_links, audit, sessions, throttle
 from .accounts import check_password, normalize_email, password_context, send_invite
 from .actors import SYSTEM, Actor, load_actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 from .notifications import enqueue_email
 
@@ -46,12 +47,22 @@ RESET_ADDRESS_WINDOW = timedelta(minutes=15)
 RESET_REQUESTED = 'password_reset.requested'
 
 
+# Kind of emailed link -> the message when it no longer works.
+LINK_INVALID_MESSAGES = {
+    'confirmation': N_('This confirmation link does not work any more: it was already used, it expired, or a newer '
+                       'link replaced it.'),
+    'password reset': N_('This password reset link does not work any more: it was already used, it expired, or a '
+                         'newer link replaced it.'),
+    'invitation': N_('This invitation link does not work any more: it was already used, it expired, or a newer '
+                     'link replaced it.'),
+}
+
+
 class LinkInvalidError(ValidationError):
     """The link is unknown, used or expired; pages offer to send a new one."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f'This {what} link does not work any more: it was already used, it expired, or a newer '
-                         'link replaced it.', field='token')
+        super().__init__(LINK_INVALID_MESSAGES[what], field='token')
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ def email_status(*, actor: Actor) -> EmailStatus:
     with session_scope() as session:
         user = session.get(User, actor.user_id)
         if user is None:
-            raise NotFoundError('Account')
+            raise NotFoundError(N_('Account'))
         return EmailStatus(email=user.email, verified=user.email_verified_at is not None)
 
 
@@ -75,8 +86,9 @@ def ensure_email_verified(session: Session, user_id: int) -> None:
     user = session.get(User, user_id)
     if user is None or user.email_verified_at is None:
         email = user.email if user is not None else 'your address'
-        raise ValidationError(f'Confirm your email address before you pay: open the link in the email we sent to '
-                              f'{email}, or ask for a new link with "Send the link again".', field='email')
+        raise ValidationError(N_('Confirm your email address before you pay: open the link in the email we sent '
+                                 'to {email}, or ask for a new link with "Send the link again".'),
+                              field='email', email=email)
 
 
 def resend_verification(*, actor: Actor) -> None:
@@ -89,13 +101,13 @@ def resend_verification(*, actor: Actor) -> None:
     with session_scope() as session:
         user = session.get(User, actor.user_id)
         if user is None:
-            raise NotFoundError('Account')
+            raise NotFoundError(N_('Account'))
         if user.email_verified_at is not None:
-            raise ConflictError(f'Your email address {user.email} is already confirmed.')
+            raise ConflictError(N_('Your email address {email} is already confirmed.'), email=user.email)
         last = account_links.latest_issued_at(session, user.id, TokenPurpose.VERIFY_EMAIL)
         if last is not None and now - last < RESEND_INTERVAL:
-            raise ValidationError('We sent you a link less than a minute ago. Check your inbox and spam folder, or '
-                                  'try again in a minute.')
+            raise ValidationError(N_('We sent you a link less than a minute ago. Check your inbox and spam folder, or '
+                                     'try again in a minute.'))
         _send_verification(session, user)
         audit.record(session, actor, 'email.verification_sent', 'user', user.id)
     logger.info('verification link sent again to user %s', actor.user_id)
@@ -143,7 +155,7 @@ def request_password_reset(*, email: str, client_address: str | None) -> None:
     with session_scope() as session:
         if client_address and _recent_requests_from(session, client_address, now) >= RESET_MAX_PER_ADDRESS:
             logger.info('password reset request rejected: address limit reached (email hash %s...)', email_hash[:12])
-            raise ValidationError('Too many password reset requests from your network. Try again in 15 minutes.')
+            raise ValidationError(N_('Too many password reset requests from your network. Try again in 15 minutes.'))
         user = session.scalar(select(User).where(User.email == email))
         sent = False
         reason = 'sent'
@@ -196,7 +208,7 @@ def reset_password(*, token: str | None, new_password: str, client_address: str 
         user = session.get(User, use.user_id)
         assert user is not None
         if not user.is_active or user.deleted_at is not None:
-            raise ValidationError('This account is deactivated. Contact the practice.')
+            raise ValidationError(N_('This account is deactivated. Contact the practice.'))
         # The link came by email, so using it also proves that the address is the owner's.
         if user.email_verified_at is None:
             user.email_verified_at = utcnow()
@@ -228,7 +240,7 @@ def accept_invite(*, token: str | None, new_password: str, client_address: str |
         assert user is not None
         actor = load_actor(session, user.id)
         if actor is None:
-            raise ValidationError('This account is deactivated. Contact the practice.')
+            raise ValidationError(N_('This account is deactivated. Contact the practice.'))
         now = utcnow()
         user.password_hash = password_hash
         user.password_changed_at = now
@@ -245,12 +257,13 @@ def resend_invite(*, actor: Actor, doctor_id: int) -> None:
     with session_scope() as session:
         doctor = session.get(Doctor, doctor_id)
         if doctor is None:
-            raise NotFoundError('Doctor')
+            raise NotFoundError(N_('Doctor'))
         user = doctor.user
         if user.password_hash is not None:
-            raise ConflictError(f'{user.full_name} has already chosen a password, so no invitation is needed.')
+            raise ConflictError(N_('{name} has already chosen a password, so no invitation is needed.'),
+                                name=user.full_name)
         if not user.is_active or not doctor.is_active:
-            raise ConflictError(f'The account of {user.full_name} is deactivated. Reactivate it first.')
+            raise ConflictError(N_('The account of {name} is deactivated. Reactivate it first.'), name=user.full_name)
         send_invite(session, user)
         audit.record(session, actor, 'doctor.invite_resent', 'doctor', doctor_id, user_id=user.id)
     logger.info('invitation for doctor %s sent again by user %s', doctor_id, actor.user_id)
@@ -266,12 +279,12 @@ def change_password(*, actor: Actor, current_password: str, new_password: str) -
     """
     check_password(new_password)
     if new_password == current_password:
-        raise ValidationError('The new password is the same as the current one. Choose a different one.',
+        raise ValidationError(N_('The new password is the same as the current one. Choose a different one.'),
                               field='password')
     with session_scope() as session:
         user = session.get(User, actor.user_id)
         if user is None:
-            raise NotFoundError('Account')
+            raise NotFoundError(N_('Account'))
         email, current_hash = user.email, user.password_hash
     with session_scope() as session:
         reservation = throttle.reserve_attempt(session, account=email, address=actor.client_address)
@@ -285,7 +298,7 @@ def change_password(*, actor: Actor, current_password: str, new_password: str) -
         logger.info('password change of user %s rejected: wrong current password', actor.user_id)
         if reservation.locked_until is not None:
             raise throttle.SignInThrottledError(reservation.locked_until - utcnow(), password_was_checked=False)
-        raise ValidationError('Current password is incorrect.', field='current_password')
+        raise ValidationError(N_('Current password is incorrect.'), field='current_password')
 
     password_hash = password_context.hash(new_password)
     with session_scope() as session:

@@ -21,6 +21,7 @@ from ..models import Doctor, Patient, Role, TokenPurpose, User
 from ..models.base import utcnow
 from . import account_links, audit, sessions, throttle, totp
 from .actors import SYSTEM, Actor, load_actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -36,14 +37,17 @@ def normalize_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
-        raise ValidationError(f'Email address "{email.strip()}" is invalid: {error}', field='email') from None
+        raise ValidationError(N_('Email address "{email}" is invalid: {reason}'), field='email', email=email.strip(),
+                              reason=error) from None
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f'Password must have at least {MIN_PASSWORD_LENGTH} characters.', field='password')
+        raise ValidationError(N_('Password must have at least {count} characters.'), field='password',
+                              count=MIN_PASSWORD_LENGTH)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValidationError(f'Password must have at most {MAX_PASSWORD_LENGTH} characters.', field='password')
+        raise ValidationError(N_('Password must have at most {count} characters.'), field='password',
+                              count=MAX_PASSWORD_LENGTH)
 
 
 def normalize_phone(phone: str) -> str | None:
@@ -55,17 +59,17 @@ def normalize_phone(phone: str) -> str | None:
         cleaned = '+' + cleaned[2:]
     if not PHONE_PATTERN.match(cleaned):
         raise ValidationError(
-            f'Phone number "{phone}" is invalid: use the international form with country code, e.g. +41 79 123 45 67.',
-            field='phone')
+            N_('Phone number "{phone}" is invalid: use the international form with country code, e.g. '
+               '+41 79 123 45 67.'), field='phone', phone=phone)
     return cleaned
 
 
 def _require_name(name: str) -> str:
     name = (name or '').strip()
     if not name:
-        raise ValidationError('Full name is missing.', field='name')
+        raise ValidationError(N_('Full name is missing.'), field='name')
     if len(name) > 200:
-        raise ValidationError('Full name must have at most 200 characters.', field='name')
+        raise ValidationError(N_('Full name must have at most 200 characters.'), field='name')
     return name
 
 
@@ -80,22 +84,23 @@ def parse_date_of_birth(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(f'Date of birth "{value}" is invalid: use the form YYYY-MM-DD.',
-                              field='date_of_birth') from None
+        raise ValidationError(N_('Date of birth "{value}" is invalid: use the form YYYY-MM-DD.'),
+                              field='date_of_birth', value=value) from None
 
 
 def check_date_of_birth(date_of_birth: date | None) -> None:
     """Raise ValidationError unless the date of birth is given, not in the future and not before 1900."""
     if date_of_birth is None:
-        raise ValidationError('Date of birth is missing.', field='date_of_birth')
+        raise ValidationError(N_('Date of birth is missing.'), field='date_of_birth')
     if date_of_birth > date.today() or date_of_birth.year < 1900:
-        raise ValidationError(f'Date of birth {date_of_birth.isoformat()} is not a valid past date.',
-                              field='date_of_birth')
+        raise ValidationError(N_('Date of birth {date} is not a valid past date.'),
+                              field='date_of_birth', date=date_of_birth.isoformat())
 
 
 def _ensure_email_free(session: Session, email: str) -> None:
     if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        raise ConflictError(f'An account with the email address {email} already exists. Sign in instead.')
+        raise ConflictError(N_('An account with the email address {email} already exists. Sign in instead.'),
+                            email=email)
 
 
 @dataclass(frozen=True)
@@ -148,13 +153,13 @@ def create_doctor(*, actor: Actor, full_name: str, email: str, license_number: s
     license_number = (license_number or '').strip()
     specialty = (specialty or '').strip()
     if not license_number:
-        raise ValidationError('License number is missing.', field='license_number')
+        raise ValidationError(N_('License number is missing.'), field='license_number')
     if not specialty:
-        raise ValidationError('Specialty is missing.', field='specialty')
+        raise ValidationError(N_('Specialty is missing.'), field='specialty')
     with session_scope() as session:
         _ensure_email_free(session, email)
         if session.scalar(select(func.count()).select_from(Doctor).where(Doctor.license_number == license_number)):
-            raise ConflictError(f'A doctor with license number {license_number} already exists.')
+            raise ConflictError(N_('A doctor with license number {license} already exists.'), license=license_number)
         now = utcnow()
         user = User(email=email, role=Role.DOCTOR, full_name=name,
                     password_hash=password_context.hash(password) if password is not None else None,
@@ -211,7 +216,7 @@ def authenticate(*, email: str, password: str, client_address: str | None = None
     Every attempt is counted by the sign-in throttle and written to the audit log. While the account
     or the client address is locked, SignInThrottledError is raised before the password is checked.
     """
-    failure = ValidationError('Email or password is incorrect.', field='password')
+    failure = ValidationError(N_('Email or password is incorrect.'), field='password')
     try:
         email = normalize_email(email)
         email_is_valid = True
@@ -283,7 +288,7 @@ def authenticate(*, email: str, password: str, client_address: str | None = None
                                      client_address=client_address)
     if actor is None:
         logger.info('sign-in rejected for deactivated user %s', user_id)
-        raise ValidationError('This account is deactivated. Contact the practice.', field='email')
+        raise ValidationError(N_('This account is deactivated. Contact the practice.'), field='email')
     if second_factor is not None:
         raise second_factor
     if locked_before_code:
@@ -311,7 +316,7 @@ def set_doctor_active(*, actor: Actor, doctor_id: int, active: bool) -> None:
     with session_scope() as session:
         doctor = session.get(Doctor, doctor_id)
         if doctor is None:
-            raise NotFoundError('Doctor')
+            raise NotFoundError(N_('Doctor'))
         user_id = doctor.user_id
     set_user_active(actor=actor, user_id=user_id, active=active)
 
@@ -323,11 +328,11 @@ def set_user_active(*, actor: Actor, user_id: int, active: bool) -> None:
     """
     require_role(actor, Role.ADMIN)
     if user_id == actor.user_id:
-        raise ValidationError('You cannot deactivate or reactivate your own account. Ask another admin.')
+        raise ValidationError(N_('You cannot deactivate or reactivate your own account. Ask another admin.'))
     with session_scope() as session:
         user = session.get(User, user_id)
         if user is None or user.role not in (Role.PATIENT, Role.DOCTOR) or user.deleted_at is not None:
-            raise NotFoundError('Account')
+            raise NotFoundError(N_('Account'))
         user.is_active = active
         ended: list[int] = []
         if user.role == Role.DOCTOR:

@@ -50,6 +50,26 @@ STATUS_LABELS = {
     ExamStatus.CANCELLED: N_('Cancelled'),
 }
 
+# The status in the middle of a sentence, e.g. "This examination is under review and ...".
+STATUS_PHRASES = {
+    ExamStatus.DRAFT: N_('draft'),
+    ExamStatus.AWAITING_PAYMENT: N_('awaiting payment'),
+    ExamStatus.PENDING: N_('waiting for a radiologist'),
+    ExamStatus.UNDER_REVIEW: N_('under review'),
+    ExamStatus.REPORTED: N_('report ready'),
+    ExamStatus.COMPLETED: N_('completed'),
+    ExamStatus.CANCELLED: N_('cancelled'),
+}
+UNKNOWN_MODALITY = N_('Modality "{modality}" is unknown. Choose one from the list.')
+UNKNOWN_URGENCY = N_('Urgency "{urgency}" is unknown. Choose routine or urgent.')
+# Clinical detail field -> the message when its text is longer than the field's limit.
+DETAIL_TOO_LONG = {
+    'body_part': N_('Body part must have at most {limit} characters.'),
+    'clinical_question': N_('Clinical question must have at most {limit} characters.'),
+    'history': N_('History must have at most {limit} characters.'),
+    'prior_report_text': N_('Prior report text must have at most {limit} characters.'),
+}
+
 MAX_LINKS = 10
 
 
@@ -148,6 +168,13 @@ def _views(session: Session, actor: Actor, exams: list[Examination]) -> list[Exa
     return views
 
 
+def _status_conflict(message: str, status: str) -> ConflictError:
+    """Return a ConflictError whose {status} placeholder is the status phrase, translated with the message."""
+    error = ConflictError(message, status=STATUS_PHRASES[ExamStatus(status)])
+    error.translated_params = ('status',)
+    return error
+
+
 def _publish(exam_id: str, status: str, doctor_id: int | None) -> None:
     events.publish(events.ExamChanged(examination_id=exam_id, status=status, doctor_id=doctor_id))
 
@@ -200,15 +227,14 @@ def update_details(*, actor: Actor, examination_id: str, modality: str, body_par
     """Save the clinical details of a draft; a draft may be saved incomplete."""
     modality = (modality or '').strip().upper()
     if modality and modality not in MODALITIES:
-        raise ValidationError(f'Modality "{modality}" is unknown. Choose one from the list.', field='modality')
+        raise ValidationError(UNKNOWN_MODALITY, field='modality', modality=modality)
     if urgency not in {u.value for u in Urgency}:
-        raise ValidationError(f'Urgency "{urgency}" is unknown. Choose routine or urgent.', field='urgency')
+        raise ValidationError(UNKNOWN_URGENCY, field='urgency', urgency=urgency)
     fields = {'body_part': (body_part, 120), 'clinical_question': (clinical_question, 4000),
               'history': (history, 8000), 'prior_report_text': (prior_report_text, 20000)}
     for name, (value, limit) in fields.items():
         if len(value or '') > limit:
-            raise ValidationError(f'{name.replace("_", " ").capitalize()} must have at most {limit} characters.',
-                                  field=name)
+            raise ValidationError(DETAIL_TOO_LONG[name], field=name, limit=limit)
     with session_scope() as session:
         exam = get_own_draft(session, actor, examination_id)
         exam.modality = modality
@@ -224,13 +250,15 @@ def add_link(*, actor: Actor, examination_id: str, url: str, note: str = '') -> 
     url = (url or '').strip()
     parsed = urlparse(url)
     if parsed.scheme not in {'http', 'https'} or not parsed.netloc:
-        raise ValidationError(f'Link "{url}" is invalid: give a full address starting with https://.', field='url')
+        raise ValidationError(N_('Link "{url}" is invalid: give a full address starting with https://.'),
+                              field='url', url=url)
     if len(url) > 2000:
-        raise ValidationError('Link must have at most 2000 characters.', field='url')
+        raise ValidationError(N_('Link must have at most 2000 characters.'), field='url')
     with session_scope() as session:
         exam = get_own_draft(session, actor, examination_id)
         if len(exam.links) >= MAX_LINKS:
-            raise ValidationError(f'An examination can have at most {MAX_LINKS} links.', field='url')
+            raise ValidationError(N_('An examination can have at most {maximum} links.'), field='url',
+                                  maximum=MAX_LINKS)
         session.add(ImageLink(examination_id=exam.id, url=url, note=(note or '').strip()[:500]))
 
 
@@ -239,7 +267,7 @@ def remove_link(*, actor: Actor, examination_id: str, link_id: int) -> None:
         exam = get_own_draft(session, actor, examination_id)
         link = session.get(ImageLink, link_id)
         if link is None or link.examination_id != exam.id:
-            raise NotFoundError('Link')
+            raise NotFoundError(N_('Link'))
         session.delete(link)
 
 
@@ -250,7 +278,10 @@ def submit(*, actor: Actor, examination_id: str) -> None:
         exam = get_own_draft(session, actor, examination_id)
         missing = missing_items(session, exam)
         if missing:
-            raise ValidationError('Cannot submit yet. Missing: ' + ', '.join(item.label for item in missing) + '.')
+            # NOTE: the missing items stay in English inside a translated message: placeholder values are not
+            # translated, and this list is composed before the page's language is known.
+            raise ValidationError(N_('Cannot submit yet. Missing: {items}.'),
+                                  items=', '.join(item.label for item in missing))
         ensure_email_verified(session, actor.user_id)
         exam.status = ExamStatus.AWAITING_PAYMENT
         exam.submitted_at = utcnow()
@@ -275,8 +306,7 @@ def cancel(*, actor: Actor, examination_id: str, reason: str = '') -> None:
         if actor.role == Role.ADMIN:
             allowed.add(ExamStatus.UNDER_REVIEW)
         if exam.status not in allowed:
-            raise ConflictError(f'This examination is {STATUS_LABELS[ExamStatus(exam.status)].lower()} '
-                                'and can no longer be cancelled.')
+            raise _status_conflict(N_('This examination is {status} and can no longer be cancelled.'), exam.status)
         cancel_in_session(session, actor, exam, reason=reason)
     _publish(examination_id, ExamStatus.CANCELLED, None)
 
@@ -307,7 +337,7 @@ def accept(*, actor: Actor, examination_id: str) -> None:
     with session_scope() as session:
         doctor = session.get(Doctor, actor.doctor_id)
         if doctor is None or not doctor.is_active or not doctor.user.is_active:
-            raise ConflictError('Your account is deactivated, so you cannot accept cases.')
+            raise ConflictError(N_('Your account is deactivated, so you cannot accept cases.'))
         # Compare-and-set: the UPDATE only matches while the case is still pending, so when two doctors
         # accept at once the database changes the row for one of them and returns rowcount 0 to the other.
         result = session.execute(
@@ -318,12 +348,12 @@ def accept(*, actor: Actor, examination_id: str) -> None:
         if result.rowcount != 1:
             exam = session.get(Examination, examination_id)
             if exam is None:
-                raise NotFoundError('Examination')
+                raise NotFoundError(N_('Examination'))
             if exam.status in {ExamStatus.DRAFT, ExamStatus.AWAITING_PAYMENT}:
                 raise deny(session, actor, exam, 'not paid yet, so not offered to doctors')
             if exam.status == ExamStatus.CANCELLED:
-                raise ConflictError('This case was cancelled by the patient.')
-            raise ConflictError('This case was already accepted by another doctor.')
+                raise ConflictError(N_('This case was cancelled by the patient.'))
+            raise ConflictError(N_('This case was already accepted by another doctor.'))
         exam = session.get(Examination, examination_id)
         assert exam is not None
         patient = session.get(Patient, exam.patient_id)
@@ -348,8 +378,7 @@ def release(*, actor: Actor, examination_id: str) -> None:
         )
         if result.rowcount != 1:
             exam = get_visible_exam(session, actor, examination_id)
-            raise ConflictError(f'This case is {STATUS_LABELS[ExamStatus(exam.status)].lower()}, '
-                                'so it cannot be released.')
+            raise _status_conflict(N_('This case is {status}, so it cannot be released.'), exam.status)
         audit.record(session, actor, 'examination.released', 'examination', examination_id)
         logger.info('examination %s released by doctor %s', examination_id, actor.doctor_id)
     _publish(examination_id, ExamStatus.PENDING, None)
@@ -415,14 +444,14 @@ def list_pending(*, actor: Actor, limit: int = 50, offset: int = 0, modality: st
     """
     require_role(actor, Role.DOCTOR, Role.ADMIN)
     if limit < 1 or offset < 0:
-        raise ValidationError(f'Invalid page: limit must be at least 1 and offset at least 0, '
-                              f'got limit {limit} and offset {offset}.')
+        raise ValidationError(N_('Invalid page: limit must be at least 1 and offset at least 0, got limit {limit} '
+                                 'and offset {offset}.'), limit=limit, offset=offset)
     modality = (modality or '').strip().upper()
     if modality and modality not in MODALITIES:
-        raise ValidationError(f'Modality "{modality}" is unknown. Choose one from the list.', field='modality')
+        raise ValidationError(UNKNOWN_MODALITY, field='modality', modality=modality)
     urgency = (urgency or '').strip().lower()
     if urgency and urgency not in {u.value for u in Urgency}:
-        raise ValidationError(f'Urgency "{urgency}" is unknown. Choose routine or urgent.', field='urgency')
+        raise ValidationError(UNKNOWN_URGENCY, field='urgency', urgency=urgency)
     body_part = (body_part or '').strip()
 
     with session_scope() as session:

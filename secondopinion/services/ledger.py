@@ -18,17 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from ..db import session_scope
+from ..i18n import N_
 from ..models import Doctor, Examination, Income, IncomeKind, Role, User
 from .actors import Actor, require_role
 
 REVENUE_KINDS = (IncomeKind.PAYMENT, IncomeKind.REFUND)
 FEE_KINDS = (IncomeKind.PLATFORM_FEE, IncomeKind.PLATFORM_FEE_REVERSAL)
 KIND_LABELS = {
-    IncomeKind.PAYMENT: 'Payment',
-    IncomeKind.REFUND: 'Refund',
-    IncomeKind.PLATFORM_FEE: 'Platform fee',
-    IncomeKind.PLATFORM_FEE_REVERSAL: 'Platform fee refunded',
-    IncomeKind.DOCTOR_EARNING: 'Doctor share',
+    IncomeKind.PAYMENT: N_('Payment'),
+    IncomeKind.REFUND: N_('Refund'),
+    IncomeKind.PLATFORM_FEE: N_('Platform fee'),
+    IncomeKind.PLATFORM_FEE_REVERSAL: N_('Platform fee refunded'),
+    IncomeKind.DOCTOR_EARNING: N_('Doctor share'),
 }
 MAX_ENTRIES = 5000
 

@@ -35,6 +35,7 @@ from ..models.base import utcnow
 from . import audit
 from .account_links import redact
 from .actors import Actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 from .mail import OutgoingEmail, Transport, get_transport
 from .sms import SMS_CHANNEL, enqueue_sms, get_sms_transport
@@ -629,13 +630,13 @@ def retry_notification(*, actor: Actor, notification_id: int) -> None:
     with session_scope() as session:
         row = session.get(Notification, notification_id)
         if row is None:
-            raise NotFoundError('Notification')
+            raise NotFoundError(N_('Notification'))
         if row.status != NotificationStatus.FAILED:
-            raise ConflictError(f'Notification {notification_id} is {row.status}. Only failed notifications '
-                                'can be retried.')
+            raise ConflictError(N_('Notification {id} is {status}. Only failed notifications can be retried.'),
+                                id=notification_id, status=row.status)
         if row.recipient == ERASED_RECIPIENT:
-            raise ConflictError(f'Notification {notification_id} cannot be retried: its recipient address was '
-                                'erased with the deleted account.')
+            raise ConflictError(N_('Notification {id} cannot be retried: its recipient address was erased with the '
+                                   'deleted account.'), id=notification_id)
         previous_attempts = row.attempts
         row.status = NotificationStatus.QUEUED
         row.attempts = 0
@@ -653,9 +654,10 @@ def list_notifications(*, actor: Actor, status: str | None = None, limit: int = 
     require_role(actor, Role.ADMIN)
     if status is not None and status not in set(NotificationStatus):
         allowed = ', '.join(NotificationStatus)
-        raise ValidationError(f'Notification status "{status}" is invalid: use one of {allowed}.', field='status')
+        raise ValidationError(N_('Notification status "{status}" is invalid: use one of {allowed}.'),
+                              field='status', status=status, allowed=allowed)
     if limit < 1:
-        raise ValidationError(f'Limit {limit} is invalid: it must be at least 1.', field='limit')
+        raise ValidationError(N_('Limit {limit} is invalid: it must be at least 1.'), field='limit', limit=limit)
     with session_scope() as session:
         query = select(Notification).order_by(Notification.id.desc()).limit(limit)
         if status is not None:
@@ -689,11 +691,11 @@ def read_eml(*, actor: Actor, name: str) -> str:
     names of attachments, with the secrets of account links removed (admins only)."""
     require_role(actor, Role.ADMIN)
     if not name or '/' in name or '\\' in name or name.startswith('.') or not name.endswith('.eml'):
-        raise ValidationError(f'Outbox file name "{name}" is invalid: expected a file name ending in .eml '
-                              'without a folder.', field='name')
+        raise ValidationError(N_('Outbox file name "{name}" is invalid: expected a file name ending in .eml '
+                                 'without a folder.'), field='name', name=name)
     path = get_settings().outbox_dir / name
     if not path.is_file():
-        raise NotFoundError('Outbox file')
+        raise NotFoundError(N_('Outbox file'))
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     lines = [f'{header}: {message[header]}' for header in ('From', 'To', 'Date', 'Subject') if message[header]]
     body = message.get_body(preferencelist=('plain',))

@@ -43,6 +43,7 @@ from ..models import AuditEvent, ExternalIdentity, Patient, Role, User
 from ..models.base import utcnow
 from . import accounts, audit, sessions, throttle, totp
 from .actors import load_actor
+from ..i18n import N_, _
 from .errors import ConflictError, DomainError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -75,21 +76,21 @@ UNAVAILABLE = 'unavailable'
 TWO_STEP = 'two_step'
 
 REJECTION_MESSAGES = {
-    NO_EMAIL: '{label} did not share an email address with us. Sign in with your email and password, '
-              'or allow access to your email address at {label} and try again.',
-    UNVERIFIED_EMAIL: '{label} has not verified your email address. Sign in with your email and password, '
-                      'or verify the address in your {label} account and try again.',
-    NOT_A_PATIENT: 'Doctor and admin accounts cannot sign in with {label}. Sign in with your email and password.',
-    DEACTIVATED: 'This account is deactivated. Contact the practice.',
-    STATE_MISMATCH: 'The sign-in with {label} could not be checked, because it did not start in this browser '
-                    'or took too long. Try again.',
-    PROVIDER_ERROR: '{label} did not complete the sign-in. Try again, or sign in with your email and password.',
-    MISSING_CODE: '{label} sent no authorization code back. Try again, or sign in with your email and password.',
-    INVALID_TOKEN: 'The answer from {label} failed its security check. Try again, or sign in with your email '
-                   'and password.',
-    UNAVAILABLE: '{label} cannot be reached right now. Try again later, or sign in with your email and password.',
-    TWO_STEP: 'This account uses two-step sign-in, which {label} cannot complete. Sign in with your email and '
-              'password, then enter the code from your authenticator app.',
+    NO_EMAIL: N_('{label} did not share an email address with us. Sign in with your email and password, '
+                 'or allow access to your email address at {label} and try again.'),
+    UNVERIFIED_EMAIL: N_('{label} has not verified your email address. Sign in with your email and password, '
+                         'or verify the address in your {label} account and try again.'),
+    NOT_A_PATIENT: N_('Doctor and admin accounts cannot sign in with {label}. Sign in with your email and password.'),
+    DEACTIVATED: N_('This account is deactivated. Contact the practice.'),
+    STATE_MISMATCH: N_('The sign-in with {label} could not be checked, because it did not start in this browser '
+                       'or took too long. Try again.'),
+    PROVIDER_ERROR: N_('{label} did not complete the sign-in. Try again, or sign in with your email and password.'),
+    MISSING_CODE: N_('{label} sent no authorization code back. Try again, or sign in with your email and password.'),
+    INVALID_TOKEN: N_('The answer from {label} failed its security check. Try again, or sign in with your email '
+                      'and password.'),
+    UNAVAILABLE: N_('{label} cannot be reached right now. Try again later, or sign in with your email and password.'),
+    TWO_STEP: N_('This account uses two-step sign-in, which {label} cannot complete. Sign in with your email and '
+                 'password, then enter the code from your authenticator app.'),
 }
 
 
@@ -98,14 +99,17 @@ def rejection_message(code: str, provider: str) -> str | None:
     template = REJECTION_MESSAGES.get(code)
     if template is None:
         return None
-    return template.format(label=PROVIDER_LABELS.get(provider, 'The provider'))
+    return _(template, label=_(PROVIDER_LABELS.get(provider, N_('The provider'))))
 
 
 class ExternalSignInRejected(DomainError):
     """The provider's response does not allow a sign-in; `code` is one of the reasons above."""
 
+    translated_params = ('label',)
+
     def __init__(self, code: str, provider: str) -> None:
-        super().__init__(rejection_message(code, provider) or code)
+        super().__init__(REJECTION_MESSAGES.get(code, code),
+                         label=PROVIDER_LABELS.get(provider, N_('The provider')))
         self.code = code
         self.provider = provider
 
@@ -405,11 +409,11 @@ def create_patient(pending: PendingSignUp, *, date_of_birth: date | None, phone:
     with session_scope() as session:
         if session.scalar(select(ExternalIdentity.id).where(ExternalIdentity.provider == pending.provider,
                                                             ExternalIdentity.subject == pending.subject)):
-            raise ConflictError(f'Your {label} account is already linked to an account here. '
-                                f'Sign in with {label} again.')
+            raise ConflictError(N_('Your {label} account is already linked to an account here. '
+                                   'Sign in with {label} again.'), label=label)
         if session.scalar(select(User.id).where(User.email == pending.email)):
-            raise ConflictError(f'An account with the email address {pending.email} was created meanwhile. '
-                                f'Sign in with {label} again to use it.')
+            raise ConflictError(N_('An account with the email address {email} was created meanwhile. '
+                                   'Sign in with {label} again to use it.'), email=pending.email, label=label)
         now = utcnow()
         user = User(email=pending.email, password_hash=None, role=Role.PATIENT, full_name=name, phone=phone_e164,
                     login_provider=pending.provider, email_verified_at=now)

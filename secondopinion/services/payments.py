@@ -27,6 +27,7 @@ from . import audit, events
 from .access import get_visible_exam
 from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def start_checkout(*, actor: Actor, examination_id: str) -> str:
     with session_scope() as session:
         exam = get_visible_exam(session, actor, examination_id)
         if exam.status != ExamStatus.AWAITING_PAYMENT:
-            raise ConflictError('This examination does not wait for payment.')
+            raise ConflictError(N_('This examination does not wait for payment.'))
         ensure_email_verified(session, actor.user_id)
         open_payment = session.scalar(select(Payment).where(
             Payment.examination_id == exam.id, Payment.provider == gateway.name,
@@ -154,10 +155,10 @@ def get_test_checkout(*, actor: Actor, provider_ref: str) -> tuple[PaymentView, 
         payment = session.scalar(select(Payment).where(Payment.provider == 'test',
                                                        Payment.provider_ref == provider_ref))
         if payment is None:
-            raise NotFoundError('Checkout')
+            raise NotFoundError(N_('Checkout'))
         exam = get_visible_exam(session, actor, payment.examination_id)
         if actor.role != Role.PATIENT:
-            raise NotFoundError('Checkout')
+            raise NotFoundError(N_('Checkout'))
         summary = f'Second opinion: {exam.modality} {exam.body_part} ({exam.urgency})'
         return _payment_view(payment), summary
 
@@ -172,7 +173,7 @@ def complete_test_checkout(*, actor: Actor, provider_ref: str) -> str:
     """Pay on the test checkout page; returns the examination id."""
     payment, _summary = get_test_checkout(actor=actor, provider_ref=provider_ref)
     if payment.status == PaymentStatus.CANCELLED:
-        raise ConflictError('This checkout was cancelled. Start the payment again from your examination.')
+        raise ConflictError(N_('This checkout was cancelled. Start the payment again from your examination.'))
     apply_payment_succeeded(provider='test', provider_ref=provider_ref, event_id=f'test:{provider_ref}')
     return payment.examination_id
 
@@ -199,7 +200,7 @@ def apply_payment_succeeded(*, provider: str, provider_ref: str, event_id: str) 
             payment = session.scalar(select(Payment).where(Payment.provider == provider,
                                                            Payment.provider_ref == provider_ref))
             if payment is None:
-                raise NotFoundError('Payment')
+                raise NotFoundError(N_('Payment'))
             moved = session.execute(update(Payment).where(Payment.id == payment.id,
                                                           Payment.status.in_([PaymentStatus.OPEN,
                                                                               PaymentStatus.CANCELLED]))

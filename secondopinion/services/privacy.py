@@ -34,6 +34,7 @@ from ..models.base import utcnow
 from . import audit, events, questions, sessions, throttle, uploads
 from .accounts import password_context
 from .actors import Actor
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 from .examinations import STATUS_LABELS, cancel_in_session
 from .notifications import enqueue_email
@@ -103,7 +104,7 @@ def export_patient_data(*, actor: Actor) -> tuple[str, Iterator[bytes]]:
     audit event `privacy.exported` written before the first byte.
     """
     if actor.role != Role.PATIENT or actor.patient_id is None:
-        raise NotFoundError('Export')
+        raise NotFoundError(N_('Export'))
     with session_scope() as session:
         user, patient = _load_patient(session, actor)
         export = _Export(account=_account_data(session, user, patient))
@@ -126,7 +127,7 @@ def _load_patient(session: Session, actor: Actor) -> tuple[User, Patient]:
     user = session.get(User, actor.user_id)
     patient = session.get(Patient, actor.patient_id)
     if user is None or patient is None or patient.user_id != user.id or user.deleted_at is not None:
-        raise NotFoundError('Account')
+        raise NotFoundError(N_('Account'))
     return user, patient
 
 
@@ -377,16 +378,17 @@ def delete_patient_account(*, actor: Actor, password: str) -> DeletionResult:
     after the commit as well.
     """
     if actor.role != Role.PATIENT or actor.patient_id is None:
-        raise NotFoundError('Account')
+        raise NotFoundError(N_('Account'))
     checked_hash = _check_password(actor, password)
 
     with session_scope() as session:
         user = session.scalar(select(User).where(User.id == actor.user_id).with_for_update())
         patient = session.get(Patient, actor.patient_id)
         if user is None or patient is None or patient.user_id != user.id or user.deleted_at is not None:
-            raise NotFoundError('Account')
+            raise NotFoundError(N_('Account'))
         if user.password_hash != checked_hash:
-            raise ConflictError('Your password changed a moment ago. Enter your new password to delete your account.')
+            raise ConflictError(N_('Your password changed a moment ago. Enter your new password to delete your '
+                                   'account.'))
         exams = session.scalars(select(Examination).where(Examination.patient_id == patient.id)
                                 .order_by(Examination.created_at).with_for_update()).all()
         _reject_while_under_review(exams)
@@ -437,17 +439,17 @@ def _delete_outbox_files(notification_ids: list[int], user_id: int) -> None:
 def _check_password(actor: Actor, password: str) -> str:
     """Verify the password outside any transaction (argon2 takes a while) and return the hash it matched."""
     if not password:
-        raise ValidationError('Password is missing. Enter the password you sign in with to confirm the deletion.',
+        raise ValidationError(N_('Password is missing. Enter the password you sign in with to confirm the deletion.'),
                               field='password')
     with session_scope() as session:
         password_hash = session.scalar(select(User.password_hash).where(User.id == actor.user_id))
     if not password_hash:
-        raise ValidationError('Your account has no password, so the deletion cannot be confirmed here. '
-                              'Contact the practice to delete your account.', field='password')
+        raise ValidationError(N_('Your account has no password, so the deletion cannot be confirmed here. '
+                                 'Contact the practice to delete your account.'), field='password')
     if not password_context.verify(password, password_hash):
         audit.record_now(actor, 'privacy.deletion_refused', 'user', actor.user_id, reason='wrong password')
         logger.info('account deletion of user %s rejected: wrong password', actor.user_id)
-        raise ValidationError('Password is incorrect. Enter the password you sign in with.', field='password')
+        raise ValidationError(N_('Password is incorrect. Enter the password you sign in with.'), field='password')
     return password_hash
 
 
@@ -456,8 +458,9 @@ def _reject_while_under_review(exams: Iterable[Examination]) -> None:
     if reviewed:
         logger.info('account deletion rejected: examination(s) %s under review', ', '.join(reviewed))
         raise ConflictError(
-            f'A radiologist is working on your examination {reviewed[0][:8]} right now, so your account cannot be '
-            f'deleted yet. Wait for the report, or ask the practice to cancel the examination, and then try again.')
+            N_('A radiologist is working on your examination {examination} right now, so your account cannot be '
+               'deleted yet. Wait for the report, or ask the practice to cancel the examination, and then try '
+               'again.'), examination=reviewed[0][:8])
 
 
 def _cancel_open_examinations(session: Session, actor: Actor,

@@ -14,6 +14,7 @@ from ..models import Patient, Role, User
 from . import audit
 from .accounts import normalize_phone
 from .actors import Actor, require_role
+from ..i18n import N_
 from .errors import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,10 @@ def update_contact(*, actor: Actor, phone: str, notify_email: bool, notify_sms: 
     require_role(actor, Role.PATIENT)
     phone_e164 = normalize_phone(phone)
     if not notify_email and not notify_sms:
-        raise ValidationError('Choose email, SMS or both, so that we can tell you when your report is ready.',
+        raise ValidationError(N_('Choose email, SMS or both, so that we can tell you when your report is ready.'),
                               field='channels')
     if notify_sms and not phone_e164:
-        raise ValidationError('Enter your mobile phone number to receive SMS, or choose email only.', field='phone')
+        raise ValidationError(N_('Enter your mobile phone number to receive SMS, or choose email only.'), field='phone')
     with session_scope() as session:
         user, patient = _load(session, actor)
         user.phone = phone_e164
@@ -64,7 +65,7 @@ def set_language(*, actor: Actor, language: str) -> str:
     with session_scope() as session:
         user = session.get(User, actor.user_id)
         if user is None:
-            raise NotFoundError('Profile')
+            raise NotFoundError(N_('Profile'))
         previous = user.language
         user.language = language
         audit.record(session, actor, 'user.language_changed', 'user', user.id, language=language, previous=previous)
@@ -76,5 +77,5 @@ def _load(session, actor: Actor) -> tuple[User, Patient]:  # noqa: ANN001
     user = session.get(User, actor.user_id)
     patient = session.scalar(select(Patient).where(Patient.user_id == actor.user_id))
     if user is None or patient is None:
-        raise NotFoundError('Profile')
+        raise NotFoundError(N_('Profile'))
     return user, patient

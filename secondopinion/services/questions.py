@@ -21,6 +21,7 @@ from ..models.base import utcnow
 from . import audit, notifications
 from .access import deny, get_visible_exam
 from .actors import Actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -62,12 +63,19 @@ class Thread:
         return next((question for question in self.questions if question.answer is None), None)
 
 
+# What the text is ('question' or 'answer') -> the message when it is too short or too long.
+TOO_SHORT = {'question': N_('Write at least {minimum} characters for your question.'),
+             'answer': N_('Write at least {minimum} characters for your answer.')}
+TOO_LONG = {'question': N_('The question has {length} characters; shorten it to at most {maximum}.'),
+            'answer': N_('The answer has {length} characters; shorten it to at most {maximum}.')}
+
+
 def _clean(text: str, *, minimum: int, maximum: int, what: str, field: str) -> str:
     text = (text or '').strip()
     if len(text) < minimum:
-        raise ValidationError(f'Write at least {minimum} characters for your {what}.', field=field)
+        raise ValidationError(TOO_SHORT[what], field=field, minimum=minimum)
     if len(text) > maximum:
-        raise ValidationError(f'The {what} has {len(text)} characters; shorten it to at most {maximum}.', field=field)
+        raise ValidationError(TOO_LONG[what], field=field, length=len(text), maximum=maximum)
     return text
 
 
@@ -95,11 +103,12 @@ def _thread(session: Session, exam: Examination) -> Thread:
     allowed = get_settings().max_follow_up_questions
     reason = ''
     if exam.status not in ASKABLE_STATUSES:
-        reason = 'You can ask questions once your report is ready.'
+        reason = N_('You can ask questions once your report is ready.')
     elif allowed == 0:
-        reason = 'This practice does not take follow-up questions.'
+        reason = N_('This practice does not take follow-up questions.')
     elif any(view.answer is None for view in views):
-        reason = 'The radiologist has not answered your last question yet. You can ask another one after the answer.'
+        reason = N_('The radiologist has not answered your last question yet. You can ask another one after the '
+                    'answer.')
     elif len(views) >= allowed:
         reason = f'You have asked all {allowed} questions this examination includes.'
     return Thread(questions=views, allowed=allowed, can_ask=not reason, reason=reason)
@@ -157,12 +166,12 @@ def answer(*, actor: Actor, examination_id: str, question_id: int, text: str) ->
         exam = _visible_thread_exam(session, actor, examination_id)
         row = session.get(ExamQuestion, question_id)
         if row is None or row.examination_id != exam.id:
-            raise NotFoundError('Question')
+            raise NotFoundError(N_('Question'))
         answered = session.execute(
             update(ExamQuestion).where(ExamQuestion.id == row.id, ExamQuestion.answer.is_(None))
             .values(answer=reply, answered_by_doctor_id=actor.doctor_id, answered_at=utcnow()))
         if answered.rowcount != 1:
-            raise ConflictError('This question was already answered. Reload the page to see the answer.')
+            raise ConflictError(N_('This question was already answered. Reload the page to see the answer.'))
         patient_user_id, _email, patient_name = _patient(session, exam)
         notifications.notify_patient(session, patient_user_id=patient_user_id, examination_id=exam.id,
                                      template='question_answered',

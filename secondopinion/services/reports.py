@@ -124,6 +124,16 @@ def _addendum_views(session, report: Report) -> list[AddendumView]:  # noqa: ANN
     return views
 
 
+# Report section -> the message when its text is longer than SECTION_LIMIT.
+SECTION_TOO_LONG = {
+    'technique': N_('Technique must have at most {limit} characters.'),
+    'findings': N_('Findings must have at most {limit} characters.'),
+    'impression': N_('Impression must have at most {limit} characters.'),
+    'recommendations': N_('Recommendations must have at most {limit} characters.'),
+    'comparison_note': N_('Comparison note must have at most {limit} characters.'),
+}
+
+
 def save_draft(*, actor: Actor, examination_id: str, findings: str, impression: str, recommendations: str,
                technique: str | None = None, comparison: str | None = None,
                comparison_note: str | None = None) -> None:
@@ -131,15 +141,14 @@ def save_draft(*, actor: Actor, examination_id: str, findings: str, impression: 
     for name, value in (('technique', technique), ('findings', findings), ('impression', impression),
                         ('recommendations', recommendations), ('comparison_note', comparison_note)):
         if len(value or '') > SECTION_LIMIT:
-            label = name.replace('_', ' ').capitalize()
-            raise ValidationError(f'{label} must have at most {SECTION_LIMIT} characters.', field=name)
+            raise ValidationError(SECTION_TOO_LONG[name], field=name, limit=SECTION_LIMIT)
     if comparison is not None and comparison not in {item.value for item in Comparison}:
-        raise ValidationError(f'Comparison "{comparison}" is invalid: choose agrees, partly agrees or disagrees.',
-                              field='comparison')
+        raise ValidationError(N_('Comparison "{comparison}" is invalid: choose agrees, partly agrees or disagrees.'),
+                              field='comparison', comparison=comparison)
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
         if exam.status != ExamStatus.UNDER_REVIEW:
-            raise ConflictError('The report of this case is final and can no longer change.')
+            raise ConflictError(N_('The report of this case is final and can no longer change.'))
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         if report is None:
             report = Report(examination_id=exam.id, doctor_id=actor.doctor_id)
@@ -250,9 +259,9 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
     from .storage import get_storage
 
     if not (impression or '').strip():
-        raise ValidationError('Impression is missing: write the conclusion before finalizing.', field='impression')
+        raise ValidationError(N_('Impression is missing: write the conclusion before finalizing.'), field='impression')
     if not (findings or '').strip():
-        raise ValidationError('Findings are missing: describe what you saw before finalizing.', field='findings')
+        raise ValidationError(N_('Findings are missing: describe what you saw before finalizing.'), field='findings')
     save_draft(actor=actor, examination_id=examination_id, findings=findings, impression=impression,
                recommendations=recommendations, technique=technique, comparison=comparison,
                comparison_note=comparison_note)
@@ -265,8 +274,8 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         assert report is not None
         if not report.comparison and _has_first_report(session, exam):
-            raise ValidationError('Choose whether your opinion agrees, partly agrees or disagrees with the first '
-                                  'report the patient uploaded.', field='comparison')
+            raise ValidationError(N_('Choose whether your opinion agrees, partly agrees or disagrees with the first '
+                                     'report the patient uploaded.'), field='comparison')
         patient = session.get(Patient, exam.patient_id)
         assert patient is not None
         finalized_at = utcnow()
@@ -281,7 +290,7 @@ def finalize(*, actor: Actor, examination_id: str, findings: str, impression: st
                 Examination.doctor_id == actor.doctor_id).values(status=ExamStatus.REPORTED,
                                                                   reported_at=finalized_at))
             if moved.rowcount != 1:
-                raise ConflictError('This case is no longer under your review.')
+                raise ConflictError(N_('This case is no longer under your review.'))
             report.is_final = True
             report.finalized_at = finalized_at
             report.pdf_key = key
@@ -313,16 +322,17 @@ def add_addendum(*, actor: Actor, examination_id: str, text: str) -> int:
 
     text = (text or '').strip()
     if not text:
-        raise ValidationError('The addendum is empty: write the correction or addition first.', field='addendum')
+        raise ValidationError(N_('The addendum is empty: write the correction or addition first.'), field='addendum')
     if len(text) > SECTION_LIMIT:
-        raise ValidationError(f'The addendum must have at most {SECTION_LIMIT} characters.', field='addendum')
+        raise ValidationError(N_('The addendum must have at most {limit} characters.'), field='addendum',
+                              limit=SECTION_LIMIT)
     key_images = render_key_images(actor=actor, examination_id=examination_id)
     storage = get_storage()
     with session_scope() as session:
         exam = _own_case(session, actor, examination_id)
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         if report is None or not report.is_final or exam.status not in {ExamStatus.REPORTED, ExamStatus.COMPLETED}:
-            raise ConflictError('Only a finalized report can get an addendum.')
+            raise ConflictError(N_('Only a finalized report can get an addendum.'))
         addenda = list(session.scalars(select(ReportAddendum).where(ReportAddendum.report_id == report.id)
                                        .order_by(ReportAddendum.number)))
         signed_at = utcnow()
@@ -367,13 +377,13 @@ def open_report_pdf(*, actor: Actor, examination_id: str, version: int | None = 
             raise deny(session, actor, exam, 'only the accepting doctor may download the report')
         report = session.scalar(select(Report).where(Report.examination_id == exam.id))
         if report is None or not report.is_final or not report.pdf_key:
-            raise NotFoundError('Report')
+            raise NotFoundError(N_('Report'))
         keys = [report.pdf_key, *session.scalars(select(ReportAddendum.pdf_key)
                                                   .where(ReportAddendum.report_id == report.id)
                                                   .order_by(ReportAddendum.number))]
         chosen = len(keys) if version is None else version
         if not 1 <= chosen <= len(keys):
-            raise NotFoundError('Report')
+            raise NotFoundError(N_('Report'))
         key = keys[chosen - 1]
         deidentified = review_policy.applies(session, actor, exam)
         # The version is the one chosen: 1 for the report as finalized, higher for a version with addenda.

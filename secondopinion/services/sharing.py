@@ -27,6 +27,7 @@ from ..models.base import utcnow
 from . import audit
 from .accounts import password_context
 from .actors import SHARE_ROLE, Actor, require_role
+from ..i18n import N_
 from .errors import DomainError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -111,19 +112,21 @@ def create_link(*, actor: Actor, examination_id: str, days: int = DEFAULT_DAYS, 
                 label: str = '') -> tuple[ShareLinkView, str]:
     """Create a link for the patient's examination; return it and its secret, which is shown only now."""
     if not 1 <= days <= MAX_DAYS:
-        raise ValidationError(f'Choose between 1 and {MAX_DAYS} days, not {days}.', field='days')
+        raise ValidationError(N_('Choose between 1 and {maximum} days, not {days}.'), field='days', maximum=MAX_DAYS,
+                              days=days)
     access_code = (access_code or '').strip()
     if access_code and not CODE_MIN_LENGTH <= len(access_code) <= CODE_MAX_LENGTH:
-        raise ValidationError(f'The access code needs {CODE_MIN_LENGTH} to {CODE_MAX_LENGTH} characters, or leave '
-                              'it empty.', field='access_code')
+        raise ValidationError(N_('The access code needs {minimum} to {maximum} characters, or leave it empty.'),
+                              field='access_code', minimum=CODE_MIN_LENGTH, maximum=CODE_MAX_LENGTH)
     label = (label or '').strip()
     if len(label) > LABEL_MAX_LENGTH:
-        raise ValidationError(f'Shorten the name to at most {LABEL_MAX_LENGTH} characters.', field='label')
+        raise ValidationError(N_('Shorten the name to at most {maximum} characters.'), field='label',
+                              maximum=LABEL_MAX_LENGTH)
     token = secrets.token_urlsafe(24)
     with session_scope() as session:
         exam = _own_exam(session, actor, examination_id)
         if exam.status in UNSHAREABLE:
-            raise ValidationError('Only a submitted examination can be shared.')
+            raise ValidationError(N_('Only a submitted examination can be shared.'))
         now = utcnow()
         link = ShareLink(examination_id=exam.id, created_by_user_id=actor.user_id, token_hash=_digest(token),
                          label=label, access_code_hash=password_context.hash(access_code) if access_code else None,
@@ -149,7 +152,7 @@ def revoke_link(*, actor: Actor, examination_id: str, link_id: int) -> None:
         exam = _own_exam(session, actor, examination_id)
         link = session.get(ShareLink, link_id)
         if link is None or link.examination_id != exam.id:
-            raise NotFoundError('Share link')
+            raise NotFoundError(N_('Share link'))
         if link.revoked_at is None:
             link.revoked_at = utcnow()
             audit.record(session, actor, 'share.revoked', 'examination', exam.id, share_link_id=link.id)
@@ -158,12 +161,12 @@ def revoke_link(*, actor: Actor, examination_id: str, link_id: int) -> None:
 
 def _usable(link: ShareLink | None, now: datetime) -> ShareLink:
     if link is None:
-        raise ShareLinkError(UNKNOWN, 'This link is not valid. Check that you copied the whole address, or ask '
-                                      'the patient for a new link.')
+        raise ShareLinkError(UNKNOWN, N_('This link is not valid. Check that you copied the whole address, or ask '
+                                         'the patient for a new link.'))
     if link.revoked_at is not None:
-        raise ShareLinkError(REVOKED, 'The patient has withdrawn this link. Ask the patient for a new one.')
+        raise ShareLinkError(REVOKED, N_('The patient has withdrawn this link. Ask the patient for a new one.'))
     if link.expires_at <= now:
-        raise ShareLinkError(EXPIRED, 'This link has expired. Ask the patient for a new one.')
+        raise ShareLinkError(EXPIRED, N_('This link has expired. Ask the patient for a new one.'))
     return link
 
 
@@ -175,14 +178,14 @@ def open_link(token: str, access_code: str = '', *, client_address: str | None =
         try:
             link = _usable(link, now)
             if link.locked_until is not None and link.locked_until > now:
-                raise ShareLinkError(LOCKED, 'Too many wrong access codes. Try again in 15 minutes, or ask the '
-                                             'patient for the code.')
+                raise ShareLinkError(LOCKED, N_('Too many wrong access codes. Try again in 15 minutes, or ask the '
+                                                'patient for the code.'))
             if link.access_code_hash is not None:
                 if not access_code:
-                    raise ShareLinkError(CODE_REQUIRED, 'Enter the access code the patient gave you.')
+                    raise ShareLinkError(CODE_REQUIRED, N_('Enter the access code the patient gave you.'))
                 if not password_context.verify(access_code.strip(), link.access_code_hash):
                     _count_wrong_code(session, link, now)
-                    raise ShareLinkError(WRONG_CODE, 'The access code is wrong. Check it with the patient.')
+                    raise ShareLinkError(WRONG_CODE, N_('The access code is wrong. Check it with the patient.'))
         except ShareLinkError as error:
             if link is not None and error.reason != CODE_REQUIRED:
                 logger.info('share link %s of examination %s refused: %s', link.id, link.examination_id,
@@ -239,18 +242,18 @@ def check_grant(value: str, *, what: str = '', client_address: str | None = None
         link_text, expiry_text, signature = value.split('.')
         link_id, expiry = int(link_text), int(expiry_text)
     except ValueError:
-        raise NotFoundError('Share link') from None
+        raise NotFoundError(N_('Share link')) from None
     if not hmac.compare_digest(signature, _signature(f'{link_id}.{expiry}')):
-        raise NotFoundError('Share link')
+        raise NotFoundError(N_('Share link'))
     now = utcnow()
     if expiry <= now.timestamp():
-        raise NotFoundError('Share link')
+        raise NotFoundError(N_('Share link'))
     with session_scope() as session:
         link = session.get(ShareLink, link_id)
         try:
             link = _usable(link, now)
         except ShareLinkError:
-            raise NotFoundError('Share link') from None
+            raise NotFoundError(N_('Share link')) from None
         if what:
             audit.record(session, _visitor(link, client_address), f'share.{what}', 'examination',
                          link.examination_id, share_link_id=link.id)

@@ -40,6 +40,7 @@ from .actors import Actor
 from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
 from .deidentify import UidMapper, burned_in_text_reason, deidentify_file_flagged
 from .dicom_patient import format_age
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
 
@@ -154,7 +155,7 @@ def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]
     files that are not DICOM are skipped as they are in a zip, rather than refused.
     """
     if not files:
-        raise ValidationError('No files were uploaded. Choose DICOM files or a .zip of the CD.', field='files')
+        raise ValidationError(N_('No files were uploaded. Choose DICOM files or a .zip of the CD.'), field='files')
     settings = get_settings()
     with session_scope() as session:
         access.get_own_draft(session, actor, examination_id)
@@ -171,8 +172,8 @@ def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]
         except IntegrityError as error:
             # Two uploads created the same study or series at the same moment. The one that lost may retry.
             logger.warning('examination %s: upload collided with a concurrent upload: %s', examination_id, error.orig)
-            raise ConflictError('Another upload to this examination was saved at the same moment. Upload the files '
-                                'again; images that are already stored are skipped.') from error
+            raise ConflictError(N_('Another upload to this examination was saved at the same moment. Upload the files '
+                                   'again; images that are already stored are skipped.')) from error
     except BaseException:
         _delete_blobs(batch.storage, batch.written_keys, examination_id)
         raise
@@ -312,8 +313,8 @@ class _UploadBatch:
                         len(self.rejections))
             raise FilesRejectedError(_rejection_message(self.rejections), files=_rejected_files(self.rejections))
         if not self.staged and not self.duplicates:
-            raise ValidationError('No DICOM images were found in this upload (a DICOMDIR file is only the index '
-                                  'of a CD). Upload the image files or a .zip of the whole CD.', field='files')
+            raise ValidationError(N_('No DICOM images were found in this upload (a DICOMDIR file is only the index '
+                                     'of a CD). Upload the image files or a .zip of the whole CD.'), field='files')
 
 
 # --- Classification of uploaded files, shared by the upload and `main.py inspect-study` -----------------------
@@ -569,9 +570,10 @@ def _insert_rows(session: Session, actor: Actor, examination_id: str,
 
     limit = batch.settings.max_examination_bytes
     if existing_bytes + added_bytes > limit:
-        raise ValidationError(f'This upload has {format_bytes(added_bytes)} of images and the examination already '
-                              f'has {format_bytes(existing_bytes)}, more than the limit of {format_bytes(limit)} '
-                              f'per examination. Upload fewer images.', field='files')
+        raise ValidationError(N_('This upload has {size} of images and the examination already has {stored}, '
+                                 'more than the limit of {limit} per examination. Upload fewer images.'),
+                              field='files', size=format_bytes(added_bytes), stored=format_bytes(existing_bytes),
+                              limit=format_bytes(limit))
 
     accepted = len(batch.staged) - late_duplicates
     if accepted:
@@ -638,18 +640,18 @@ def add_prior_report_file(*, actor: Actor, examination_id: str, filename: str, p
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
-        raise ValidationError(f'{name} is empty. Choose the report file again.', field='prior_report')
+        raise ValidationError(N_('{name} is empty. Choose the report file again.'), field='prior_report', name=name)
     if size > MAX_PRIOR_REPORT_BYTES:
-        raise ValidationError(f'{name} is {format_bytes(size)}, more than the limit of '
-                              f'{format_bytes(MAX_PRIOR_REPORT_BYTES)} for a report. Upload a smaller PDF or photo.',
-                              field='prior_report')
+        raise ValidationError(N_('{name} is {size}, more than the limit of {limit} for a report. Upload a smaller '
+                                 'PDF or photo.'), field='prior_report', name=name, size=format_bytes(size),
+                              limit=format_bytes(MAX_PRIOR_REPORT_BYTES))
     with path.open('rb') as file:
         magic = file.read(8)
     detected = next(((content_type, extension) for prefix, content_type, extension in PRIOR_REPORT_TYPES
                      if magic.startswith(prefix)), None)
     if detected is None:
-        raise ValidationError(f'{name} is not a PDF, PNG or JPEG file. Upload the first report as a PDF, '
-                              f'or a photo of it as PNG or JPEG.', field='prior_report')
+        raise ValidationError(N_('{name} is not a PDF, PNG or JPEG file. Upload the first report as a PDF, '
+                                 'or a photo of it as PNG or JPEG.'), field='prior_report', name=name)
     content_type, extension = detected
 
     with session_scope() as session:
@@ -681,8 +683,8 @@ def _check_prior_report_count(session: Session, examination_id: str) -> None:
     count = session.scalar(select(func.count()).select_from(StudyFile).where(
         StudyFile.examination_id == examination_id, StudyFile.kind == PRIOR_REPORT_KIND))
     if count >= MAX_PRIOR_REPORT_FILES:
-        raise ValidationError(f'An examination can have at most {MAX_PRIOR_REPORT_FILES} report files. '
-                              f'Remove one before adding another.', field='prior_report')
+        raise ValidationError(N_('An examination can have at most {maximum} report files. Remove one before '
+                                 'adding another.'), field='prior_report', maximum=MAX_PRIOR_REPORT_FILES)
 
 
 def remove_file(*, actor: Actor, examination_id: str, file_id: int) -> None:
@@ -693,7 +695,7 @@ def remove_file(*, actor: Actor, examination_id: str, file_id: int) -> None:
                                                      StudyFile.examination_id == examination_id,
                                                      StudyFile.kind == PRIOR_REPORT_KIND))
         if row is None:
-            raise NotFoundError('File')
+            raise NotFoundError(N_('File'))
         key = row.storage_key
         session.delete(row)
         audit.record(session, actor, 'prior_report.removed', 'examination', examination_id, file_id=file_id)
@@ -825,7 +827,7 @@ def _require_image_access(session: Session, actor: Actor, examination_id: str) -
     """Raise NotFoundError unless the actor may see this examination's image data."""
     exam = access.get_visible_exam(session, actor, examination_id)
     if not access.can_view_images(actor, exam):
-        raise NotFoundError('Examination')
+        raise NotFoundError(N_('Examination'))
 
 
 def get_thumbnail(*, actor: Actor, examination_id: str, series_id: int) -> bytes:
@@ -839,12 +841,12 @@ def get_thumbnail(*, actor: Actor, examination_id: str, series_id: int) -> bytes
         key = session.scalar(select(Series.thumbnail_key).join(Study, Series.study_id == Study.id).where(
             Series.id == series_id, Study.examination_id == examination_id))
     if key is None:
-        raise NotFoundError('Thumbnail')
+        raise NotFoundError(N_('Thumbnail'))
     try:
         return b''.join(get_storage().iter_chunks(key))
     except FileNotFoundError:
         logger.error('examination %s: thumbnail blob %s of series %s is missing', examination_id, key, series_id)
-        raise NotFoundError('Thumbnail') from None
+        raise NotFoundError(N_('Thumbnail')) from None
 
 
 def open_prior_report(*, actor: Actor, examination_id: str, file_id: int) -> tuple[str, str, Iterator[bytes]]:
@@ -863,11 +865,11 @@ def open_prior_report(*, actor: Actor, examination_id: str, file_id: int) -> tup
                                                      StudyFile.examination_id == examination_id,
                                                      StudyFile.kind == PRIOR_REPORT_KIND))
         if row is None:
-            raise NotFoundError('File')
+            raise NotFoundError(N_('File'))
         name, content_type, key = row.original_name, row.content_type, row.storage_key
         if not storage.exists(key):
             logger.error('examination %s: blob %s of prior report file %s is missing', examination_id, key, file_id)
-            raise NotFoundError('File')
+            raise NotFoundError(N_('File'))
         audit.record(session, actor, 'prior_report.downloaded', 'examination', examination_id, file_id=file_id)
     return name, content_type, storage.iter_chunks(key)
 
@@ -898,7 +900,7 @@ def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterat
     with session_scope() as session:
         exam = access.get_visible_exam(session, actor, examination_id)
         if not access.can_view_images(actor, exam):
-            raise NotFoundError('Examination')
+            raise NotFoundError(N_('Examination'))
         map_uid = review_policy.exam_uid_mapper(exam.id) if review_policy.applies(session, actor, exam) else None
         rows = session.execute(
             select(Study.id, Study.study_date, Study.description, Series.id, Series.number, Series.description,
@@ -908,7 +910,7 @@ def stream_images_zip(*, actor: Actor, examination_id: str) -> tuple[str, Iterat
             .join(Study, Series.study_id == Study.id)
             .where(StudyFile.examination_id == examination_id, StudyFile.kind == DICOM_KIND)).all()
         if not rows:
-            raise NotFoundError('Images')
+            raise NotFoundError(N_('Images'))
         entries = _archive_entries(rows)
         audit.record(session, actor, 'images.downloaded', 'examination', examination_id, files=len(entries),
                      deidentified=map_uid is not None)

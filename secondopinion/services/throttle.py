@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from ..db import session_scope
 from ..models import SignInAttempt
 from ..models.base import utcnow
+from ..i18n import N_
 from .errors import ValidationError
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,15 @@ class SignInThrottledError(ValidationError):
 
     def __init__(self, retry_after: timedelta, *, password_was_checked: bool = False) -> None:
         minutes = max(1, math.ceil(retry_after.total_seconds() / 60))
-        wait = f'{minutes} minute' if minutes == 1 else f'{minutes} minutes'
-        message = f'Too many failed sign-ins. Try again in {wait}.'
+        # NOTE: the one and many forms are separate msgids because DomainError carries no plural form.
         if password_was_checked:
-            message = 'Email or password is incorrect. ' + message
-        super().__init__(message)
+            message = N_('Email or password is incorrect. Too many failed sign-ins. Try again in {count} minute.') \
+                if minutes == 1 else \
+                N_('Email or password is incorrect. Too many failed sign-ins. Try again in {count} minutes.')
+        else:
+            message = N_('Too many failed sign-ins. Try again in {count} minute.') if minutes == 1 else \
+                N_('Too many failed sign-ins. Try again in {count} minutes.')
+        super().__init__(message, count=minutes)
         self.retry_after = retry_after
 
 

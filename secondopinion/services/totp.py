@@ -55,6 +55,7 @@ from ..models import Role, User
 from ..models.base import utcnow
 from . import audit, throttle
 from .actors import Actor, load_actor, require_role
+from ..i18n import N_
 from .errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ PENDING_LIFETIME_SECONDS = 300
 CODE_PATTERN = re.compile(r'^\d{6}$')
 METHOD = 'password+totp'
 
-WRONG_CODE = ('The code is incorrect or was already used. Enter the 6-digit code that your authenticator app '
-              'shows now.')
-EXPIRED = 'The sign-in took longer than 5 minutes. Enter your email address and password again.'
+WRONG_CODE = N_('The code is incorrect or was already used. Enter the 6-digit code that your authenticator '
+                'app shows now.')
+EXPIRED = N_('The sign-in took longer than 5 minutes. Enter your email address and password again.')
 
 
 class SecondFactorRequired(Exception):  # noqa: N818 (a step of the sign-in, not an error)
@@ -120,8 +121,8 @@ def decrypt_secret(stored: str, *, user_id: int) -> str:
         return _fernet().decrypt(stored.encode('ascii')).decode('ascii')
     except InvalidToken:
         logger.error('TOTP secret of user %s cannot be decrypted: the storage secret changed', user_id)
-        raise ValidationError('Your two-step sign-in cannot be checked, because the server key changed. '
-                              'Ask an admin to reset your two-step sign-in.', field='code') from None
+        raise ValidationError(N_('Your two-step sign-in cannot be checked, because the server key changed. '
+                                 'Ask an admin to reset your two-step sign-in.'), field='code') from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,8 +132,8 @@ def normalize_code(code: str) -> str:
     """Return the 6 digits of a typed code (spaces removed), or raise a message for the code field."""
     cleaned = re.sub(r'\s', '', code or '')
     if not CODE_PATTERN.match(cleaned):
-        raise ValidationError('The code must be the 6 digits that your authenticator app shows, for example '
-                              '123 456.', field='code')
+        raise ValidationError(N_('The code must be the 6 digits that your authenticator app shows, for example '
+                                 '123 456.'), field='code')
     return cleaned
 
 
@@ -200,7 +201,7 @@ def _actor_for(user: User, client_address: str | None) -> Actor:
 def _own_user(session: Session, actor: Actor) -> User:
     user = session.get(User, actor.user_id)
     if user is None:
-        raise NotFoundError('Account')
+        raise NotFoundError(N_('Account'))
     return user
 
 
@@ -217,8 +218,8 @@ def begin_enrollment(*, actor: Actor) -> Enrollment:
     with session_scope() as session:
         user = _own_user(session, actor)
         if user.totp_enabled_at is not None:
-            raise ConflictError('Two-step sign-in is already on for your account. Turn it off first to move it '
-                                'to another app.')
+            raise ConflictError(N_('Two-step sign-in is already on for your account. Turn it off first to move it '
+                                   'to another app.'))
         enrollment = _new_enrollment(user)
         audit.record(session, actor, 'totp.enrollment_started', 'user', user.id)
     logger.info('user %s started setting up two-step sign-in', actor.user_id)
@@ -231,9 +232,9 @@ def confirm_enrollment(*, actor: Actor, code: str, now: float | None = None) -> 
     with session_scope() as session:
         user = _own_user(session, actor)
         if user.totp_enabled_at is not None:
-            raise ConflictError('Two-step sign-in is already on for your account.')
+            raise ConflictError(N_('Two-step sign-in is already on for your account.'))
         if user.totp_secret is None:
-            raise ConflictError('Start the set-up of two-step sign-in first.')
+            raise ConflictError(N_('Start the set-up of two-step sign-in first.'))
         if not use_code(session, user, code, now=now):
             logger.info('user %s typed a wrong code while setting up two-step sign-in', actor.user_id)
             raise ValidationError(WRONG_CODE, field='code')
@@ -250,12 +251,12 @@ def disable(*, actor: Actor, password: str, code: str) -> None:
     from .accounts import password_context
 
     if actor.role == Role.ADMIN:
-        raise PermissionDeniedError('Admins must keep two-step sign-in. If your phone is lost, another admin '
-                                    'can reset it.')
+        raise PermissionDeniedError(N_('Admins must keep two-step sign-in. If your phone is lost, another admin '
+                                       'can reset it.'))
     with session_scope() as session:
         user = _own_user(session, actor)
         if user.totp_enabled_at is None:
-            raise ConflictError('Two-step sign-in is already off for your account.')
+            raise ConflictError(N_('Two-step sign-in is already off for your account.'))
         email, password_hash = user.email, user.password_hash
     code = normalize_code(code)
     with session_scope() as session:
@@ -278,7 +279,7 @@ def disable(*, actor: Actor, password: str, code: str) -> None:
         if reservation.locked_until is not None:
             raise throttle.SignInThrottledError(reservation.locked_until - utcnow())
         if reason == 'wrong password':
-            raise ValidationError('The password is incorrect. Enter your current password.', field='password')
+            raise ValidationError(N_('The password is incorrect. Enter your current password.'), field='password')
         raise ValidationError(WRONG_CODE, field='code')
     logger.info('user %s turned off two-step sign-in', actor.user_id)
 
@@ -294,9 +295,9 @@ def reset(*, actor: Actor, email: str) -> None:
         if user is None:
             raise NotFoundError(f'Account {email}')
         if user.id == actor.user_id:
-            raise ValidationError('You cannot reset your own two-step sign-in. Ask another admin.', field='email')
+            raise ValidationError(N_('You cannot reset your own two-step sign-in. Ask another admin.'), field='email')
         if user.totp_secret is None and user.totp_enabled_at is None:
-            raise ConflictError(f'{email} has no two-step sign-in to reset.')
+            raise ConflictError(N_('{email} has no two-step sign-in to reset.'), email=email)
         user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
         audit.record(session, actor, 'totp.reset', 'user', user.id)
         user_id = user.id
@@ -311,8 +312,8 @@ def set_secret_for_new_admin(session: Session, user: User, secret: str) -> None:
             raise ValueError
         base64.b32decode(cleaned + '=' * (-len(cleaned) % 8))
     except ValueError:
-        raise ValidationError('The TOTP secret must be base32 (letters A-Z and digits 2-7), at least 26 '
-                              'characters long.', field='totp_secret') from None
+        raise ValidationError(N_('The TOTP secret must be base32 (letters A-Z and digits 2-7), at least 26 '
+                                 'characters long.'), field='totp_secret') from None
     user.totp_secret = encrypt_secret(cleaned)
     user.totp_enabled_at = utcnow()
     user.totp_last_step = None
@@ -371,11 +372,11 @@ def begin_sign_in_enrollment(pending_id: str) -> Enrollment:
     """For an admin without a second factor: store a new secret during sign-in and return what to scan."""
     pending = _get_pending(pending_id)
     if not pending.enroll:
-        raise ConflictError('Two-step sign-in is already set up for this account.')
+        raise ConflictError(N_('Two-step sign-in is already set up for this account.'))
     with session_scope() as session:
         user = session.get(User, pending.user_id)
         if user is None or user.totp_enabled_at is not None:
-            raise ConflictError('Two-step sign-in is already set up for this account. Sign in again.')
+            raise ConflictError(N_('Two-step sign-in is already set up for this account. Sign in again.'))
         enrollment = _new_enrollment(user)
         audit.record(session, _actor_for(user, pending.client_address), 'totp.enrollment_started', 'user', user.id,
                      during='sign_in')
@@ -429,7 +430,7 @@ def finish_sign_in(pending_id: str, code: str) -> Actor:
         logger.info('sign-in of user %s failed at the second factor: %s', pending.user_id, reason)
         if reason == 'account deactivated':
             cancel_sign_in(pending_id)
-            raise ValidationError('This account is deactivated. Contact the practice.', field='email')
+            raise ValidationError(N_('This account is deactivated. Contact the practice.'), field='email')
         if reservation.locked_until is not None:
             cancel_sign_in(pending_id)
             raise throttle.SignInThrottledError(reservation.locked_until - utcnow())

@@ -29,6 +29,7 @@ from ..config import get_settings
 from ..db import session_scope
 from . import access, audit, sessions, studies
 from .actors import Actor
+from ..i18n import N_
 from .errors import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ STALE_AFTER_SECONDS = 2 * 60 * 60
 MAX_NAME_CHARACTERS = 1000
 # Free space kept on the staging disk beyond the announced bytes, for the database and other uploads.
 DISK_RESERVE_BYTES = 512 * 1024 * 1024
-UPLOAD_NOT_FOUND = 'Upload'
+UPLOAD_NOT_FOUND = N_('Upload')
 MANIFEST_CACHE_SIZE = 64  # uploads whose parsed manifest is kept in memory
 # How long a file request reuses the session that an earlier request of the same upload resolved.
 # A session that ends (sign-out, deactivation, another instance's revocation) is dropped at once by
@@ -101,33 +102,35 @@ def start_upload(*, actor: Actor, examination_id: str, files: list[AnnouncedFile
     """
     settings = get_settings()
     if not files:
-        raise ValidationError('No files were chosen. Choose DICOM files, a folder of the CD or a .zip of it.',
+        raise ValidationError(N_('No files were chosen. Choose DICOM files, a folder of the CD or a .zip of it.'),
                               field='files')
     if len(files) > settings.max_files_per_upload:
-        raise ValidationError(f'{len(files):,} files were chosen, more than the {settings.max_files_per_upload:,} '
-                              f'that one upload can take. Upload the study in parts, or as a .zip of the CD.',
-                              field='files')
+        raise ValidationError(N_('{count} files were chosen, more than the {maximum} that one upload can take. '
+                                 'Upload the study in parts, or as a .zip of the CD.'),
+                              field='files', count=f'{len(files):,}', maximum=f'{settings.max_files_per_upload:,}')
     too_large = [file for file in files if file.size > settings.max_file_bytes]
     if too_large:
         names = ', '.join(file.name for file in too_large[:studies.MAX_NAMES_IN_MESSAGE])
-        raise ValidationError(f'Larger than the limit of {studies.format_bytes(settings.max_file_bytes)} per file: '
-                              f'{names}. Remove these files and upload again.', field='files')
+        raise ValidationError(N_('Larger than the limit of {limit} per file: {names}. Remove these files and '
+                                 'upload again.'), field='files', limit=studies.format_bytes(settings.max_file_bytes),
+                              names=names)
     announced = sum(file.size for file in files)
     with session_scope() as session:
         access.get_own_draft(session, actor, examination_id)
         stored = studies.dicom_bytes(session, examination_id)
     if stored + announced > settings.max_examination_bytes:
-        raise ValidationError(f'These files have {studies.format_bytes(announced)} and the examination already '
-                              f'has {studies.format_bytes(stored)} of images, more than the limit of '
-                              f'{studies.format_bytes(settings.max_examination_bytes)} per examination. '
-                              f'Upload fewer images.', field='files')
+        raise ValidationError(N_('These files have {size} and the examination already has {stored} of images, '
+                                 'more than the limit of {limit} per examination. Upload fewer images.'),
+                              field='files', size=studies.format_bytes(announced),
+                              stored=studies.format_bytes(stored),
+                              limit=studies.format_bytes(settings.max_examination_bytes))
 
     root = staging_root()
     root.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(root).free < announced + DISK_RESERVE_BYTES:
         logger.error('no disk space to stage %d bytes for examination %s', announced, examination_id)
-        raise ValidationError('The server has no room for these files at the moment. Please try again later; '
-                              'the practice has been told.', field='files')
+        raise ValidationError(N_('The server has no room for these files at the moment. Please try again later; '
+                                 'the practice has been told.'), field='files')
 
     upload_id = uuid.uuid4().hex
     folder_path = root / upload_id
@@ -216,15 +219,16 @@ def open_file_slot(*, actor: Actor, upload_id: str, index: int) -> FileSlot:
 def check_declared_length(slot: FileSlot, length: int) -> None:
     """Reject a request whose declared body length differs from the size announced for the file."""
     if length > slot.size:
-        raise FileTooLargeError(_too_large_message(slot), field='files')
+        raise _too_large_error(slot)
     if length < slot.size:
-        raise ValidationError(f'{slot.name} has {length:,} bytes, not the {slot.size:,} announced. '
-                              f'Choose the files again and upload.', field='files')
+        raise ValidationError(N_('{name} has {length} bytes, not the {size} announced. Choose the files again and '
+                                 'upload.'), field='files', name=slot.name, length=f'{length:,}',
+                              size=f'{slot.size:,}')
 
 
-def _too_large_message(slot: FileSlot) -> str:
-    return (f'{slot.name} is larger than the {studies.format_bytes(slot.size)} announced for it. '
-            f'Choose the files again and upload.')
+def _too_large_error(slot: FileSlot) -> FileTooLargeError:
+    return FileTooLargeError(N_('{name} is larger than the {size} announced for it. Choose the files again and '
+                                'upload.'), field='files', name=slot.name, size=studies.format_bytes(slot.size))
 
 
 async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
@@ -243,11 +247,11 @@ async def receive_file(slot: FileSlot, chunks: AsyncIterator[bytes]) -> None:
             async for chunk in chunks:
                 written += len(chunk)
                 if written > slot.size:
-                    raise FileTooLargeError(_too_large_message(slot), field='files')
+                    raise _too_large_error(slot)
                 output.write(chunk)
         if written != slot.size:
-            raise ValidationError(f'{slot.name} arrived incomplete ({written:,} of {slot.size:,} bytes). '
-                                  f'Upload it again.', field='files')
+            raise ValidationError(N_('{name} arrived incomplete ({written} of {size} bytes). Upload it again.'),
+                                  field='files', name=slot.name, written=f'{written:,}', size=f'{slot.size:,}')
         try:
             os.replace(slot.partial_path, slot.path)
         except FileNotFoundError:
@@ -277,8 +281,9 @@ def commit_upload(*, actor: Actor, upload_id: str) -> studies.UploadSummary:
         files = [(announced.name, claimed / f'{index:06d}') for index, announced in enumerate(manifest.files)]
         missing = [name for name, path in files if not path.is_file()]
         if missing:
-            raise ValidationError(f'{len(missing):,} of the {len(files):,} files did not arrive: '
-                                  f'{studies.name_list(missing)}. Choose the files again and upload.', field='files')
+            raise ValidationError(N_('{missing} of the {count} files did not arrive: {names}. Choose the files '
+                                     'again and upload.'), field='files', missing=f'{len(missing):,}',
+                                  count=f'{len(files):,}', names=studies.name_list(missing))
         summary = studies.add_files(actor=actor, examination_id=manifest.examination_id, files=files,
                                     folder=manifest.folder)
     except Exception as error:
