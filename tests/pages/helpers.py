@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,12 @@ from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
+from sqlalchemy import func, select
+
 from secondopinion.config import get_settings
+from secondopinion.db import session_scope
+from secondopinion.models import Notification, NotificationStatus
+from secondopinion.models.base import utcnow
 from secondopinion.pages.study_uploader import StudyUploader
 from secondopinion.services import sessions
 from secondopinion.services import notifications
@@ -156,13 +162,32 @@ def set_value(user: User, marker: str, value: object) -> None:
         element.value = value
 
 
+def _deliver_emails_to(recipient: str, timeout: float = 15.0) -> None:
+    """Send the due emails to `recipient`, also waiting for those that the app's scheduler claimed meanwhile.
+
+    A row the scheduler is sending is skipped by `deliver_due`, so without the wait a test could read
+    the outbox before the newest email is written and get an older link.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        notifications.deliver_due()
+        with session_scope() as session:
+            pending = session.scalar(select(func.count()).select_from(Notification).where(
+                Notification.recipient == recipient,
+                Notification.status.in_([NotificationStatus.QUEUED, NotificationStatus.SENDING]),
+                Notification.next_attempt_at <= utcnow()))
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
 def emailed_link(recipient: str, path: str) -> str:
     """Send the queued emails and return the newest link to `path` (e.g. "/verify-email") emailed to `recipient`.
 
     The link is read from the .eml file in the outbox folder, as the recipient's mail program shows
     it, and returned as a site path with its query string, ready for `user.open`.
     """
-    notifications.deliver_due()
+    _deliver_emails_to(recipient)
     outbox = get_settings().outbox_dir
     pattern = re.compile(re.escape(path) + r'\?token=[A-Za-z0-9_\-]+')
     for eml in sorted(outbox.glob('*.eml'), key=lambda item: item.name, reverse=True):
