@@ -143,7 +143,8 @@ def _transfers(actor: Actor, examination_id: str | None, on_change: Callable[[],
             if transfer.error:
                 ui.label(transfer.error[:300]).classes('text-caption text-negative')
             if transfer.status == 'failed':
-                ui.button(_('Send again'), icon='replay', on_click=lambda transfer_id=transfer.id: resend(transfer_id)) \
+                ui.button(_('Send again'), icon='replay',
+                          on_click=lambda transfer_id=transfer.id: resend(transfer_id)) \
                     .props('flat dense').mark(f'resend-{transfer.id}')
 
 

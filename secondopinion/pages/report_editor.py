@@ -37,7 +37,8 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
     if has_first_report:
         ui.label(_('Compared with the first report the patient uploaded, your opinion:')) \
             .classes('text-subtitle2 q-mt-sm')
-        comparison = ui.radio({value: _(label) for value, label in COMPARISON_OPTIONS.items()}, value=(report.comparison or None) if report else None) \
+        comparison_options = {value: _(label) for value, label in COMPARISON_OPTIONS.items()}
+        comparison = ui.radio(comparison_options, value=(report.comparison or None) if report else None) \
             .props('inline').mark('comparison')
         comparison_note = ui.textarea(_('Comparison note'), value=report.comparison_note if report else '',
                                       placeholder=_('What you see differently, and why')) \
@@ -153,7 +154,8 @@ def final_report(actor: Actor, examination_id: str, report: reports.ReportView |
                   on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf', new_tab=True)) \
             .mark('download-report')
         for version in range(1, report.version):
-            ui.link(_('Version {version}', version=version), f'/api/exams/{examination_id}/report.pdf?version={version}',
+            ui.link(_('Version {version}', version=version),
+                    f'/api/exams/{examination_id}/report.pdf?version={version}',
                     new_tab=True).classes('text-caption').mark(f'report-version-{version}')
     if deidentified:
         ui.label(_('De-identified review: the PDF shows the pseudonym and age. The DICOM and FHIR exports carry '
@@ -185,7 +187,8 @@ def _addendum_form(actor: Actor, examination_id: str) -> None:
             except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                 notify_error(error)
                 return
-            ui.notify(_('Addendum signed: the report is now version {version}.', version=version), type='positive', position='top')
+            ui.notify(_('Addendum signed: the report is now version {version}.', version=version),
+                      type='positive', position='top')
             ui.navigate.reload()
 
         with ui.dialog() as confirm, ui.card():

@@ -237,7 +237,8 @@ class SliceViewer:
             ui.button(icon='chevron_right', on_click=lambda: self._move(1)) \
                 .props('flat round dense ' + _aria_label(_('Next slice')))
             self.position_label = ui.label().classes('text-caption text-no-wrap').mark('slice-position')
-        ui.label(_('Scroll with the mouse wheel over the image, the arrow keys, PageUp and PageDown, or Home and End.')) \
+        ui.label(_('Scroll with the mouse wheel over the image, the arrow keys, PageUp and PageDown, '
+                   'or Home and End.')) \
             .classes('text-caption text-grey-7')
 
     # --- State changes --------------------------------------------------------------------------------------
@@ -342,4 +343,5 @@ class SliceViewer:
         size = f'{self.zoom * 100:g}%'
         self.image.style(f'width: {size}; height: {size}')
         self.zoom_label.set_text(size)
-        self.position_label.set_text(_('Slice {number} of {count}', number=self.index + 1, count=self.current.frame_count))
+        self.position_label.set_text(_('Slice {number} of {count}', number=self.index + 1,
+                                       count=self.current.frame_count))

@@ -9,8 +9,11 @@ from ..i18n import N_
 
 @dataclass(frozen=True)
 class ReportTemplate:
-    """A starting text. `name` is an English msgid that the editor translates; the section texts stay
-    English clinical text that the doctor edits into the report."""
+    """A starting text for one kind of study.
+
+    `name` is an English msgid that the editor translates. The section texts stay English, because they
+    are clinical text that the doctor edits into the report.
+    """
 
     name: str
     technique: str

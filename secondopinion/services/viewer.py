@@ -228,9 +228,10 @@ def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: in
 
 # The header attributes of the viewer's information panel, in display order.
 # DICOM keyword -> label in the viewer's information panel, translated where the viewer shows it.
-HEADER_FIELDS = (('PatientName', N_('Patient')), ('PatientID', N_('Patient ID')), ('PatientBirthDate', N_('Birth date')),
-                 ('PatientSex', N_('Sex')), ('PatientAge', N_('Age')), ('InstitutionName', N_('Institution')),
-                 ('StudyDate', N_('Study date')), ('StudyDescription', N_('Study')), ('SeriesDescription', N_('Series')),
+HEADER_FIELDS = (('PatientName', N_('Patient')), ('PatientID', N_('Patient ID')),
+                 ('PatientBirthDate', N_('Birth date')), ('PatientSex', N_('Sex')), ('PatientAge', N_('Age')),
+                 ('InstitutionName', N_('Institution')), ('StudyDate', N_('Study date')),
+                 ('StudyDescription', N_('Study')), ('SeriesDescription', N_('Series')),
                  ('Modality', N_('Modality')), ('BodyPartExamined', N_('Body part')),
                  ('SliceThickness', N_('Slice thickness (mm)')), ('Manufacturer', N_('Manufacturer')),
                  ('PatientIdentityRemoved', N_('Identity removed')))
