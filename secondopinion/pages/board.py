@@ -17,7 +17,7 @@ from html import escape
 
 from nicegui import context, run, ui
 
-from ..i18n import error_message
+from ..i18n import N_, _, error_message, ngettext
 from ..models import ExamStatus, Role, Urgency
 from ..models.base import utcnow
 from ..services import events, examinations, pending_pages
@@ -25,7 +25,7 @@ from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
 from .badges import badge_html
-from .layout import format_waiting, frame, notify_error, plural, require_actor
+from .layout import format_waiting, frame, notify_error, require_actor
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,13 @@ DUE_SOON = timedelta(hours=2)
 BOARD_STATUSES = frozenset({ExamStatus.PENDING, ExamStatus.UNDER_REVIEW, ExamStatus.CANCELLED})
 
 ANY = ''
-MODALITY_OPTIONS = {ANY: 'Any type', **examinations.MODALITIES}
-URGENCY_OPTIONS = {ANY: 'Any urgency', Urgency.URGENT.value: 'Urgent', Urgency.ROUTINE.value: 'Routine'}
+# Filter choices, translated where the board shows them.
+MODALITY_OPTIONS = {ANY: N_('Any type'), **examinations.MODALITIES}
+URGENCY_OPTIONS = {ANY: N_('Any urgency'), Urgency.URGENT.value: N_('Urgent'), Urgency.ROUTINE.value: N_('Routine')}
+
+
+def _translated(options: dict[str, str]) -> dict[str, str]:
+    return {value: _(label) for value, label in options.items()}
 
 
 def register() -> None:
@@ -51,12 +56,16 @@ def register() -> None:
 
 
 def format_time_left(due: datetime | None, now: datetime) -> tuple[str, str]:
-    """Return the countdown to the promised report, such as "due in 3 h 5 min", and its colour class."""
+    """Return the countdown to the promised report, such as "due in 3 h 5 min", and its colour class.
+
+    The duration comes from `format_waiting`, which picks the plural form of its days, so the
+    Turkish texts read "2 gün 23 sa kaldı" and "1 sa 5 dk gecikti".
+    """
     if due is None:
         return '', ''
     if due <= now:
-        return f'overdue by {format_waiting(due, now)}', 'text-negative text-weight-bold'
-    text = f'due in {format_waiting(now, due)}'
+        return _('overdue by {duration}', duration=format_waiting(due, now)), 'text-negative text-weight-bold'
+    text = _('due in {duration}', duration=format_waiting(now, due))
     return text, 'text-warning text-weight-medium' if due - now <= DUE_SOON else 'text-grey-8'
 
 
@@ -97,7 +106,7 @@ class BoardRow:
                 self.summary = ui.html(sanitize=False)
                 self.waiting = ui.label().classes('inline text-caption').mark(f'waiting-{examination_id}')
                 self.time_left = ui.label().classes('inline text-caption q-ml-xs').mark(f'due-{examination_id}')
-            self.accept_button = ui.button('Accept', icon='assignment_ind',
+            self.accept_button = ui.button(_('Accept'), icon='assignment_ind',
                                            on_click=lambda: on_accept(examination_id)) \
                 .classes('shrink-0').mark(f'accept-{examination_id}')
         self.image_count = 0
@@ -107,7 +116,7 @@ class BoardRow:
         self.update(exam, now)
 
     def update(self, exam: ExamView, now: datetime) -> None:
-        urgent = badge_html('URGENT', 'danger', 'priority_high') + ' ' if exam.urgency == Urgency.URGENT else ''
+        urgent = badge_html(_('URGENT'), 'danger', 'priority_high') + ' ' if exam.urgency == Urgency.URGENT else ''
         summary = (f'<div class="row items-center gap-2 text-subtitle1 text-weight-medium">{urgent}'
                    f'<span>{escape(f"{exam.modality} {exam.body_part}")}</span></div>'
                    f'<div class="text-body2 text-grey-8 break-words">{escape(exam.clinical_question[:200])}</div>')
@@ -119,8 +128,9 @@ class BoardRow:
 
     def tick(self, now: datetime) -> None:
         time_left, classes = format_time_left(self.due_at, now)
-        _set_text(self.waiting, f'{plural(self.image_count, "image")}, '
-                                f'waiting {format_waiting(self.paid_at, now)}{"," if time_left else ""}')
+        waiting = ngettext('{count} image, waiting {duration}', '{count} images, waiting {duration}',
+                           self.image_count, duration=format_waiting(self.paid_at, now))
+        _set_text(self.waiting, f'{waiting},' if time_left else waiting)
         _set_text(self.time_left, time_left)
         if classes != self._time_left_classes:
             self.time_left.classes(replace=f'inline text-caption q-ml-xs {classes}')
@@ -145,21 +155,21 @@ class Board:
 
     def _build(self) -> None:
         with ui.row().classes('w-full items-end gap-3'):
-            ui.select(MODALITY_OPTIONS, value=ANY, label='Type of examination',
+            ui.select(_translated(MODALITY_OPTIONS), value=ANY, label=_('Type of examination'),
                       on_change=lambda event: self.set_filters(modality=event.value or ANY)) \
                 .classes('w-full sm:w-64').mark('filter-modality')
             # Quasar's debounce sends the typed text 400 ms after the last key, not once per key.
-            ui.input('Body part contains', on_change=lambda event: self.set_filters(body_part=event.value or '')) \
+            ui.input(_('Body part contains'), on_change=lambda event: self.set_filters(body_part=event.value or '')) \
                 .props('clearable debounce=400').classes('w-full sm:w-56').mark('filter-body-part')
-            ui.select(URGENCY_OPTIONS, value=ANY, label='Urgency',
+            ui.select(_translated(URGENCY_OPTIONS), value=ANY, label=_('Urgency'),
                       on_change=lambda event: self.set_filters(urgency=event.value or ANY)) \
                 .classes('w-full sm:w-44').mark('filter-urgency')
         with ui.row().classes('w-full items-center justify-between') as self.summary_row:
             self.count_label = ui.label().classes('text-caption').mark('board-count')
             with ui.row().classes('items-center gap-1') as self.pager:
-                self.previous_button = ui.button('Previous', icon='chevron_left', on_click=self.show_previous_page) \
+                self.previous_button = ui.button(_('Previous'), icon='chevron_left', on_click=self.show_previous_page) \
                     .props('flat dense').mark('board-previous')
-                self.next_button = ui.button('Next', on_click=self.show_next_page) \
+                self.next_button = ui.button(_('Next'), on_click=self.show_next_page) \
                     .props('flat dense icon-right=chevron_right').mark('board-next')
         self.error_label = ui.label().classes('text-negative').mark('board-error')
         self.error_label.set_visibility(False)
@@ -200,8 +210,8 @@ class Board:
                 return
             except Exception:
                 logger.exception('board of doctor %s failed to load pending examinations', self.actor.doctor_id)
-                self._show_error('Loading the pending examinations failed. The board tries again with the next '
-                                 'change or within 30 seconds, or reload the page to try now.')
+                self._show_error(_('Loading the pending examinations failed. The board tries again with the next '
+                                   'change or within 30 seconds, or reload the page to try now.'))
                 return
             if result is None or self.rows_column.is_deleted:
                 return  # the app is stopping or the tab was closed during the query
@@ -235,17 +245,19 @@ class Board:
 
     def _update_summary(self) -> None:
         row_count = len(self.rows)
-        count = f'{self.total} waiting'
         if self.total > row_count:
-            count += f', showing {self.offset + 1} to {self.offset + row_count}'
+            count = ngettext('{count} waiting, showing {first} to {last}', '{count} waiting, showing {first} to {last}',
+                             self.total, first=self.offset + 1, last=self.offset + row_count)
+        else:
+            count = ngettext('{count} waiting', '{count} waiting', self.total)
         _set_text(self.count_label, count)
         self.summary_row.set_visibility(self.total > 0)
         self.pager.set_visibility(self.total > BOARD_PAGE_SIZE)
         self.previous_button.set_enabled(self.offset > 0)
         self.next_button.set_enabled(self.offset + BOARD_PAGE_SIZE < self.total)
         self.empty_card.set_visibility(row_count == 0)
-        _set_text(self.empty_label, 'No waiting examinations match these filters.' if self.filters.active
-                  else 'No examinations are waiting. New paid cases appear here by themselves.')
+        _set_text(self.empty_label, _('No waiting examinations match these filters.') if self.filters.active
+                  else _('No examinations are waiting. New paid cases appear here by themselves.'))
 
     def _show_error(self, message: str) -> None:
         _set_text(self.error_label, message)
@@ -286,9 +298,9 @@ def board_page() -> None:
     if actor is None:
         return
 
-    with frame('Pending examinations', actor):
-        ui.label('Pending examinations').classes('text-h5')
-        ui.label('Paid cases waiting for a radiologist, the closest to their promised report time first.') \
+    with frame(_('Pending examinations'), actor):
+        ui.label(_('Pending examinations')).classes('text-h5')
+        ui.label(_('Paid cases waiting for a radiologist, the closest to their promised report time first.')) \
             .classes('text-body2 text-grey-8')
         board = Board(actor)
         board.load_first_page()

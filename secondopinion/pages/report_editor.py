@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from ..i18n import N_, _
 from ..models import Comparison, Role
 from ..services import examinations, reports
 from ..services.actors import Actor
@@ -11,10 +12,11 @@ from ..services.report_templates import templates_for
 from .key_images import key_image_list
 from .layout import format_time, notify_error
 
-COMPARISON_OPTIONS = {Comparison.AGREES.value: 'Agrees', Comparison.PARTLY.value: 'Partly agrees',
-                      Comparison.DISAGREES.value: 'Disagrees'}
-SECTIONS = (('technique', 'Technique'), ('findings', 'Findings'), ('impression', 'Impression'),
-            ('recommendations', 'Recommendations'))
+# Labels are marked with N_ and translated where they are shown.
+COMPARISON_OPTIONS = {Comparison.AGREES.value: N_('Agrees'), Comparison.PARTLY.value: N_('Partly agrees'),
+                      Comparison.DISAGREES.value: N_('Disagrees')}
+SECTIONS = (('technique', N_('Technique')), ('findings', N_('Findings')), ('impression', N_('Impression')),
+            ('recommendations', N_('Recommendations')))
 
 
 def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.ReportView | None,
@@ -23,20 +25,23 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
     examination_id = exam.id
     templates = {template.name: template for template in templates_for(exam.modality)}
     with ui.row().classes('w-full items-end gap-2'):
-        chosen = ui.select(list(templates), value=next(iter(templates)), label='Start from a template') \
+        # The template texts stay English clinical text that the doctor edits; only their names are translated.
+        chosen = ui.select({name: _(name) for name in templates}, value=next(iter(templates)),
+                           label=_('Start from a template')) \
             .classes('min-w-56').mark('template')
-        ui.button('Fill empty sections', icon='post_add', on_click=lambda: use_template()).props('outline') \
+        ui.button(_('Fill empty sections'), icon='post_add', on_click=lambda: use_template()).props('outline') \
             .mark('use-template')
-    fields = {name: ui.textarea(label, value=getattr(report, name) if report else '').classes('w-full')
+    fields = {name: ui.textarea(_(label), value=getattr(report, name) if report else '').classes('w-full')
               .props('autogrow').mark(name) for name, label in SECTIONS}
     comparison = comparison_note = None
     if has_first_report:
-        ui.label('Compared with the first report the patient uploaded, your opinion:') \
+        ui.label(_('Compared with the first report the patient uploaded, your opinion:')) \
             .classes('text-subtitle2 q-mt-sm')
-        comparison = ui.radio(COMPARISON_OPTIONS, value=(report.comparison or None) if report else None) \
+        comparison_options = {value: _(label) for value, label in COMPARISON_OPTIONS.items()}
+        comparison = ui.radio(comparison_options, value=(report.comparison or None) if report else None) \
             .props('inline').mark('comparison')
-        comparison_note = ui.textarea('Comparison note', value=report.comparison_note if report else '',
-                                      placeholder='What you see differently, and why') \
+        comparison_note = ui.textarea(_('Comparison note'), value=report.comparison_note if report else '',
+                                      placeholder=_('What you see differently, and why')) \
             .classes('w-full').props('autogrow').mark('comparison_note')
 
     def values() -> dict[str, str | None]:
@@ -56,15 +61,16 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
 
     def use_template() -> None:
         template = templates[chosen.value]
-        filled = [label for name, label in SECTIONS[:3]
+        filled = [_(label) for name, label in SECTIONS[:3]
                   if not (fields[name].value or '').strip() and getattr(template, name)]
         for name, _label in SECTIONS[:3]:
             if not (fields[name].value or '').strip():
                 fields[name].value = getattr(template, name)
         if filled and save_quietly():
-            ui.notify(f'{", ".join(filled)} filled from the template "{template.name}".', position='top')
+            ui.notify(_('{sections} filled from the template "{template}".', sections=', '.join(filled),
+                        template=_(template.name)), position='top')
         elif not filled:
-            ui.notify('Every section already has text; the template changed nothing.', position='top')
+            ui.notify(_('Every section already has text; the template changed nothing.'), position='top')
 
     # Each section is saved when it loses focus, so a lost connection costs at most one section's edit.
     for field in fields.values():
@@ -80,16 +86,16 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
         except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
             notify_error(error)
             return
-        ui.notify('Report finalized and sent to the patient.', type='positive', position='top')
+        ui.notify(_('Report finalized and sent to the patient.'), type='positive', position='top')
         ui.navigate.reload()
 
     with ui.dialog() as confirm, ui.card():
-        ui.label('Finalize and sign this report?').classes('text-h6')
-        ui.label('The PDF is signed with your name and license number and sent to the patient. '
-                 'It can no longer be changed afterwards; corrections become addenda.')
+        ui.label(_('Finalize and sign this report?')).classes('text-h6')
+        ui.label(_('The PDF is signed with your name and license number and sent to the patient. '
+                   'It can no longer be changed afterwards; corrections become addenda.'))
         with ui.row().classes('w-full justify-end'):
-            ui.button('Keep editing', on_click=confirm.close).props('flat')
-            ui.button('Finalize and sign', icon='verified', on_click=finalize).mark('confirm-finalize')
+            ui.button(_('Keep editing'), on_click=confirm.close).props('flat')
+            ui.button(_('Finalize and sign'), icon='verified', on_click=finalize).mark('confirm-finalize')
 
     def release() -> None:
         try:
@@ -97,18 +103,18 @@ def report_editor(actor: Actor, exam: examinations.ExamView, report: reports.Rep
         except Exception as error:  # noqa: BLE001
             notify_error(error)
             return
-        ui.notify('The case is back on the pending list.', position='top')
+        ui.notify(_('The case is back on the pending list.'), position='top')
         ui.navigate.to('/doctor')
 
     def save() -> None:
         if save_quietly():
-            ui.notify('Draft saved.', type='positive', position='top')
+            ui.notify(_('Draft saved.'), type='positive', position='top')
 
     key_image_list(actor, examination_id, editable=True)
     with ui.row().classes('w-full justify-end gap-2'):
-        ui.button('Release case', on_click=release).props('flat color=negative').mark('release')
-        ui.button('Save draft', on_click=save).props('outline').mark('save-report')
-        ui.button('Finalize report', icon='verified', on_click=confirm.open).mark('finalize')
+        ui.button(_('Release case'), on_click=release).props('flat color=negative').mark('release')
+        ui.button(_('Save draft'), on_click=save).props('outline').mark('save-report')
+        ui.button(_('Finalize report'), icon='verified', on_click=confirm.open).mark('finalize')
 
 
 def final_report(actor: Actor, examination_id: str, report: reports.ReportView | None, *, can_amend: bool,
@@ -119,56 +125,60 @@ def final_report(actor: Actor, examination_id: str, report: reports.ReportView |
     which carry the patient's name, are not offered.
     """
     if report is None or not report.is_final:
-        ui.label('No report was written for this case.')
+        ui.label(_('No report was written for this case.'))
         return
     for name, title in SECTIONS:
         text = getattr(report, name)
         if text:
-            ui.label(title).classes('text-subtitle1 text-weight-medium q-mt-sm')
+            ui.label(_(title)).classes('text-subtitle1 text-weight-medium q-mt-sm')
             ui.label(text).classes('whitespace-pre-wrap').mark(f'final-{name}')
     if report.comparison:
-        ui.label('Comparison with the first report').classes('text-subtitle1 text-weight-medium q-mt-sm')
-        label = reports.COMPARISON_LABELS.get(Comparison(report.comparison), report.comparison)
+        ui.label(_('Comparison with the first report')).classes('text-subtitle1 text-weight-medium q-mt-sm')
+        label = _(reports.COMPARISON_LABELS.get(Comparison(report.comparison), report.comparison))
         ui.label(f'{label}. {report.comparison_note}'.strip()).classes('whitespace-pre-wrap').mark('final-comparison')
     key_image_list(actor, examination_id, editable=False)
-    ui.label(f'By {report.doctor_name}, signed {format_time(report.finalized_at)}').classes('text-caption') \
+    ui.label(_('By {name}, signed {time}', name=report.doctor_name, time=format_time(report.finalized_at))) \
+        .classes('text-caption') \
         .mark('finalized')
     for addendum in report.addenda:
         with ui.card().classes('w-full bg-amber-1 q-mt-sm').mark(f'addendum-{addendum.number}'):
-            ui.label(f'Addendum {addendum.number}').classes('text-subtitle1 text-weight-medium')
+            ui.label(_('Addendum {number}', number=addendum.number)).classes('text-subtitle1 text-weight-medium')
             ui.label(addendum.text).classes('whitespace-pre-wrap')
-            ui.label(f'By {addendum.doctor_name}, signed {format_time(addendum.signed_at)}').classes('text-caption')
+            ui.label(_('By {name}, signed {time}', name=addendum.doctor_name, time=format_time(addendum.signed_at))) \
+                .classes('text-caption')
 
     with ui.row().classes('items-center gap-2 q-mt-sm'):
-        ui.button(f'Download PDF (version {report.version})' if report.addenda else 'Download PDF report',
+        ui.button(_('Download PDF (version {version})', version=report.version) if report.addenda
+                  else _('Download PDF report'),
                   icon='picture_as_pdf',
                   on_click=lambda: ui.navigate.to(f'/api/exams/{examination_id}/report.pdf', new_tab=True)) \
             .mark('download-report')
         for version in range(1, report.version):
-            ui.link(f'Version {version}', f'/api/exams/{examination_id}/report.pdf?version={version}',
+            ui.link(_('Version {version}', version=version),
+                    f'/api/exams/{examination_id}/report.pdf?version={version}',
                     new_tab=True).classes('text-caption').mark(f'report-version-{version}')
     if deidentified:
-        ui.label('De-identified review: the PDF shows the pseudonym and age. The DICOM and FHIR exports carry the '
-                 "patient's name, so they are not offered.").classes('text-caption text-grey-7') \
+        ui.label(_('De-identified review: the PDF shows the pseudonym and age. The DICOM and FHIR exports carry '
+                   "the patient's name, so they are not offered.")).classes('text-caption text-grey-7') \
             .mark('exports-withheld')
     else:
         with ui.row().classes('items-center gap-3'):
-            ui.label('For hospital systems:').classes('text-caption text-grey-7')
-            ui.link('DICOM (PDF in the study)', f'/api/exams/{examination_id}/report.dcm') \
+            ui.label(_('For hospital systems:')).classes('text-caption text-grey-7')
+            ui.link(_('DICOM (PDF in the study)'), f'/api/exams/{examination_id}/report.dcm') \
                 .classes('text-caption').mark('download-report-dicom')
-            ui.link('FHIR DiagnosticReport (JSON)', f'/api/exams/{examination_id}/report.fhir.json') \
+            ui.link(_('FHIR DiagnosticReport (JSON)'), f'/api/exams/{examination_id}/report.fhir.json') \
                 .classes('text-caption').mark('download-report-fhir')
     if actor.role == Role.DOCTOR:
-        ui.label(f'SHA-256 of the first PDF: {report.pdf_sha256}').classes('text-caption break-all')
+        ui.label(_('SHA-256 of the first PDF: {digest}', digest=report.pdf_sha256)).classes('text-caption break-all')
     if can_amend:
         _addendum_form(actor, examination_id)
 
 
 def _addendum_form(actor: Actor, examination_id: str) -> None:
-    with ui.expansion('Add an addendum', icon='edit_note').classes('w-full q-mt-md').mark('addendum-form'):
-        ui.label('An addendum corrects or adds to the signed report. It gets its own signed PDF; the earlier '
-                 'versions stay unchanged, and the patient is told again.').classes('text-caption')
-        text = ui.textarea('Addendum').classes('w-full').props('autogrow').mark('addendum-text')
+    with ui.expansion(_('Add an addendum'), icon='edit_note').classes('w-full q-mt-md').mark('addendum-form'):
+        ui.label(_('An addendum corrects or adds to the signed report. It gets its own signed PDF; the earlier '
+                   'versions stay unchanged, and the patient is told again.')).classes('text-caption')
+        text = ui.textarea(_('Addendum')).classes('w-full').props('autogrow').mark('addendum-text')
 
         def sign() -> None:
             confirm.close()
@@ -177,13 +187,14 @@ def _addendum_form(actor: Actor, examination_id: str) -> None:
             except Exception as error:  # noqa: BLE001 (domain errors shown, others logged)
                 notify_error(error)
                 return
-            ui.notify(f'Addendum signed: the report is now version {version}.', type='positive', position='top')
+            ui.notify(_('Addendum signed: the report is now version {version}.', version=version),
+                      type='positive', position='top')
             ui.navigate.reload()
 
         with ui.dialog() as confirm, ui.card():
-            ui.label('Sign this addendum?').classes('text-h6')
-            ui.label('It is added to the report for good and sent to the patient.')
+            ui.label(_('Sign this addendum?')).classes('text-h6')
+            ui.label(_('It is added to the report for good and sent to the patient.'))
             with ui.row().classes('w-full justify-end'):
-                ui.button('Keep editing', on_click=confirm.close).props('flat')
-                ui.button('Sign addendum', icon='verified', on_click=sign).mark('confirm-addendum')
-        ui.button('Sign addendum', icon='verified', on_click=confirm.open).mark('sign-addendum')
+                ui.button(_('Keep editing'), on_click=confirm.close).props('flat')
+                ui.button(_('Sign addendum'), icon='verified', on_click=sign).mark('confirm-addendum')
+        ui.button(_('Sign addendum'), icon='verified', on_click=confirm.open).mark('sign-addendum')

@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 
 from nicegui import events, ui
 
+from ..i18n import N_, _, ngettext
 from ..models import ExamStatus, Role
 from ..services import examinations, studies, viewer
 from ..services.actors import Actor
 from ..services.errors import NotFoundError
-from .layout import frame, not_found_page, plural, require_actor
+from .layout import frame, not_found_page, require_actor
 
 ZOOM_LEVELS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 PAGE_STEP = 10  # slices moved by PageUp and PageDown
@@ -66,7 +67,7 @@ def viewer_page(examination_id: str) -> None:
         exam = examinations.get_exam(actor=actor, examination_id=examination_id)
         series = viewer.open_viewer(actor=actor, examination_id=examination_id)
     except NotFoundError:
-        not_found_page(actor, 'Examination')
+        not_found_page(actor, N_('Examination'))
         return
 
     # Imported here because the key image controls use this module's slice_url.
@@ -76,16 +77,17 @@ def viewer_page(examination_id: str) -> None:
     reviewing = exam.doctor_id == actor.doctor_id
     back = f'/doctor/cases/{examination_id}' if reviewing else '/doctor'
     has_images = any(item.frame_count for item in series)
-    with frame('Image viewer', actor):
+    with frame(_('Image viewer'), actor):
         ui.add_css(VIEWER_CSS)
         ui.add_body_html(SCROLL_KEYS_SCRIPT)
         with ui.row().classes('w-full items-center justify-between'):
-            ui.label(f'{exam.modality} {exam.body_part}: images').classes('text-h5')
+            title = f'{exam.modality} {exam.body_part}'
+            ui.label(_('{title}: images', title=title)).classes('text-h5')
             with ui.row().classes('items-center gap-2') as actions:
-                ui.button('Back to the case', icon='arrow_back', on_click=lambda: ui.navigate.to(back)) \
+                ui.button(_('Back to the case'), icon='arrow_back', on_click=lambda: ui.navigate.to(back)) \
                     .props('flat').mark('viewer-back')
         if not has_images:
-            ui.label('This examination has no uploaded images to show.').classes('text-grey-7').mark('viewer-empty')
+            ui.label(_('This examination has no uploaded images to show.')).classes('text-grey-7').mark('viewer-empty')
             return
         _burned_in_warning(actor, examination_id)
         slice_viewer = SliceViewer(actor, examination_id, series)
@@ -93,6 +95,11 @@ def viewer_page(examination_id: str) -> None:
         if reviewing and exam.status == ExamStatus.UNDER_REVIEW:
             with actions:
                 add_key_image_button(actor, examination_id, slice_viewer.current_slice)
+
+
+def _aria_label(text: str) -> str:
+    """Return the Quasar props entry that sets `aria-label` to the (translated) text."""
+    return f'aria-label="{text}"'
 
 
 def _burned_in_warning(actor: Actor, examination_id: str) -> None:
@@ -103,8 +110,8 @@ def _burned_in_warning(actor: Actor, examination_id: str) -> None:
         return
     names = ', '.join(f'#{series.number if series.number is not None else "-"} '
                       f'{series.description or series.modality}' for series in flagged)
-    ui.label(f'These series may show text burned into the pixels, such as the patient\'s name, which '
-             f'de-identification cannot remove: {names}.').classes('text-body2 text-warning-strong') \
+    ui.label(_('These series may show text burned into the pixels, such as the patient\'s name, which '
+               'de-identification cannot remove: {names}.', names=names)).classes('text-body2 text-warning-strong') \
         .mark('viewer-burned-in-warning')
 
 
@@ -146,7 +153,7 @@ class SliceViewer:
 
     @ui.refreshable_method
     def _series_list(self) -> None:
-        ui.label('Series').classes('text-subtitle2')
+        ui.label(_('Series')).classes('text-subtitle2')
         with ui.row().classes('w-full md:flex-col gap-1'):
             for item in self.series:
                 number = item.number if item.number is not None else '-'
@@ -155,8 +162,10 @@ class SliceViewer:
                         .props(f'no-caps align=left {"unelevated" if selected else "outline"}') \
                         .classes('md:w-full').mark(f'series-{item.id}'):
                     with ui.column().classes('items-start gap-0'):
-                        ui.label(f'#{number} {item.description or item.modality or "Series"}').classes('ellipsis')
-                        ui.label(f'{item.modality}, {plural(item.frame_count, "slice")}').classes('text-caption')
+                        name = item.description or item.modality or _('Series')
+                        ui.label(f'#{number} {name}').classes('ellipsis')
+                        ui.label(ngettext('{modality}, {count} slice', '{modality}, {count} slices', item.frame_count,
+                                          modality=item.modality)).classes('text-caption')
 
     @ui.refreshable_method
     def _header_panel(self) -> None:
@@ -167,41 +176,42 @@ class SliceViewer:
         except NotFoundError:
             rows = []
         if not rows:
-            ui.label('No header information.').classes('text-caption text-grey-7')
+            ui.label(_('No header information.')).classes('text-caption text-grey-7')
         for label, value in rows:
             with ui.row().classes('w-full no-wrap gap-2 text-caption').mark('header-row'):
-                ui.label(label).classes('text-grey-7 w-24 shrink-0')
+                ui.label(_(label)).classes('text-grey-7 w-24 shrink-0')
                 ui.label(value).classes('break-all')
 
     def _window_toolbar(self) -> None:
         with ui.row().classes('w-full items-center gap-2'):
-            default = ui.button('File window', on_click=lambda: self._set_preset(None))
+            default = ui.button(_('File window'), on_click=lambda: self._set_preset(None))
             self.preset_buttons = {None: default.props('unelevated dense no-caps').mark('preset-default')}
             for preset, label in viewer.PRESET_LABELS.items():
-                button = ui.button(label, on_click=lambda chosen=preset: self._set_preset(chosen))
+                button = ui.button(_(label), on_click=lambda chosen=preset: self._set_preset(chosen))
                 self.preset_buttons[preset] = button.props('outline dense no-caps').mark(f'preset-{preset}')
-            self.center_input = ui.number('Center', format='%g', on_change=self._window_typed).props('dense') \
+            self.center_input = ui.number(_('Center'), format='%g', on_change=self._window_typed).props('dense') \
                 .classes('w-24').mark('window-center')
-            self.width_input = ui.number('Width', format='%g', min=1, on_change=self._window_typed).props('dense') \
+            self.width_input = ui.number(_('Width'), format='%g', min=1, on_change=self._window_typed).props('dense') \
                 .classes('w-24').mark('window-width')
             ui.space()
             with ui.row().classes('items-center no-wrap gap-1'):
                 ui.button(icon='zoom_out', on_click=lambda: self._step_zoom(-1)) \
-                    .props('flat round dense aria-label="Zoom out"').mark('zoom-out')
+                    .props('flat round dense ' + _aria_label(_('Zoom out'))).mark('zoom-out')
                 self.zoom_label = ui.label().classes('text-caption w-10 text-center').mark('zoom-level')
                 ui.button(icon='zoom_in', on_click=lambda: self._step_zoom(1)) \
-                    .props('flat round dense aria-label="Zoom in"').mark('zoom-in')
+                    .props('flat round dense ' + _aria_label(_('Zoom in'))).mark('zoom-in')
 
     def _stage(self) -> None:
         self.stage = ui.element('div').classes('viewer-stage w-full rounded-borders relative') \
             .on('wheel.prevent', self._on_wheel, ['deltaY'], throttle=0.05)
         with self.stage:
-            self.image = ui.image().props('tag=img alt="Selected slice"').mark('slice-image')
+            selected_slice = _('Selected slice')
+            self.image = ui.image().props('tag=img').props(f'alt="{selected_slice}"').mark('slice-image')
             # A hidden image still loads the next URL, so the next slice that renders replaces the message.
             self.image.on('error', lambda: self._show_unavailable(True))
             self.image.on('load', lambda: self._show_unavailable(False))
-            self.unavailable = ui.label('Preview not available for this slice. Download the images to view it '
-                                        'in a DICOM viewer.') \
+            self.unavailable = ui.label(_('Preview not available for this slice. Download the images to view it '
+                                          'in a DICOM viewer.')) \
                 .classes('absolute-center text-white text-center q-pa-md').mark('preview-unavailable')
             self.unavailable.set_visibility(False)
 
@@ -216,18 +226,19 @@ class SliceViewer:
     def _slice_controls(self) -> None:
         with ui.row().classes('w-full items-center no-wrap gap-3'):
             ui.button(icon='chevron_left', on_click=lambda: self._move(-1)) \
-                .props('flat round dense aria-label="Previous slice"')
+                .props('flat round dense ' + _aria_label(_('Previous slice')))
             # NOTE: the slider's throttled last event (50 ms) can undo a Home or End pressed right after a slider
             # key. A person is slower than that, but a test may not be.
             self.slider = ui.slider(min=0, max=max(1, self.current.frame_count - 1), value=0,
                                     on_change=lambda event: self._go_to(int(event.value or 0))) \
-                .props('aria-label="Slice"').classes('grow').mark('slice-slider')
+                .props(_aria_label(_('Slice'))).classes('grow').mark('slice-slider')
             self.slider.on('focus', lambda: setattr(self, 'slider_has_focus', True))
             self.slider.on('blur', lambda: setattr(self, 'slider_has_focus', False))
             ui.button(icon='chevron_right', on_click=lambda: self._move(1)) \
-                .props('flat round dense aria-label="Next slice"')
+                .props('flat round dense ' + _aria_label(_('Next slice')))
             self.position_label = ui.label().classes('text-caption text-no-wrap').mark('slice-position')
-        ui.label('Scroll with the mouse wheel over the image, the arrow keys, PageUp and PageDown, or Home and End.') \
+        ui.label(_('Scroll with the mouse wheel over the image, the arrow keys, PageUp and PageDown, '
+                   'or Home and End.')) \
             .classes('text-caption text-grey-7')
 
     # --- State changes --------------------------------------------------------------------------------------
@@ -332,4 +343,5 @@ class SliceViewer:
         size = f'{self.zoom * 100:g}%'
         self.image.style(f'width: {size}; height: {size}')
         self.zoom_label.set_text(size)
-        self.position_label.set_text(f'Slice {self.index + 1} of {self.current.frame_count}')
+        self.position_label.set_text(_('Slice {number} of {count}', number=self.index + 1,
+                                       count=self.current.frame_count))

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import session_scope
+from ..i18n import N_
 from ..models import Examination, Series, Study, StudyFile
 from . import access, audit, review_policy
 from .actors import Actor
@@ -42,7 +43,8 @@ PRESETS: dict[str, tuple[float, float]] = {
     'bone': (400.0, 1800.0),
     'brain': (40.0, 80.0),
 }
-PRESET_LABELS = {'soft_tissue': 'Soft tissue', 'lung': 'Lung', 'bone': 'Bone', 'brain': 'Brain'}
+# Window preset -> button label, translated where the viewer shows it.
+PRESET_LABELS = {'soft_tissue': N_('Soft tissue'), 'lung': N_('Lung'), 'bone': N_('Bone'), 'brain': N_('Brain')}
 
 # Bound of the decoded-frame cache in bytes of arrays, so the cache uses at most about 256 MB per
 # server process. A frame larger than the bound is rendered but not cached.
@@ -225,15 +227,20 @@ def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: in
 
 
 # The header attributes of the viewer's information panel, in display order.
-HEADER_FIELDS = (('PatientName', 'Patient'), ('PatientID', 'Patient ID'), ('PatientBirthDate', 'Birth date'),
-                 ('PatientSex', 'Sex'), ('PatientAge', 'Age'), ('InstitutionName', 'Institution'),
-                 ('StudyDate', 'Study date'), ('StudyDescription', 'Study'), ('SeriesDescription', 'Series'),
-                 ('Modality', 'Modality'), ('BodyPartExamined', 'Body part'), ('SliceThickness', 'Slice thickness (mm)'),
-                 ('Manufacturer', 'Manufacturer'), ('PatientIdentityRemoved', 'Identity removed'))
+# DICOM keyword -> label in the viewer's information panel, translated where the viewer shows it.
+HEADER_FIELDS = (('PatientName', N_('Patient')), ('PatientID', N_('Patient ID')),
+                 ('PatientBirthDate', N_('Birth date')), ('PatientSex', N_('Sex')), ('PatientAge', N_('Age')),
+                 ('InstitutionName', N_('Institution')), ('StudyDate', N_('Study date')),
+                 ('StudyDescription', N_('Study')), ('SeriesDescription', N_('Series')),
+                 ('Modality', N_('Modality')), ('BodyPartExamined', N_('Body part')),
+                 ('SliceThickness', N_('Slice thickness (mm)')), ('Manufacturer', N_('Manufacturer')),
+                 ('PatientIdentityRemoved', N_('Identity removed')))
 
 
 def series_header(*, actor: Actor, examination_id: str, series_id: int) -> list[tuple[str, str]]:
     """Return (label, value) rows from the header of the series' first image, for the viewer's information panel.
+
+    Labels are English msgids; the page translates them.
 
     A doctor reviewing de-identified gets the rows of the de-identified header, so no name or id
     appears. Empty values are left out.
