@@ -158,7 +158,7 @@ class ExamForm:
         self._prior_report_form()
 
         self.images_error = ui.label('').classes('text-body2 text-negative').mark('images-error')
-        self._navigation(drafts.STEP_IMAGES, None, 'Continue to details', self._images_done)
+        self._navigation(drafts.STEP_IMAGES, None, _('Continue to details'), self._images_done)
 
     def _recognized_content(self) -> None:
         """Show the type, body part, date, series count and image count that each study's DICOM headers contain."""
@@ -241,7 +241,7 @@ class ExamForm:
             choice.on_value_change(self.save)
         for field in self.fields.values():
             field.on_value_change(lambda event: self._clear_error(event.sender))
-        self._navigation(drafts.STEP_DETAILS, drafts.STEP_IMAGES, 'Continue to review', self._details_done)
+        self._navigation(drafts.STEP_DETAILS, drafts.STEP_IMAGES, _('Continue to review'), self._details_done)
 
     def _review_content(self) -> None:
         try:
@@ -257,7 +257,7 @@ class ExamForm:
                 for item in progress.missing:
                     ui.label(f'• {_(item.message)}').classes('text-body2 text-negative')
 
-        with self._review_section('Images', drafts.STEP_IMAGES):
+        with self._review_section(_('Images'), drafts.STEP_IMAGES):
             totals = ngettext('{count} DICOM image', '{count} DICOM images', progress.image_count) \
                 if progress.image_count else _('No images uploaded')
             ui.label(totals).classes('text-body2').mark('review-image-count')
@@ -267,7 +267,7 @@ class ExamForm:
             for _link_id, url, _note in exam.links:
                 ui.label(url).classes('text-body2 break-all')
 
-        with self._review_section('Details', drafts.STEP_DETAILS):
+        with self._review_section(_('Details'), drafts.STEP_DETAILS):
             _review_row(N_('Type'), _(examinations.MODALITIES.get(exam.modality, exam.modality)))
             _review_row(N_('Body part'), exam.body_part)
             _review_row(N_('Question'), exam.clinical_question)
@@ -276,7 +276,7 @@ class ExamForm:
             _review_row(N_('First report'), exam.prior_report_text)
 
         _price_lines(progress.quote, exam.urgency)
-        self._navigation(drafts.STEP_REVIEW, drafts.STEP_DETAILS, 'Continue to payment', self._review_done)
+        self._navigation(drafts.STEP_REVIEW, drafts.STEP_DETAILS, _('Continue to payment'), self._review_done)
 
     def _review_section(self, title: str, step: str) -> ui.card:
         card = ui.card().classes('w-full').props('flat bordered').mark(f'review-{step}')

@@ -108,12 +108,13 @@ def images_summary(actor: Actor, examination_id: str, *, can_edit: bool, links: 
             patient_line = describe_patient(study)
             if patient_line:
                 ui.label(patient_line).classes('text-body2').mark('study-patient')
+            preview_text = _('Series preview')
             with ui.row().classes('gap-3'):
                 for series in study.series:
                     with ui.card().tight().classes('w-36').mark('series'):
                         if series.has_thumbnail:
                             ui.image(f'/api/exams/{examination_id}/series/{series.id}/thumbnail.png') \
-                                .classes('w-36 h-36 bg-black').props('fit=contain alt="Series preview"')
+                                .classes('w-36 h-36 bg-black').props(f'fit=contain alt="{preview_text}"')
                         else:
                             with ui.element('div').classes('w-36 h-36 bg-grey-9 flex items-center justify-center'):
                                 ui.icon('image_not_supported', color='grey-5', size='2rem')

@@ -37,11 +37,11 @@ def key_image_list(actor: Actor, examination_id: str, *, editable: bool) -> None
             return
         with ui.row().classes('w-full gap-3'):
             for item in items:
-                with ui.card().classes('w-40 q-pa-none').mark(f'key-image-{item.id}'):
+                with ui.card().tight().classes('w-40 overflow-hidden').mark(f'key-image-{item.id}'):
                     description = _('Key image: {place}', place=item.position_label)
                     ui.image(slice_url(examination_id, item.series_id, item.slice_index, center=item.window_center,
                                        width=item.window_width)) \
-                        .props(f'alt="{description}"').classes('w-40 h-40 bg-black')
+                        .props(f'alt="{description}" fit=contain').classes('w-full h-40 bg-black')
                     with ui.column().classes('q-pa-sm gap-0'):
                         ui.label(item.position_label).classes('text-caption')
                         ui.label(item.window_label).classes('text-caption text-grey-7')

@@ -6,7 +6,7 @@ import logging
 
 from nicegui import ui
 
-from ..i18n import _, error_message
+from ..i18n import _, error_message, ngettext
 from ..config import get_settings
 from ..services import sharing, viewer
 from ..services.actors import Actor
@@ -17,7 +17,8 @@ from .password_field import HIDE_ACCESS_CODE, SHOW_ACCESS_CODE, password_input
 
 logger = logging.getLogger(__name__)
 
-DAY_OPTIONS = {1: '1 day', 7: '7 days', 14: '14 days', 30: '30 days'}
+# Validity choices of a new link, in days.
+DAY_CHOICES = (1, 7, 14, 30)
 
 
 def register() -> None:
@@ -38,7 +39,7 @@ def share_section(actor: Actor, examination_id: str) -> None:
             label = ui.input(_('For whom (optional)'), placeholder=_('Dr. Meier, family doctor')) \
                 .props(f'outlined dense maxlength={sharing.LABEL_MAX_LENGTH}').classes('w-full sm:w-64') \
                 .mark('share-label')
-            days = ui.select(DAY_OPTIONS, value=sharing.DEFAULT_DAYS, label=_('Valid for')) \
+            days = ui.select({count: ngettext('{count} day', '{count} days', count) for count in DAY_CHOICES}, value=sharing.DEFAULT_DAYS, label=_('Valid for')) \
                 .props('outlined dense').classes('w-full sm:w-36').mark('share-days')
             code = password_input(_('Access code (optional)'), show=SHOW_ACCESS_CODE, hide=HIDE_ACCESS_CODE) \
                 .props(f'outlined dense maxlength={sharing.CODE_MAX_LENGTH} autocomplete=new-password') \

@@ -254,8 +254,13 @@ class SliceViewer:
         return self.current.id, self.index, float(center), float(width)
 
     def _select_series(self, series: viewer.ViewerSeries) -> None:
+        changes_modality = series.modality != self.current.modality
         self.current = series
         self.index = 0
+        if changes_modality:
+            # A window in CT's Hounsfield units means nothing for an MR series, so each modality starts with
+            # the file's own window. Series of one modality keep the window, as when comparing CT reconstructions.
+            self._set_window(None, None, preset=None)
         self.slider.props['max'] = max(1, series.frame_count - 1)
         self.slider.set_enabled(series.frame_count > 1)
         self.slider.value = 0  # calls _go_to when the value changes
@@ -284,15 +289,19 @@ class SliceViewer:
         self._show()
 
     def _set_preset(self, preset: str | None) -> None:
-        self.preset = preset
         # The inputs show the preset's window, or are emptied for the file's own window, which each file sets.
         center, width = viewer.PRESETS[preset] if preset else (None, None)
+        self._set_window(center, width, preset=preset)
+        self._show()
+
+    def _set_window(self, center: float | None, width: float | None, *, preset: str | None) -> None:
+        """Set the preset and the window inputs without showing the slice, which the caller does."""
+        self.preset = preset
         self.showing_preset = True
         self.center_input.set_value(center)
         self.width_input.set_value(width)
         self.showing_preset = False
         self._highlight_preset()
-        self._show()
 
     def _step_zoom(self, step: int) -> None:
         position = ZOOM_LEVELS.index(self.zoom) + step

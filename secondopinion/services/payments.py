@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 from ..config import get_settings
 from .. import i18n
 from ..db import session_scope
-from ..models import Examination, ExamStatus, Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent, Role
+from ..models import (Examination, ExamStatus, Income, IncomeKind, Payment, PaymentStatus, ProcessedEvent, Role,
+                      Urgency)
 from ..models.base import utcnow
 from . import audit, events
 from .access import get_visible_exam
 from .account_lifecycle import ensure_email_verified
 from .actors import SYSTEM, Actor, require_role
-from ..i18n import N_
+from ..i18n import N_, _
 from .errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,9 @@ def get_test_checkout(*, actor: Actor, provider_ref: str) -> tuple[PaymentView, 
         exam = get_visible_exam(session, actor, payment.examination_id)
         if actor.role != Role.PATIENT:
             raise NotFoundError(N_('Checkout'))
-        summary = f'Second opinion: {exam.modality} {exam.body_part} ({exam.urgency})'
+        urgency = _('urgent') if exam.urgency == Urgency.URGENT else _('routine')
+        examination = ' '.join(part for part in (exam.modality, exam.body_part) if part)
+        summary = _('Second opinion: {examination} ({urgency})', examination=examination, urgency=urgency)
         return _payment_view(payment), summary
 
 

@@ -414,6 +414,8 @@ def _deidentified_pdf(session, actor: Actor, exam: Examination, report: Report, 
     data = _pdf_data(session, exam, report, report.finalized_at, addenda, key_images)
     birth_date = data.patient_birth_date
     assert birth_date is not None
-    age = review_policy.patient_age(birth_date, report.finalized_at.date())
-    return render_report_pdf(replace(data, patient_name=review_policy.pseudonym(exam.id), patient_birth_date=None,
-                                     patient_age=age))
+    # The labels are in the patient's language (see _pdf_data), so the values that replace name and birth date are too.
+    with i18n.use_language(data.language):
+        name = review_policy.translated_pseudonym(exam.id)
+        age = review_policy.translated_patient_age(birth_date, report.finalized_at.date())
+    return render_report_pdf(replace(data, patient_name=name, patient_birth_date=None, patient_age=age))

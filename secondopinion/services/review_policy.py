@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
+from ..i18n import _, ngettext
 from ..models import AppSetting, Examination, Role
 from ..models.base import utcnow
 from . import audit
 from .actors import Actor, require_role
 from .deidentify import UidMapper, age_string, uid_mapper
-from .dicom_patient import format_age
+from .dicom_patient import AGE_PATTERN, format_age
 from .errors import NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,28 @@ def patient_age(birth_date: dt.date, on: dt.date) -> str:
     if on < birth_date:
         return ''
     return format_age(age_string(birth_date, on))
+
+
+def translated_pseudonym(examination_id: str) -> str:
+    """Return `pseudonym` in the current language, for texts that are not shared between readers, such as a PDF."""
+    return _('Patient {code}', code=pseudonym(examination_id).removeprefix('Patient '))
+
+
+def translated_patient_age(birth_date: dt.date, on: dt.date) -> str:
+    """Return `patient_age` in the current language, such as "45 yaş" in Turkish, or '' before the birth date."""
+    if on < birth_date:
+        return ''
+    match = AGE_PATTERN.fullmatch(age_string(birth_date, on))
+    if match is None:
+        return ''
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == 'D':
+        return ngettext('{count} day', '{count} days', count)
+    if unit == 'W':
+        return ngettext('{count} week', '{count} weeks', count)
+    if unit == 'M':
+        return ngettext('{count} month', '{count} months', count)
+    return ngettext('{count} year', '{count} years', count)
 
 
 def exam_uid_mapper(examination_id: str) -> UidMapper:

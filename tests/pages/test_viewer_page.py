@@ -149,3 +149,19 @@ async def test_zoom_buttons_change_size(user: User, make_patient, make_doctor, t
     user.find(marker='zoom-out').click()
     user.find(marker='zoom-out').click()
     await user.should_see('75%')
+
+
+async def test_other_modality_resets_window(user: User, make_patient, make_doctor, tmp_path):
+    doctor = make_doctor(email='doctor@example.org')
+    exam_id = exam_with_images(make_patient(), tmp_path)
+    examinations.accept(actor=doctor, examination_id=exam_id)
+    dose_series = multiframe_series_id(doctor, exam_id)
+    await sign_in(user, 'doctor@example.org')
+    await open_viewer(user, exam_id)
+
+    user.find(marker='preset-lung').click()
+    assert image_source(user).endswith('/slices/0.png?preset=lung')
+    # The lung window is in Hounsfield units, which the dose series does not have.
+    user.find(marker=f'series-{dose_series}').click()
+    await user.should_see(f'Slice 1 of {2 * MULTIFRAME_FRAMES}')
+    assert image_source(user) == f'/api/exams/{exam_id}/series/{dose_series}/slices/0.png'
