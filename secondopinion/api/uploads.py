@@ -49,7 +49,7 @@ class StartUploadIn(BaseModel):
 
 
 def _error(error: DomainError, language: str | None = None) -> JSONResponse:
-    """Return the error as JSON in `language` (the actor's; English when None), with the rejected files' reasons."""
+    """Return the error as JSON in `language`, or in English when it is None, with the rejected files' reasons."""
     if isinstance(error, uploads.FileTooLargeError):
         status = 413
     elif isinstance(error, NotFoundError):
