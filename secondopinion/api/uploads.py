@@ -25,6 +25,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import i18n
 from ..config import get_settings
 from ..services import metrics, sessions, studies, uploads
 from ..services.errors import ConflictError, DomainError, NotFoundError
@@ -47,7 +48,8 @@ class StartUploadIn(BaseModel):
     files: list[AnnouncedFileIn]
 
 
-def _error(error: DomainError) -> JSONResponse:
+def _error(error: DomainError, language: str | None = None) -> JSONResponse:
+    """Return the error as JSON in `language`, or in English when it is None, with the rejected files' reasons."""
     if isinstance(error, uploads.FileTooLargeError):
         status = 413
     elif isinstance(error, NotFoundError):
@@ -56,9 +58,10 @@ def _error(error: DomainError) -> JSONResponse:
         status = 409
     else:
         status = 400
-    body: dict[str, object] = {'detail': str(error)}
-    if isinstance(error, studies.FilesRejectedError):
-        body['files'] = [{'name': name, 'reason': reason} for name, reason in error.files]
+    with i18n.use_language(language):
+        body: dict[str, object] = {'detail': i18n.error_message(error)}
+        if isinstance(error, studies.FilesRejectedError):
+            body['files'] = [{'name': name, 'reason': i18n.translate(reason)} for name, reason in error.files]
     return JSONResponse(body, status_code=status)
 
 
@@ -71,7 +74,7 @@ def register_upload_routes() -> None:
             upload_id = uploads.start_upload(actor=actor, examination_id=examination_id, files=files,
                                              session_id=app.storage.browser[BROWSER_ID_KEY], folder=body.folder)
         except DomainError as error:
-            return _error(error)
+            return _error(error, actor.language)
         return JSONResponse({'upload_id': upload_id}, status_code=201)
 
     @app.post('/api/uploads/{upload_id}/commit', include_in_schema=False)
@@ -80,7 +83,7 @@ def register_upload_routes() -> None:
         try:
             summary = uploads.commit_upload(actor=actor, upload_id=upload_id)
         except DomainError as error:
-            return _error(error)
+            return _error(error, actor.language)
         return JSONResponse({'accepted': summary.accepted, 'duplicates': summary.duplicates,
                              'skipped': summary.skipped_count, 'studies': summary.study_count,
                              'series': summary.series_count})
@@ -134,7 +137,8 @@ async def _put_file(scope: Scope, receive: Receive, send: Send) -> None:
         logger.info('upload %s: browser disconnected while sending file %d', upload_id, index)
         response: Response = Response(status_code=400)
     except DomainError as error:
-        response = _error(error)
+        # NOTE: the actor is not known here when the slot failed to open, so the browser's language is used.
+        response = _error(error, i18n.negotiate(request.headers.get('accept-language')))
     except Exception:
         logger.exception('upload %s: file %d failed', upload_id, index)
         response = JSONResponse({'detail': 'The server could not store this file. Please try again.'},

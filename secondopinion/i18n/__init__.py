@@ -177,12 +177,55 @@ def ngettext(singular: str, plural: str, count: int, **params: Any) -> str:
 _ = gettext
 
 
+class Message(str):
+    """English text that keeps its msgid and placeholder values, for text composed before its language is known.
+
+    It is a `str` whose value is the English text, so code that stores, compares or logs it works
+    unchanged. `translate()` returns it in the current language, translating Message values too.
+    """
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> Message:
+        message = super().__new__(cls, _format(msgid, params))
+        message.msgid = msgid
+        message.params = params
+        return message
+
+    def translate(self) -> str:
+        return gettext(self.msgid, **{key: translate(value) for key, value in self.params.items()})
+
+
+class JoinedMessage(Message):
+    """Messages (or plain strings) joined by a separator, each translated on its own."""
+
+    parts: tuple[str, ...]
+    separator: str
+
+    def __new__(cls, parts: list[str], separator: str = ' ') -> JoinedMessage:
+        message = str.__new__(cls, separator.join(parts))
+        message.msgid = str(message)
+        message.params = {}
+        message.parts = tuple(parts)
+        message.separator = separator
+        return message
+
+    def translate(self) -> str:
+        return self.separator.join(translate(part) for part in self.parts)
+
+
+def translate(value: Any) -> Any:
+    """Return a Message in the current language; any other value is returned unchanged."""
+    return value.translate() if isinstance(value, Message) else value
+
+
 def error_message(error: Exception) -> str:
     """Return a domain error's message in the current language, falling back to its English text."""
     msgid = getattr(error, 'msgid', None)
     if msgid is None:
         return str(error)
-    params = {key: gettext(value) if key in getattr(error, 'translated_params', ()) else value
+    params = {key: gettext(value) if key in getattr(error, 'translated_params', ()) else translate(value)
               for key, value in getattr(error, 'params', {}).items()}
     return gettext(msgid, **params)
 

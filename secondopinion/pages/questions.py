@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from ..i18n import _, ngettext
+from ..i18n import _, ngettext, translate
 from ..models import Role
 from ..services import questions
 from ..services.actors import Actor
@@ -47,7 +47,7 @@ def _entry(actor: Actor, examination_id: str, entry: questions.QuestionView) -> 
 
 def _ask_form(actor: Actor, examination_id: str, thread: questions.Thread) -> None:
     if not thread.can_ask:
-        ui.label(thread.reason).classes('text-body2 text-grey-8').mark('question-closed')
+        ui.label(translate(thread.reason)).classes('text-body2 text-grey-8').mark('question-closed')
         return
     ui.label(ngettext('You can ask {count} more question.', 'You can ask {count} more questions.', thread.remaining)).classes('text-body2')
     text = ui.textarea(_('Your question'), validation=None) \

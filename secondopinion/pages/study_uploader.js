@@ -9,16 +9,21 @@ function waitFor(milliseconds) {
   return new Promise((resolve) => setTimeout(resolve, milliseconds));
 }
 
-function formatBytes(size) {
+// Fill the {name} placeholders of a translated template from the uploader's `texts` prop.
+function fill(template, params) {
+  return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (match, name) => (name in params ? params[name] : match));
+}
+
+function formatBytes(size, texts) {
   const units = [["GB", 1024 ** 3], ["MB", 1024 ** 2], ["KB", 1024]];
   for (const [unit, factor] of units) {
     if (size >= factor) return `${(size / factor).toFixed(1)} ${unit}`;
   }
-  return `${size} bytes`;
+  return fill(texts.bytes, { count: size });
 }
 
-function countFiles(count) {
-  return `${count.toLocaleString()} ${count === 1 ? "file" : "files"}`;
+function countFiles(count, texts) {
+  return fill(count === 1 ? texts.files_one : texts.files_other, { number: count.toLocaleString() });
 }
 
 function readEntries(reader) {
@@ -44,15 +49,15 @@ export default {
          @dragover.prevent="dragging = !busy" @dragleave.prevent="dragging = false" @drop.prevent="onDrop">
       <div class="row items-center q-gutter-sm rounded-borders q-pa-sm"
            :class="dragging ? 'bg-blue-1' : 'bg-grey-2'" style="border: 1px dashed #9e9e9e">
-        <q-btn color="primary" icon="upload_file" label="Choose files" :disable="busy" no-caps
+        <q-btn color="primary" icon="upload_file" :label="texts.choose_files" :disable="busy" no-caps
                @click="$refs.files.click()" />
-        <q-btn outline color="primary" icon="folder_open" label="Choose a folder" :disable="busy" no-caps
+        <q-btn outline color="primary" icon="folder_open" :label="texts.choose_folder" :disable="busy" no-caps
                class="gt-xs" @click="$refs.folder.click()" />
         <span class="text-caption text-grey-8 gt-xs">{{ hint }}</span>
         <span class="text-caption text-grey-8 xs">{{ shorthint }}</span>
-        <input ref="files" type="file" multiple hidden aria-label="DICOM files or a .zip of the CD"
+        <input ref="files" type="file" multiple hidden :aria-label="texts.files_input"
                @change="onPick($event, false)" />
-        <input ref="folder" type="file" webkitdirectory multiple hidden aria-label="Folder of the CD"
+        <input ref="folder" type="file" webkitdirectory multiple hidden :aria-label="texts.folder_input"
                @change="onPick($event, true)" />
       </div>
       <div v-if="phase" class="column q-gutter-xs" role="status" aria-live="polite">
@@ -61,11 +66,11 @@ export default {
                            color="primary" track-color="grey-3" />
         <div v-for="item in active" :key="item.index" class="row items-center no-wrap q-gutter-x-sm text-caption">
           <span class="col ellipsis">{{ item.name }}</span>
-          <span v-if="item.attempt > 1" class="text-warning-strong">try {{ item.attempt }}</span>
+          <span v-if="item.attempt > 1" class="text-warning-strong">{{ t("attempt", { count: item.attempt }) }}</span>
           <span style="min-width: 3em; text-align: right">{{ percent(item) }}%</span>
         </div>
         <div>
-          <q-btn v-if="phase === 'sending'" flat dense no-caps color="negative" icon="close" label="Cancel upload"
+          <q-btn v-if="phase === 'sending'" flat dense no-caps color="negative" icon="close" :label="texts.cancel"
                  @click="cancel" />
         </div>
       </div>
@@ -77,6 +82,7 @@ export default {
     retryDelayMs: { type: Number, default: 1000 },
     hint: String,
     shorthint: String, // shown on phones, where folders cannot be chosen or dropped
+    texts: Object, // translated templates by key, from study_uploader.py
   },
   data() {
     return {
@@ -101,13 +107,18 @@ export default {
       return this.totalBytes ? (this.doneBytes + sending) / this.totalBytes : 0;
     },
     statusText() {
-      if (this.phase === "starting") return `Preparing ${countFiles(this.totalFiles)}...`;
+      const files = countFiles(this.totalFiles, this.texts);
+      if (this.phase === "starting") return this.t("preparing", { files });
       if (this.phase === "committing") {
-        const sent = this.totalFiles === 1 ? "The file was sent." : `All ${countFiles(this.totalFiles)} sent.`;
-        return `${sent} Checking and storing the images...`;
+        const sent = this.totalFiles === 1 ? this.t("one_sent") : this.t("all_sent", { files });
+        return `${sent} ${this.t("checking")}`;
       }
-      return `Sending ${this.doneFiles.toLocaleString()} of ${countFiles(this.totalFiles)}, ` +
-        `${formatBytes(this.doneBytes)} of ${formatBytes(this.totalBytes)}`;
+      return this.t("sending", {
+        done: this.doneFiles.toLocaleString(),
+        files,
+        sent: formatBytes(this.doneBytes, this.texts),
+        total: formatBytes(this.totalBytes, this.texts),
+      });
     },
   },
   mounted() {
@@ -119,6 +130,9 @@ export default {
     if (this.phase === "sending" || this.phase === "starting") this.cancel();
   },
   methods: {
+    t(key, params = {}) {
+      return fill(this.texts[key], params);
+    },
     apiUrl(path) {
       return (window.path_prefix || "") + path;
     },
@@ -141,7 +155,7 @@ export default {
         try {
           for (const entry of entries) await collectEntry(entry, found);
         } catch (error) {
-          this.$emit("failed", { message: "The dropped folder could not be read. Use Choose a folder instead." });
+          this.$emit("failed", { message: this.t("folder_unreadable") });
           return;
         }
         if (found.length) this.run(found, true);
@@ -185,7 +199,7 @@ export default {
           this.abortRequests();
           this.dropUpload(false);
           this.$emit("failed", {
-            message: error.message || "The upload failed. Please try again.",
+            message: error.message || this.t("failed"),
             files: error.files || [],
           });
         }
@@ -204,12 +218,12 @@ export default {
           credentials: "same-origin",
         });
       } catch (error) {
-        throw new Error("The connection to the server was lost. Check your connection and upload again.");
+        throw new Error(this.t("connection_lost"));
       }
       const data = await response.json().catch(() => ({}));
       if (!response.ok) {
         const detail = typeof data.detail === "string" ? data.detail : "";
-        const failure = new Error(detail || `The upload failed (server status ${response.status}). Please try again.`);
+        const failure = new Error(detail || this.t("server_status", { status: response.status }));
         failure.files = Array.isArray(data.files) ? data.files : []; // [{name, reason}] of rejected files
         throw failure;
       }
@@ -225,9 +239,7 @@ export default {
           if (result.ok) break;
           if (this.cancelled) return;
           if (!RETRY_STATUSES.includes(result.status) || tracked.attempt >= this.attempts) {
-            throw new Error(result.detail ||
-              `${item.name} could not be sent after ${tracked.attempt} tries. ` +
-              "Check your connection and upload again.");
+            throw new Error(result.detail || this.t("not_sent", { name: item.name, count: tracked.attempt }));
           }
           await waitFor(this.retryDelayMs * 2 ** (tracked.attempt - 1));
           tracked.attempt += 1;
@@ -273,7 +285,7 @@ export default {
       this.cancelled = true;
       this.abortRequests();
       this.dropUpload(false);
-      this.$emit("failed", { message: "Upload cancelled. Nothing from it was stored.", cancelled: true });
+      this.$emit("failed", { message: this.t("cancelled"), cancelled: true });
     },
     dropUpload(leavingPage) {
       if (!this.uploadId || this.phase === "committing") return;

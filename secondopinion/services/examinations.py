@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
-from ..i18n import N_
+from ..i18n import JoinedMessage, Message, N_
 from ..models import (Doctor, Examination, ExamStatus, ImageLink, Patient, Role, Study, StudyFile, Urgency, User)
 from ..models.base import utcnow
 from . import audit, events, review_policy
@@ -278,10 +278,9 @@ def submit(*, actor: Actor, examination_id: str) -> None:
         exam = get_own_draft(session, actor, examination_id)
         missing = missing_items(session, exam)
         if missing:
-            # NOTE: the missing items stay in English inside a translated message: placeholder values are not
-            # translated, and this list is composed before the page's language is known.
+            # The item labels are msgids, so the list is translated along with the message where it is shown.
             raise ValidationError(N_('Cannot submit yet. Missing: {items}.'),
-                                  items=', '.join(item.label for item in missing))
+                                  items=JoinedMessage([Message(item.label) for item in missing], ', '))
         ensure_email_verified(session, actor.user_id)
         exam.status = ExamStatus.AWAITING_PAYMENT
         exam.submitted_at = utcnow()

@@ -21,7 +21,7 @@ from ..models.base import utcnow
 from . import audit, notifications
 from .access import deny, get_visible_exam
 from .actors import Actor, require_role
-from ..i18n import N_
+from ..i18n import Message, N_
 from .errors import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Thread:
     questions: tuple[QuestionView, ...]
     allowed: int
     can_ask: bool
-    # The reason the patient cannot ask now, in words for the page; empty when `can_ask` is true.
+    # The reason the patient cannot ask now, a Message translated where shown; empty when `can_ask` is true.
     reason: str
 
     @property
@@ -103,14 +103,14 @@ def _thread(session: Session, exam: Examination) -> Thread:
     allowed = get_settings().max_follow_up_questions
     reason = ''
     if exam.status not in ASKABLE_STATUSES:
-        reason = N_('You can ask questions once your report is ready.')
+        reason = Message(N_('You can ask questions once your report is ready.'))
     elif allowed == 0:
-        reason = N_('This practice does not take follow-up questions.')
+        reason = Message(N_('This practice does not take follow-up questions.'))
     elif any(view.answer is None for view in views):
-        reason = N_('The radiologist has not answered your last question yet. You can ask another one after the '
-                    'answer.')
+        reason = Message(N_('The radiologist has not answered your last question yet. You can ask another one '
+                            'after the answer.'))
     elif len(views) >= allowed:
-        reason = f'You have asked all {allowed} questions this examination includes.'
+        reason = Message(N_('You have asked all {count} questions this examination includes.'), count=allowed)
     return Thread(questions=views, allowed=allowed, can_ask=not reason, reason=reason)
 
 
@@ -135,7 +135,7 @@ def ask(*, actor: Actor, examination_id: str, text: str) -> int:
         exam = get_visible_exam(session, actor, examination_id)
         thread = _thread(session, exam)
         if not thread.can_ask:
-            raise ConflictError(thread.reason)
+            raise ConflictError('{reason}', reason=thread.reason)
         row = ExamQuestion(examination_id=exam.id, question=question, asked_at=utcnow())
         session.add(row)
         session.flush()

@@ -40,7 +40,7 @@ from .actors import Actor
 from .dicom import DicomInfo, HeaderTooLargeError, parse_dicom, read_dicom_info, render_thumbnail
 from .deidentify import UidMapper, burned_in_text_reason, deidentify_file_flagged
 from .dicom_patient import format_age
-from ..i18n import N_
+from ..i18n import JoinedMessage, Message, N_
 from .errors import ConflictError, NotFoundError, ValidationError
 from .storage import CHUNK_SIZE, BlobStorage, get_storage, iter_file_chunks
 
@@ -72,9 +72,10 @@ PRIOR_REPORT_TYPES = (
     (b'\x89PNG\r\n\x1a\n', 'image/png', '.png'),
     (b'\xff\xd8\xff', 'image/jpeg', '.jpg'),
 )
-NOT_DICOM_REMEDY = 'Choose only DICOM images or a .zip of the CD and upload again.'
+NOT_DICOM_REMEDY = N_('Choose only DICOM images or a .zip of the CD and upload again.')
 MAX_REJECTED_FILES_LISTED = 50  # per-file reasons an upload error lists; the rest are only counted
-ARCHIVE_REMEDY = 'Create the .zip again from the CD folder with standard settings and no password, and upload it.'
+ARCHIVE_REMEDY = N_('Create the .zip again from the CD folder with standard settings and no password, and upload '
+                    'it.')
 
 
 # --- Results returned to pages --------------------------------------------------------------------------------
@@ -305,9 +306,10 @@ class _UploadBatch:
         """Raise one ValidationError that lists every rejected file, or when the call found no image at all."""
         limit = self.settings.max_examination_bytes
         if self.existing_bytes + self.new_bytes > limit:
-            self.reject('', f'This upload has {format_bytes(self.new_bytes)} of images and the examination '
-                            f'already has {format_bytes(self.existing_bytes)}, more than the limit of '
-                            f'{format_bytes(limit)} per examination. Upload fewer images.')
+            self.reject('', Message(N_('This upload has {size} of images and the examination already has '
+                                       '{existing}, more than the limit of {limit} per examination. Upload fewer '
+                                       'images.'), size=format_bytes(self.new_bytes),
+                                    existing=format_bytes(self.existing_bytes), limit=format_bytes(limit)))
         if self.rejections:
             logger.info('examination %s: upload rejected, %d files rejected', self.examination_id,
                         len(self.rejections))
@@ -358,9 +360,9 @@ def classify_member(name: str, path: Path) -> IntakeItem:
     try:
         info = read_dicom_info(path)
     except HeaderTooLargeError:
-        return _rejected(name, f'{name} could not be read, because its DICOM header is larger or has more '
-                               f'elements than this service reads before the image data. Remove the file '
-                               f'from the upload and upload again.')
+        return _rejected(name, Message(N_('{name} could not be read, because its DICOM header is larger or has '
+                                          'more elements than this service reads before the image data. Remove '
+                                          'the file from the upload and upload again.'), name=name))
     if info is None:
         return IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
     if info.is_dicomdir:
@@ -383,7 +385,8 @@ def classify_upload(name: str, path: Path, settings: Settings, *, folder: bool =
         except (zipfile.BadZipFile, OSError):
             # A damaged archive, or a DICOM file whose free-form preamble starts like a zip.
             if parse_dicom(path) is None:
-                yield _rejected(name, f'{name} is a damaged .zip archive. {ARCHIVE_REMEDY}')
+                yield _rejected(name, JoinedMessage([Message(N_('{name} is a damaged .zip archive.'), name=name),
+                                                     Message(ARCHIVE_REMEDY)]))
                 return
         else:
             with archive:
@@ -394,8 +397,9 @@ def classify_upload(name: str, path: Path, settings: Settings, *, folder: bool =
             yield IntakeItem(name=name, outcome=SKIPPED_OUTCOME, reason=NOT_DICOM_SKIP_REASON)
             return
         if magic.startswith(archive_magic):
-            yield _rejected(name, f'{name} is a {archive_format} archive, and only .zip archives can be read. '
-                                  f'Create a .zip of the CD folder and upload it.')
+            yield _rejected(name, Message(N_('{name} is a {format} archive, and only .zip archives can be read. '
+                                             'Create a .zip of the CD folder and upload it.'),
+                                          name=name, format=archive_format))
             return
     yield _classify_loose_file(name, path, settings, folder=folder)
 
@@ -403,22 +407,24 @@ def classify_upload(name: str, path: Path, settings: Settings, *, folder: bool =
 def _classify_loose_file(name: str, path: Path, settings: Settings, *, folder: bool) -> IntakeItem:
     size = path.stat().st_size
     if size > settings.max_file_bytes:
-        return _rejected(name, f'{name} is {format_bytes(size)}, more than the limit of '
-                               f'{format_bytes(settings.max_file_bytes)} per file. Remove it from the upload.')
+        return _rejected(name, Message(N_('{name} is {size}, more than the limit of {limit} per file. Remove it '
+                                          'from the upload.'),
+                                       name=name, size=format_bytes(size), limit=format_bytes(settings.max_file_bytes)))
     item = classify_member(name, path)
     if item.outcome == SKIPPED_OUTCOME and item.reason == NOT_DICOM_SKIP_REASON and not folder:
         if name.lower().endswith('.zip'):
-            return _rejected(name, f'{name} is not a valid .zip archive. {ARCHIVE_REMEDY}')
-        return _rejected(name, f'{name} is not a DICOM file. {NOT_DICOM_REMEDY}', not_dicom=True)
+            return _rejected(name, JoinedMessage([Message(N_('{name} is not a valid .zip archive.'), name=name),
+                                                  Message(ARCHIVE_REMEDY)]))
+        return _rejected(name, _not_dicom_message(name), not_dicom=True)
     return item
 
 
 def _classify_archive(name: str, archive: zipfile.ZipFile, settings: Settings) -> Iterator[IntakeItem]:
     """Extract the entries one at a time to a temporary file and classify each one."""
     entries = archive.infolist()
-    problem = _check_archive_entries(entries, settings)
+    problem = _check_archive_entries(name, entries, settings)
     if problem:
-        yield _rejected(name, f'{name} {problem}')
+        yield _rejected(name, problem)
         return
 
     found_dicom = False
@@ -431,8 +437,10 @@ def _classify_archive(name: str, archive: zipfile.ZipFile, settings: Settings) -
                 _extract_entry(archive, entry, entry_path)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
                 logger.info('zip entry %d of an upload could not be extracted: %s', position, error)
-                yield _rejected(name, f'{name} is damaged or uses an unsupported compression method '
-                                      f'(entry "{entry.filename}"). {ARCHIVE_REMEDY}')
+                yield _rejected(name, JoinedMessage([
+                    Message(N_('{name} is damaged or uses an unsupported compression method (entry "{entry}").'),
+                            name=name, entry=entry.filename),
+                    Message(ARCHIVE_REMEDY)]))
                 return
             try:
                 item = classify_member(f'{name}/{entry.filename}', entry_path)
@@ -442,33 +450,43 @@ def _classify_archive(name: str, archive: zipfile.ZipFile, settings: Settings) -
                 entry_path.unlink(missing_ok=True)
 
     if not found_dicom:
-        yield _rejected(name, f'{name} contains no DICOM images. Upload a .zip of the whole CD or DVD, '
-                              f'or the DICOM files themselves.', scanned=False)
+        yield _rejected(name, Message(N_('{name} contains no DICOM images. Upload a .zip of the whole CD or DVD, '
+                                         'or the DICOM files themselves.'), name=name), scanned=False)
 
 
-def _check_archive_entries(entries: list[zipfile.ZipInfo], settings: Settings) -> str | None:
-    """Return why the archive is rejected and what to do, as sentences that follow its name, or None."""
-    split_remedy = 'Upload the images in several smaller .zip files.'
+def _check_archive_entries(name: str, entries: list[zipfile.ZipInfo], settings: Settings) -> Message | None:
+    """Return why the archive `name` is rejected and what to do, or None when its entries are acceptable."""
+    split_remedy = Message(N_('Upload the images in several smaller .zip files.'))
     if len(entries) > MAX_ZIP_ENTRIES:
-        return f'contains {len(entries):,} entries, more than the limit of {MAX_ZIP_ENTRIES:,}. {split_remedy}'
+        return JoinedMessage([Message(N_('{name} contains {count} entries, more than the limit of {limit}.'),
+                                      name=name, count=f'{len(entries):,}', limit=f'{MAX_ZIP_ENTRIES:,}'),
+                              split_remedy])
     total = 0
     for entry in entries:
         if _is_unsafe_entry_name(entry.filename):
-            return (f'contains the entry "{entry.filename}", whose absolute path or ".." is not allowed. '
-                    f'{ARCHIVE_REMEDY}')
+            return JoinedMessage([Message(N_('{name} contains the entry "{entry}", whose absolute path or ".." is '
+                                             'not allowed.'), name=name, entry=entry.filename),
+                                  Message(ARCHIVE_REMEDY)])
         if entry.flag_bits & 0x1:
-            return f'is password-protected, so its entries cannot be read. {ARCHIVE_REMEDY}'
+            return JoinedMessage([Message(N_('{name} is password-protected, so its entries cannot be read.'),
+                                          name=name),
+                                  Message(ARCHIVE_REMEDY)])
         if entry.file_size > settings.max_file_bytes:
-            return (f'contains the entry "{entry.filename}" of {format_bytes(entry.file_size)}, more than the '
-                    f'limit of {format_bytes(settings.max_file_bytes)} per file. Remove it from the archive.')
+            return Message(N_('{name} contains the entry "{entry}" of {size}, more than the limit of {limit} per '
+                              'file. Remove it from the archive.'), name=name, entry=entry.filename,
+                           size=format_bytes(entry.file_size), limit=format_bytes(settings.max_file_bytes))
         ratio = entry.file_size / max(entry.compress_size, 1)
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
-            return (f'contains the entry "{entry.filename}" with a compression ratio of {ratio:,.0f}:1, above the '
-                    f'limit of {MAX_COMPRESSION_RATIO}:1 that protects against zip bombs. {ARCHIVE_REMEDY}')
+            return JoinedMessage([Message(N_('{name} contains the entry "{entry}" with a compression ratio of '
+                                             '{ratio}:1, above the limit of {limit}:1 that protects against zip '
+                                             'bombs.'), name=name, entry=entry.filename, ratio=f'{ratio:,.0f}',
+                                          limit=MAX_COMPRESSION_RATIO),
+                                  Message(ARCHIVE_REMEDY)])
         total += entry.file_size
     if total > settings.max_examination_bytes:
-        return (f'expands to {format_bytes(total)}, more than the limit of '
-                f'{format_bytes(settings.max_examination_bytes)} per examination. Upload fewer images.')
+        return Message(N_('{name} expands to {size}, more than the limit of {limit} per examination. Upload fewer '
+                          'images.'), name=name, size=format_bytes(total),
+                       limit=format_bytes(settings.max_examination_bytes))
     return None
 
 
@@ -597,37 +615,48 @@ class FilesRejectedError(ValidationError):
     """
 
     def __init__(self, message: str, *, files: list[tuple[str, str]]) -> None:
-        super().__init__(message, field='files')
+        # The message is a JoinedMessage of translated parts, so it goes in as a placeholder value.
+        super().__init__('{reasons}', field='files', reasons=message)
         self.files = files
 
 
 def _rejected_files(rejections: list[_Rejection]) -> list[tuple[str, str]]:
-    """Return (file name, reason) per rejection, at most MAX_REJECTED_FILES_LISTED of them."""
-    listed = [(rejection.name, 'Not a DICOM file.' if rejection.not_dicom else rejection.message)
-              for rejection in rejections[:MAX_REJECTED_FILES_LISTED]]
+    """Return (file name, reason) per rejection, at most MAX_REJECTED_FILES_LISTED of them; reasons are Messages."""
+    listed: list[tuple[str, str]] = [
+        (rejection.name, Message(N_('Not a DICOM file.')) if rejection.not_dicom else rejection.message)
+        for rejection in rejections[:MAX_REJECTED_FILES_LISTED]]
     if len(rejections) > MAX_REJECTED_FILES_LISTED:
-        listed.append(('', f'{len(rejections) - MAX_REJECTED_FILES_LISTED} more files were rejected.'))
+        listed.append(('', Message(N_('{count} more files were rejected.'),
+                                   count=len(rejections) - MAX_REJECTED_FILES_LISTED)))
     return listed
 
 
-def _rejection_message(rejections: list[_Rejection]) -> str:
-    """Compose one message: the files that are not DICOM in one sentence, every other rejection in its own."""
+def _not_dicom_message(name: str) -> Message:
+    return JoinedMessage([Message(N_('{name} is not a DICOM file.'), name=name), Message(NOT_DICOM_REMEDY)])
+
+
+def _rejection_message(rejections: list[_Rejection]) -> JoinedMessage:
+    """Compose one message: the files that are not DICOM in one sentence, every other rejection in its own.
+
+    Each sentence is a Message, so the whole is translated where it is shown.
+    """
     parts: list[str] = []
     not_dicom = [rejection.name for rejection in rejections if rejection.not_dicom]
     if len(not_dicom) == 1:
-        parts.append(f'{not_dicom[0]} is not a DICOM file. {NOT_DICOM_REMEDY}')
+        parts.append(_not_dicom_message(not_dicom[0]))
     elif not_dicom:
-        parts.append(f'{len(not_dicom)} files are not DICOM files: {name_list(not_dicom)}. '
-                     f'{NOT_DICOM_REMEDY}')
+        parts.append(Message(N_('{count} files are not DICOM files: {names}.'), count=len(not_dicom),
+                             names=name_list(not_dicom)))
+        parts.append(Message(NOT_DICOM_REMEDY))
     parts.extend(rejection.message for rejection in rejections if not rejection.not_dicom)
-    parts.append('Nothing from this upload was saved.')
-    return ' '.join(parts)
+    parts.append(Message(N_('Nothing from this upload was saved.')))
+    return JoinedMessage(parts)
 
 
 def name_list(names: list[str]) -> str:
     listed = ', '.join(names[:MAX_NAMES_IN_MESSAGE])
     if len(names) > MAX_NAMES_IN_MESSAGE:
-        listed += f' and {len(names) - MAX_NAMES_IN_MESSAGE} more'
+        return Message(N_('{names} and {count} more'), names=listed, count=len(names) - MAX_NAMES_IN_MESSAGE)
     return listed
 
 
