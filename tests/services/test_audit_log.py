@@ -93,7 +93,7 @@ def test_reads_write_one_row_each(make_patient, make_doctor, tmp_path):
     assert [(row.action, row.detail) for row in rows] == [
         ('examination.viewed', {'page': 'examination'}),
         ('report.viewed', {'version': 2, 'page': 'examination'}),
-        ('report.downloaded', {'version': 1}),
+        ('report.downloaded', {'version': 1, 'deidentified': False}),
         ('prior_report.downloaded', {'file_id': prior_id}),
         ('images.downloaded', {'files': 1, 'deidentified': False}),
     ]
