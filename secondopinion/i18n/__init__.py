@@ -8,7 +8,7 @@ are shown. Domain errors carry their msgid and placeholder values and are transl
 
 The language of a piece of work is a context variable: pages set it from the signed-in user, the
 `lang` cookie or the browser's Accept-Language (see pages/language.py), and emails, texts and
-PDFs are rendered inside `use_language(recipient_language)`. Outside both, `_()` asks the
+PDFs are rendered inside `use_language(recipient_language)`. Outside both, `_()` calls the
 resolver that pages register (`set_fallback_resolver`), and else uses English.
 
 The catalogs are the `.po` files under `locales/`, read with Babel when first used. No compiled

@@ -342,7 +342,7 @@ class ExamForm:
     def _flush(self, reason: str) -> None:
         """Save text typed since the last save, when the page is hidden or its connection closed.
 
-        Nobody may be looking at the page any more, so a failure is logged and not shown.
+        The patient may have left the page, so a failure is logged and not shown.
         """
         details = self._details()
         if details == self._saved_details:

@@ -80,7 +80,7 @@ class RenderedKeyImage:
 def list_key_images(*, actor: Actor, examination_id: str) -> list[KeyImageView]:
     """Return the report's key images in the order they were added.
 
-    The accepting doctor sees them while writing; the patient and admins once the report is final.
+    The accepting doctor gets them while writing, and the patient and admins once the report is final.
     Anyone else gets NotFoundError, as for the examination itself.
     """
     with session_scope() as session:

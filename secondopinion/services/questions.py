@@ -63,7 +63,7 @@ class Thread:
         return next((question for question in self.questions if question.answer is None), None)
 
 
-# What the text is ('question' or 'answer') -> the message when it is too short or too long.
+# Kind of text ('question' or 'answer') -> the message when it is too short or too long.
 TOO_SHORT = {'question': N_('Write at least {minimum} characters for your question.'),
              'answer': N_('Write at least {minimum} characters for your answer.')}
 TOO_LONG = {'question': N_('The question has {length} characters; shorten it to at most {maximum}.'),

@@ -42,7 +42,7 @@ FOOTER_HEIGHT = 12 * mm
 NO_BREAK_SPACE = '\u00a0'
 KEY_IMAGE_GAP = 6 * mm
 
-# ReportLab wraps every stream in ASCII85 unless told otherwise, and without its optional C accelerator it
+# ReportLab wraps every stream in ASCII85 unless configured otherwise, and without its optional C accelerator it
 # encodes in Python: a 44 KB key image took about 30 ms per pass (bench/report.py). Binary streams are
 # valid PDF and 20 % smaller. This switch is global to ReportLab, which only this module uses.
 rl_config.useA85 = 0

@@ -92,7 +92,7 @@ class _DecodedFrame:
 
     `values` is RGB for colour. For grayscale with `levels`, `values` contains each pixel's index into
     `levels`, the modality values (float32) of the stored values from the frame's minimum to its
-    maximum. For grayscale without `levels`, `values` holds the modality values (float32) themselves.
+    maximum. For grayscale without `levels`, `values` contains the modality values (float32) themselves.
     """
 
     values: np.ndarray

@@ -156,7 +156,7 @@ ASGI_ERROR = 'ERROR:    Exception in ASGI application'
 
 def _without_disconnect_errors(log: str) -> str:
     """Return the log without uvicorn's reports of requests the client dropped; other errors stay."""
-    kept: list[str] = []
+    remaining: list[str] = []
     block: list[str] = []
     for line in log.splitlines():
         if line.startswith(ASGI_ERROR) or (block and not line.startswith('20')):
@@ -164,11 +164,11 @@ def _without_disconnect_errors(log: str) -> str:
             if line == DISCONNECT_ERROR:
                 block = []
             continue
-        kept.extend(block)
+        remaining.extend(block)
         block = []
-        kept.append(line)
-    kept.extend(block)
-    return '\n'.join(kept)
+        remaining.append(line)
+    remaining.extend(block)
+    return '\n'.join(remaining)
 
 
 @pytest.fixture
