@@ -1,8 +1,8 @@
 """The doctors' live board: pending examinations, filtered and paged on the server, updated in place.
 
-Each examination on the current page has one card that stays on the page while the case does. When
-an examination changes anywhere, the board queries its page again and then adds, removes, moves
-and updates cards, so the cards of unchanged cases (and a click on their Accept button) survive.
+When an examination changes anywhere, the board queries its page again and sends the new list of
+cases to the browser as one prop (pages/board_cases.py). The browser keeps the card of every case
+that stays on the page, so a press on its Accept button survives the update.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from html import escape
 
 from nicegui import context, run, ui
 
@@ -24,7 +22,7 @@ from ..services import events, examinations, pending_pages
 from ..services.actors import Actor
 from ..services.errors import ConflictError, DomainError, NotFoundError
 from ..services.examinations import ExamView
-from .badges import badge_html
+from .board_cases import BoardCase, BoardCases
 from .layout import format_waiting, frame, notify_error, require_actor
 
 logger = logging.getLogger(__name__)
@@ -83,58 +81,19 @@ class BoardFilters:
 
 
 def _set_text(label: ui.label, text: str) -> None:
-    """Change a label's text only when it differs, so unchanged rows send nothing to the browser."""
+    """Change a label's text only when it differs, so an unchanged board sends nothing to the browser."""
     if label.text != text:
         label.set_text(text)
 
 
-class BoardRow:
-    """The card of one pending examination; `update` changes its texts and keeps the card.
-
-    The card is built from 6 NiceGUI elements: the badge, title and question are one `ui.html`
-    block, because the time to build a board grows with its elements (about 0.2 ms each with
-    NiceGUI 3.18 on a 2-core VM, docs/benchmarks.md). Every text in the block is HTML-escaped. The waiting and due texts stay labels of their own,
-    because the board updates them in place every few seconds.
-    """
-
-    def __init__(self, exam: ExamView, now: datetime, on_accept: Callable[[str], None]) -> None:
-        examination_id = exam.id
-        self.examination_id = examination_id
-        with ui.card().classes('w-full items-center justify-between no-wrap').style('flex-direction: row') \
-                .mark(f'pending-{examination_id}') as self.card:
-            with ui.element('div').classes('min-w-0'):
-                self.summary = ui.html(sanitize=False)
-                self.waiting = ui.label().classes('inline text-caption').mark(f'waiting-{examination_id}')
-                self.time_left = ui.label().classes('inline text-caption q-ml-xs').mark(f'due-{examination_id}')
-            self.accept_button = ui.button(_('Accept'), icon='assignment_ind',
-                                           on_click=lambda: on_accept(examination_id)) \
-                .classes('shrink-0').mark(f'accept-{examination_id}')
-        self.image_count = 0
-        self.paid_at: datetime | None = None
-        self.due_at: datetime | None = None
-        self._time_left_classes = ''
-        self.update(exam, now)
-
-    def update(self, exam: ExamView, now: datetime) -> None:
-        urgent = badge_html(_('URGENT'), 'danger', 'priority_high') + ' ' if exam.urgency == Urgency.URGENT else ''
-        summary = (f'<div class="row items-center gap-2 text-subtitle1 text-weight-medium">{urgent}'
-                   f'<span>{escape(f"{exam.modality} {exam.body_part}")}</span></div>'
-                   f'<div class="text-body2 text-grey-8 break-words">{escape(exam.clinical_question[:200])}</div>')
-        if self.summary.content != summary:
-            self.summary.set_content(summary)
-        self.image_count = exam.image_count
-        self.paid_at, self.due_at = exam.paid_at, exam.due_at
-        self.tick(now)
-
-    def tick(self, now: datetime) -> None:
-        time_left, classes = format_time_left(self.due_at, now)
-        waiting = ngettext('{count} image, waiting {duration}', '{count} images, waiting {duration}',
-                           self.image_count, duration=format_waiting(self.paid_at, now))
-        _set_text(self.waiting, f'{waiting},' if time_left else waiting)
-        _set_text(self.time_left, time_left)
-        if classes != self._time_left_classes:
-            self.time_left.classes(replace=f'inline text-caption q-ml-xs {classes}')
-            self._time_left_classes = classes
+def board_case(exam: ExamView, now: datetime) -> BoardCase:
+    """Return the texts of one case's card: what was asked, how long it waits and when its report is due."""
+    time_left, classes = format_time_left(exam.due_at, now)
+    waiting = ngettext('{count} image, waiting {duration}', '{count} images, waiting {duration}',
+                       exam.image_count, duration=format_waiting(exam.paid_at, now))
+    return BoardCase(id=exam.id, title=f'{exam.modality} {exam.body_part}', question=exam.clinical_question[:200],
+                     urgent=exam.urgency == Urgency.URGENT, waiting=f'{waiting},' if time_left else waiting,
+                     due=time_left, due_class=classes)
 
 
 class Board:
@@ -145,7 +104,6 @@ class Board:
         self.filters = BoardFilters()
         self.offset = 0
         self.total = 0
-        self.rows: dict[str, BoardRow] = {}
         # Set by the event subscriber, possibly from another thread, and cleared by `sync`.
         self.changed = False
         # Serializes queries, so the result of an older query never replaces that of a newer one.
@@ -176,7 +134,7 @@ class Board:
         with ui.card().classes('w-full items-center q-pa-lg').mark('board-empty') as self.empty_card:
             ui.icon('inbox', size='3rem').classes('text-grey-6')
             self.empty_label = ui.label()
-        self.rows_column = ui.column().classes('w-full gap-3').mark('board-rows')
+        self.cases = BoardCases(self.accept).classes('w-full').mark('board-rows')
 
     # --- reading the page -----------------------------------------------------------------------
 
@@ -213,7 +171,7 @@ class Board:
                 self._show_error(_('Loading the pending examinations failed. The board tries again with the next '
                                    'change or within 30 seconds, or reload the page to try now.'))
                 return
-            if result is None or self.rows_column.is_deleted:
+            if result is None or self.cases.is_deleted:
                 return  # the app is stopping or the tab was closed during the query
             self.offset = offset
             self._apply(*result)
@@ -225,26 +183,15 @@ class Board:
             await self.sync()
 
     def _apply(self, exams: list[ExamView], total: int) -> None:
-        """Remove the cards of cases that left the page, add new ones, then update and order all."""
+        """Show the cases of the page just queried, with their waiting times as of now."""
         now = utcnow()
-        page_ids = {exam.id for exam in exams}
-        for examination_id in [key for key in self.rows if key not in page_ids]:
-            self.rows_column.remove(self.rows.pop(examination_id).card)
-        for index, exam in enumerate(exams):
-            row = self.rows.get(exam.id)
-            if row is None:
-                with self.rows_column:
-                    row = self.rows[exam.id] = BoardRow(exam, now, self.accept)
-            else:
-                row.update(exam, now)
-            if self.rows_column.default_slot.children[index] is not row.card:
-                row.card.move(self.rows_column, target_index=index)
+        self.cases.set_cases([board_case(exam, now) for exam in exams])
         self.total = total
         self.error_label.set_visibility(False)
         self._update_summary()
 
     def _update_summary(self) -> None:
-        row_count = len(self.rows)
+        row_count = len(self.cases.cases)
         if self.total > row_count:
             count = ngettext('{count} waiting, showing {first} to {last}', '{count} waiting, showing {first} to {last}',
                              self.total, first=self.offset + 1, last=self.offset + row_count)

@@ -200,3 +200,43 @@ def emailed_link(recipient: str, path: str) -> str:
         if match:
             return match.group(0)
     raise AssertionError(f'no email to {recipient} with a link to {path} in {outbox}')
+
+
+# --- the doctors' board -------------------------------------------------------------------------
+# The board's cases are one element (pages/board_cases.py) that the browser renders as cards, so
+# these helpers read its list and press Accept through the event that a card's button sends.
+
+def board_cases_element(user: User) -> ui.element:
+    return next(iter(user.find(marker='board-rows').elements))
+
+
+def board_case_ids(user: User) -> list[str]:
+    """Return the ids of the cases on the board's current page, top to bottom."""
+    return [case.id for case in board_cases_element(user).cases]
+
+
+def board_case(user: User, exam_id: str):  # noqa: ANN201 (a BoardCase of the module NiceGUI loaded for this test)
+    case = board_cases_element(user).case(exam_id)
+    assert case is not None, f'examination {exam_id} is not on the board'
+    return case
+
+
+async def wait_for_board_case(user: User, exam_id: str, *, shown: bool = True, timeout: float = 5.0) -> None:
+    """Wait until the case is on the board (or, with `shown=False`, is no longer there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            on_board = exam_id in board_case_ids(user)
+        except AssertionError:  # the board is not built yet
+            on_board = False
+        if on_board == shown:
+            return
+        assert time.monotonic() < deadline, (f'examination {exam_id} still {"missing from" if shown else "on"} '
+                                             f'the board after {timeout} s')
+        await asyncio.sleep(0.05)
+
+
+def accept_on_board(user: User, exam_id: str) -> None:
+    """Press the Accept button of the case's card."""
+    assert exam_id in board_case_ids(user), f'examination {exam_id} is not on the board'
+    user.find(marker='board-rows').trigger('accept', exam_id)

@@ -19,7 +19,7 @@ from secondopinion.services.errors import ValidationError
 from tests.conftest import PASSWORD, open_session
 from tests.services.flow import draft_with_link, paid
 
-from .helpers import emailed_link, set_value, sign_in
+from .helpers import emailed_link, set_value, sign_in, wait_for_board_case
 from .test_admin_pages import wait_for_badge
 
 NEW_PASSWORD = 'a brand new passphrase'
@@ -291,7 +291,7 @@ async def test_doctor_deactivated_mid_session(user: User, admin, make_patient, m
     doctor = make_doctor(email='leaving@example.org')
     exam_id = paid(make_patient())
     await sign_in(user, 'leaving@example.org')
-    await user.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(user, exam_id)
     cookie = user.http_client.cookies.get(sessions.COOKIE_NAME)
     assert cookie
     assert (await user.http_client.post('/auth/activity')).status_code == 204

@@ -17,30 +17,16 @@ from secondopinion.models.base import utcnow
 from secondopinion.services import accounts, events, examinations
 from tests.services.flow import paid
 
-from .helpers import set_value, sign_in
+from .helpers import (accept_on_board, board_case, board_case_ids, board_cases_element, set_value, sign_in,
+                      wait_for_board_case)
 
 # A change must reach every open board within a second.
 LIVE_UPDATE_LIMIT_SECONDS = 1.0
 
 
-def _card(user: User, exam_id: str) -> ui.card:
-    elements = user.find(marker=f'pending-{exam_id}').elements
-    assert len(elements) == 1, f'expected one card for examination {exam_id}, found {len(elements)}'
-    return elements.pop()
-
-
-def _cards(user: User, exam_id: str) -> set[ui.element]:
-    try:
-        return user.find(marker=f'pending-{exam_id}').elements
-    except AssertionError:  # find() raises when nothing matches
-        return set()
-
-
 def _card_ids_in_order(user: User, exam_ids: list[str]) -> list[str]:
     """Return which of the given examinations have a card on the board, top to bottom."""
-    card_ids = {id(card): exam_id for exam_id in exam_ids for card in _cards(user, exam_id)}
-    column = user.find(marker='board-rows').elements.pop()
-    return [card_ids[id(card)] for card in column.default_slot.children if id(card) in card_ids]
+    return [exam_id for exam_id in board_case_ids(user) if exam_id in exam_ids]
 
 
 def _count_text(user: User) -> str:
@@ -62,24 +48,25 @@ async def test_two_boards_update_in_place(user: User, create_user, make_patient,
     first, second = user, create_user()
     await sign_in(first, 'first@example.org')
     await sign_in(second, 'second@example.org')
-    await first.should_see(marker=f'accept-{unrelated}')
-    await second.should_see(marker=f'accept-{unrelated}')
-    card_before = _card(second, unrelated)
-    button_before = second.find(marker=f'accept-{unrelated}').elements.pop()
+    await wait_for_board_case(first, unrelated)
+    await wait_for_board_case(second, unrelated)
+    # The board's case list is one element; an update changes its list and keeps the element.
+    cases_before = board_cases_element(second)
 
     new = paid(patient, modality='MR', body_part='Left knee')
     started = time.monotonic()  # the payment published its event just before paid() returned
-    await first.should_see(marker=f'accept-{new}')
-    await second.should_see(marker=f'accept-{new}')
+    await wait_for_board_case(first, new)
+    await wait_for_board_case(second, new)
     assert time.monotonic() - started < LIVE_UPDATE_LIMIT_SECONDS
-    assert _card(second, unrelated) is card_before
+    assert board_cases_element(second) is cases_before
+    assert board_case_ids(second) == [unrelated, new]
 
-    first.find(marker=f'accept-{new}').click()
+    accept_on_board(first, new)
     await first.should_see(marker='finalize', retries=40)
-    await second.should_not_see(marker=f'pending-{new}')
-    assert _card(second, unrelated) is card_before
-    assert not card_before.is_deleted
-    assert second.find(marker=f'accept-{unrelated}').elements == {button_before}
+    await wait_for_board_case(second, new, shown=False)
+    assert board_cases_element(second) is cases_before
+    assert not cases_before.is_deleted
+    assert board_case_ids(second) == [unrelated]
     assert _count_text(second) == '1 waiting'
 
 
@@ -88,14 +75,12 @@ async def test_accept_on_unchanged_row_survives_update(user: User, make_patient,
     patient = make_patient()
     kept = paid(patient)
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'accept-{kept}')
-    button = user.find(marker=f'accept-{kept}').elements.pop()
+    await wait_for_board_case(user, kept)
 
     other = paid(patient, urgency='urgent')
-    await user.should_see(marker=f'accept-{other}')
+    await wait_for_board_case(user, other)
     assert _card_ids_in_order(user, [kept, other]) == [other, kept]
-    assert not button.is_deleted
-    user.find(marker=f'accept-{kept}').click()
+    accept_on_board(user, kept)
     await user.should_see(marker='finalize', retries=40)
     assert examinations.get_exam(actor=doctor, examination_id=kept).status == 'under_review'
 
@@ -105,12 +90,13 @@ async def test_cancelled_case_leaves_board(user: User, make_patient, make_doctor
     patient = make_patient()
     staying, cancelled = paid(patient), paid(patient)
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'accept-{cancelled}')
-    card = _card(user, staying)
+    await wait_for_board_case(user, cancelled)
+    cases = board_cases_element(user)
 
     examinations.cancel(actor=patient, examination_id=cancelled)
-    await user.should_not_see(marker=f'pending-{cancelled}')
-    assert _card(user, staying) is card
+    await wait_for_board_case(user, cancelled, shown=False)
+    assert board_cases_element(user) is cases
+    assert board_case_ids(user) == [staying]
     assert _count_text(user) == '1 waiting'
 
 
@@ -121,28 +107,28 @@ async def test_filters_narrow_list(user: User, make_patient, make_doctor):
     left_knee = paid(patient, modality='MR', body_part='Left knee', urgency='urgent')
     right_knee = paid(patient, modality='MR', body_part='Right knee')
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'accept-{chest}')
+    await wait_for_board_case(user, chest)
     assert _count_text(user) == '3 waiting'
 
     set_value(user, 'filter-modality', 'MR')
-    await user.should_not_see(marker=f'pending-{chest}')
+    await wait_for_board_case(user, chest, shown=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee, right_knee]
     assert _count_text(user) == '2 waiting'
 
     set_value(user, 'filter-body-part', 'RIGHT')
-    await user.should_not_see(marker=f'pending-{left_knee}')
+    await wait_for_board_case(user, left_knee, shown=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [right_knee]
 
     set_value(user, 'filter-body-part', '')
     set_value(user, 'filter-urgency', 'urgent')
-    await user.should_not_see(marker=f'pending-{right_knee}')
+    await wait_for_board_case(user, right_knee, shown=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee]
 
     # A case paid while the filters are set appears only when it matches them.
     ct_urgent = paid(patient, modality='CT', body_part='Head', urgency='urgent')
     mr_urgent = paid(patient, modality='MR', body_part='Spine', urgency='urgent')
-    await user.should_see(marker=f'pending-{mr_urgent}')
-    await user.should_not_see(marker=f'pending-{ct_urgent}')
+    await wait_for_board_case(user, mr_urgent)
+    await wait_for_board_case(user, ct_urgent, shown=False)
 
     set_value(user, 'filter-modality', 'US')
     await user.should_see('No waiting examinations match these filters.')
@@ -188,7 +174,7 @@ async def test_last_page_emptied_shows_previous(user: User, make_patient, make_d
     assert _card_ids_in_order(user, exam_ids) == exam_ids[50:]
 
     examinations.accept(actor=doctor, examination_id=exam_ids[50])
-    await user.should_see(marker=f'pending-{exam_ids[0]}')
+    await wait_for_board_case(user, exam_ids[0])
     assert _count_text(user) == '50 waiting'
     assert _card_ids_in_order(user, exam_ids) == exam_ids[:50]
 
@@ -197,10 +183,10 @@ async def test_deactivated_doctor_cannot_accept(user: User, admin, make_patient,
     doctor = make_doctor(email='doctor@example.org')
     exam_id = paid(make_patient())
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(user, exam_id)
 
     accounts.set_doctor_active(actor=admin, doctor_id=doctor.doctor_id, active=False)
-    user.find(marker=f'accept-{exam_id}').click()
+    accept_on_board(user, exam_id)
     await user.should_see('Your account is deactivated, so you cannot accept cases.')
     assert examinations.get_exam(actor=admin, examination_id=exam_id).status == 'pending'
     assert examinations.get_exam(actor=admin, examination_id=exam_id).doctor_id is None
@@ -214,22 +200,23 @@ async def test_waiting_time_ticks_in_place(user: User, make_patient, make_doctor
     exam_id = paid(make_patient())
     await sign_in(user, 'doctor@example.org')
     await user.should_see('waiting 0 min')
-    card = _card(user, exam_id)
+    cases = board_cases_element(user)
 
     later = utcnow() + timedelta(hours=1, minutes=30)
     monkeypatch.setattr(board_module, 'utcnow', lambda: later)
     await user.should_see('waiting 1 h 30 min')
-    assert _card(user, exam_id) is card
+    assert board_cases_element(user) is cases
+    assert board_case(user, exam_id).waiting == '0 images, waiting 1 h 30 min,'
 
 
 async def test_closed_board_unsubscribes(user: User, make_patient, make_doctor, monkeypatch):
     make_doctor(email='doctor@example.org')
     exam_id = paid(make_patient())
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(user, exam_id)
     before = events.subscriber_count()
     client = await user.open('/doctor')
-    await user.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(user, exam_id)
     assert events.subscriber_count() == before + 1
     # The board's timer calls a method of the board; the page frame's session timer calls a plain function.
     timers = [element for element in client.elements.values()
@@ -256,7 +243,7 @@ async def test_closed_board_unsubscribes(user: User, make_patient, make_doctor, 
 
 
 def _due_text(user: User, exam_id: str) -> str:
-    return user.find(marker=f'due-{exam_id}').elements.pop().text
+    return board_case(user, exam_id).due
 
 
 async def test_card_counts_down_to_promise(user: User, make_patient, make_doctor, monkeypatch):
@@ -266,7 +253,7 @@ async def test_card_counts_down_to_promise(user: User, make_patient, make_doctor
     patient = make_patient()
     routine, urgent = paid(patient, body_part='Chest'), paid(patient, body_part='Head', urgency='urgent')
     await sign_in(user, 'doctor@example.org')
-    await user.should_see(marker=f'due-{urgent}')
+    await wait_for_board_case(user, urgent)
     # The urgent case is promised within 24 h, the routine one within 72 h, so the urgent one comes first.
     assert _card_ids_in_order(user, [routine, urgent]) == [urgent, routine]
     assert _due_text(user, urgent) == 'due in 23 h 59 min'
@@ -275,9 +262,9 @@ async def test_card_counts_down_to_promise(user: User, make_patient, make_doctor
     later = utcnow() + timedelta(hours=23)
     monkeypatch.setattr(board_module, 'utcnow', lambda: later)
     await _wait_until(lambda: _due_text(user, urgent) == 'due in 59 min')
-    assert 'text-warning' in user.find(marker=f'due-{urgent}').elements.pop().classes
+    assert 'text-warning' in board_case(user, urgent).due_class
     overdue = utcnow() + timedelta(hours=25)
     monkeypatch.setattr(board_module, 'utcnow', lambda: overdue)
     await _wait_until(lambda: _due_text(user, urgent) == 'overdue by 1 h 0 min')
-    assert 'text-negative' in user.find(marker=f'due-{urgent}').elements.pop().classes
+    assert 'text-negative' in board_case(user, urgent).due_class
     assert _due_text(user, routine).startswith('due in 46 h')

@@ -11,7 +11,7 @@ from secondopinion.models.base import utcnow
 from secondopinion.services import accounts, examinations, profile
 from tests.services.flow import paid
 
-from .helpers import sign_in
+from .helpers import board_case, sign_in, wait_for_board_case
 from .test_board_page import _due_text, _wait_until
 from .test_viewer_page import exam_with_images, open_viewer
 
@@ -23,10 +23,6 @@ async def _turkish_doctor(user: User, make_doctor):  # noqa: ANN001, ANN202
     return accounts.get_actor(doctor.user_id)
 
 
-def _text(user: User, marker: str) -> str:
-    return user.find(marker=marker).elements.pop().text
-
-
 async def test_board_countdown_in_turkish(user: User, make_patient, make_doctor, monkeypatch):
     board_module = sys.modules['secondopinion.pages.board']
     monkeypatch.setattr(board_module, 'REFRESH_SECONDS', 0.0)
@@ -35,7 +31,7 @@ async def test_board_countdown_in_turkish(user: User, make_patient, make_doctor,
     await _turkish_doctor(user, make_doctor)
 
     await user.should_see('Bekleyen tetkikler')
-    await user.should_see(marker=f'due-{urgent}')
+    await wait_for_board_case(user, urgent)
     await user.should_see('Üstlen')
     await user.should_see('ACİL')
     await user.should_see('2 bekliyor')
@@ -43,7 +39,7 @@ async def test_board_countdown_in_turkish(user: User, make_patient, make_doctor,
     # A routine case is promised within 72 h, so 2 days and 23 full hours are left.
     assert _due_text(user, routine) == '2 gün 23 sa kaldı'
     assert _due_text(user, urgent) == '23 sa 59 dk kaldı'
-    assert _text(user, f'waiting-{routine}') == '0 görüntü, 0 dk bekliyor,'
+    assert board_case(user, routine).waiting == '0 görüntü, 0 dk bekliyor,'
 
     overdue = utcnow() + timedelta(hours=25)
     monkeypatch.setattr(board_module, 'utcnow', lambda: overdue)
@@ -95,9 +91,9 @@ async def test_english_doctor_sees_english(user: User, make_patient, make_doctor
     routine = paid(make_patient(), body_part='Chest')
     await sign_in(user, 'doctor@example.org')
     await user.should_see('Pending examinations')
-    await user.should_see(marker=f'due-{routine}')
+    await wait_for_board_case(user, routine)
     assert _due_text(user, routine) == 'due in 2 days 23 h'
-    assert _text(user, f'waiting-{routine}') == '0 images, waiting 0 min,'
+    assert board_case(user, routine).waiting == '0 images, waiting 0 min,'
 
     examinations.accept(actor=doctor, examination_id=routine)
     await user.open(f'/doctor/cases/{routine}')

@@ -7,7 +7,7 @@ from nicegui.testing import User
 from secondopinion.services import examinations
 from tests.services.flow import paid
 
-from .helpers import sign_in
+from .helpers import accept_on_board, sign_in, wait_for_board_case
 
 QUESTION = 'Is the nodule in the right upper lobe benign?'
 
@@ -22,8 +22,8 @@ async def test_second_accept_shows_message(user: User, create_user, make_patient
     await first.should_see(QUESTION)
     await second.should_see(QUESTION)
 
-    first.find(marker=f'accept-{exam_id}').click()
-    second.find(marker=f'accept-{exam_id}').click()
+    accept_on_board(first, exam_id)
+    accept_on_board(second, exam_id)
     await second.should_see('This case was already accepted by another doctor.')
     await second.should_see(marker='board-empty', retries=40)
     await first.should_see(marker='finalize', retries=40)
@@ -36,14 +36,14 @@ async def test_release_returns_case_to_board(user: User, create_user, make_patie
     other = create_user()
     await sign_in(other, 'second@example.org')
     await sign_in(user, 'first@example.org')
-    await user.should_see(marker=f'accept-{exam_id}')
-    user.find(marker=f'accept-{exam_id}').click()
+    await wait_for_board_case(user, exam_id)
+    accept_on_board(user, exam_id)
     await user.should_see(marker='release', retries=40)
     await other.should_see(marker='board-empty', retries=40)
 
     user.find(marker='release').click()
     await user.should_see(marker='board-count', retries=40)
-    await other.should_see(marker=f'accept-{exam_id}', retries=40)
+    await wait_for_board_case(other, exam_id)
 
 
 async def test_report_draft_survives_reload(user: User, make_patient, make_doctor):

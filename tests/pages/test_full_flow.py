@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from secondopinion.services import accounts, notifications
 from tests.conftest import PASSWORD
 
-from .helpers import emailed_link, set_value, sign_in, upload
+from .helpers import accept_on_board, board_case_ids, emailed_link, set_value, sign_in, upload
 
 
 def _dicomdir_zip(tmp_path: Path) -> Path:
@@ -101,11 +101,8 @@ async def test_patient_doctor_admin_flow(user: User, create_user, tmp_path: Path
     # The paid case appears on both open boards without a reload.
     await doctor1.should_see('Is the nodule benign?', retries=40)
     await doctor2.should_see('Is the nodule benign?', retries=40)
-    accept_marker = next(marker for element in doctor1.find('Accept').elements for marker in element._markers
-                         if marker.startswith('accept-'))
-    exam_id = accept_marker.removeprefix('accept-')
-
-    doctor1.find(marker=accept_marker).click()
+    exam_id, = board_case_ids(doctor1)
+    accept_on_board(doctor1, exam_id)
     await doctor1.should_see('Report', retries=40)
     await doctor1.should_see(marker='series')
     await doctor2.should_see(marker='board-empty', retries=40)

@@ -22,7 +22,7 @@ from secondopinion.models.base import utcnow
 from secondopinion.services import events, examinations
 from tests.services.flow import paid
 
-from .helpers import sign_in
+from .helpers import sign_in, wait_for_board_case
 
 CT = Path(get_testdata_file('CT_small.dcm'))
 TOKEN = 'scrape-token-for-tests-0123456789'
@@ -162,12 +162,12 @@ async def test_board_clients_follow_open_board(user: User, create_user, make_pat
     before = _board_clients(await _scrape(user))
 
     await sign_in(user, 'first@example.org')
-    await user.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(user, exam_id)
     assert _board_clients(await _scrape(user)) == before + 1
 
     second = create_user()
     await sign_in(second, 'second@example.org')
-    await second.should_see(marker=f'accept-{exam_id}')
+    await wait_for_board_case(second, exam_id)
     assert _board_clients(await _scrape(user)) == before + 2
 
 
