@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 def register_pages() -> None:
-    from . import account, admin, board, doctor, language, oidc, patient, privacy, profile, public, sharing, viewer
+    from . import (account, admin, board, doctor, element_speedup, language, oidc, patient, privacy, profile, public,
+                   sharing, viewer)
+
+    element_speedup.install()
 
     language.register_routes()
     public.register()
