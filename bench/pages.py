@@ -6,6 +6,8 @@ It starts the app, seeds the examinations with SQLAlchemy bulk inserts (spread o
 `patient-examinations` of them. Then it requests, in turn and `repeat` times each:
 
 - `/_bench/bare`, a bare NiceGUI page served by the same app process (bench/serve.py), the baseline;
+- `/_bench/frame`, the app's page frame (session check, header and navigation) around one heading,
+  which shows how much of a page's time is the frame that every app page has;
 - `/exams`, the patient dashboard, as the measured patient;
 - `/doctor`, the doctor board (first page of 50 cases), as a doctor.
 
@@ -90,7 +92,8 @@ def run(*, examinations: int, patient_examinations: int, repeat: int) -> list[Re
         seed_examinations(patient_user_id, doctor_user_id, examinations, patient_examinations)
         print(f'pages: seeded {examinations} examinations in {time.perf_counter() - started:.1f} s', flush=True)
 
-        pages = {'bare': ('/_bench/bare', patient_user_id), 'patient dashboard': ('/exams', patient_user_id),
+        pages = {'bare': ('/_bench/bare', patient_user_id), 'frame': ('/_bench/frame', patient_user_id),
+                 'patient dashboard': ('/exams', patient_user_id),
                  'doctor board': ('/doctor', doctor_user_id)}
         cookies = {name: session_cookie(user_id) for name, (_, user_id) in pages.items()}
         times: dict[str, list[float]] = {name: [] for name in pages}
@@ -113,7 +116,9 @@ def run(*, examinations: int, patient_examinations: int, repeat: int) -> list[Re
 
         bare = median(times['bare']) * 1000
         note = f'{examinations} examinations, median of {repeat}'
-        results = [Result('pages', 'bare NiceGUI page', bare, 'ms', note=f'{statements["bare"]} SQL statements')]
+        results = [Result('pages', 'bare NiceGUI page', bare, 'ms', note=f'{statements["bare"]} SQL statements'),
+                   Result('pages', "app's page frame around one heading", median(times['frame']) * 1000, 'ms', bare,
+                          note=f'signed-in patient, {statements["frame"]} SQL statements')]
         for name in ('patient dashboard', 'doctor board'):
             shown = f'{patient_examinations} shown' if name == 'patient dashboard' else '50 shown'
             results.append(Result('pages', f'{name} first render', median(times[name]) * 1000, 'ms', bare, 'lower',

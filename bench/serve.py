@@ -5,6 +5,8 @@
   of background work (the notification scheduler, board timers) are not counted, because the count
   follows the request's context variables.
 - `/_bench/bare` is a bare NiceGUI page (one heading and one button), the baseline for page timings.
+- `/_bench/frame` is the app's page frame for a signed-in patient (session check, header, navigation,
+  language menu) around one heading: what every app page costs before its own content.
 - `POST /_bench/pay/{provider_ref}?user_id=N` completes a test checkout inside the server process, as
   the test checkout page does, so that the change event reaches the boards of this process.
 
@@ -63,6 +65,18 @@ def statement_count(path: str) -> dict[str, int | None]:
 def bare_page() -> None:
     ui.label('Bare page').classes('text-h5')
     ui.button('Button')
+
+
+@ui.page('/_bench/frame')
+def frame_page() -> None:
+    from secondopinion.models import Role
+    from secondopinion.pages.layout import frame, require_actor
+
+    actor = require_actor(Role.PATIENT)
+    if actor is None:
+        return
+    with frame('Frame', actor):
+        ui.label('Frame only').classes('text-h5')
 
 
 @app.post('/_bench/pay/{provider_ref}', include_in_schema=False)

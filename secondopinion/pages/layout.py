@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -54,9 +55,15 @@ THEME_CSS = '''
 
 NAV_CSS = '''
 .nav-narrow { display: none !important; }
+.nav-entry:not(.nav-entry-icon) .q-icon { display: none; }
 @media (max-width: 599.98px) {
     .nav-wide { display: none !important; }
     .nav-narrow { display: inline-flex !important; margin: 0 !important; }
+    /* Quasar's .block utility keeps display: block, so the label is taken out of the flow instead. */
+    .nav-entry .q-btn__content > .block { position: absolute; width: 1px; height: 1px; overflow: hidden;
+                                          clip: rect(0 0 0 0); white-space: nowrap; }
+    .nav-entry .q-icon { display: inline-flex !important; margin: 0 !important; }
+    .nav-entry { border-radius: 50%; margin: 0 !important; }
     .brand-name { font-size: 1rem !important; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
     .q-header .gap-1 { gap: 0 !important; }
     .q-header { flex-wrap: nowrap; padding-left: 8px !important; padding-right: 8px !important; }
@@ -330,8 +337,7 @@ def apply_theme() -> None:
     # The manifest link, theme colour and home-screen icon, and the service worker's registration.
     ui.add_head_html(pwa.HEAD_HTML)
     ui.add_body_html(pwa.REGISTRATION_SCRIPT)
-    ui.query('body').style(f'background-color: {pwa.BACKGROUND_COLOR}')
-    ui.add_css(THEME_CSS + NAV_CSS + TOUCH_CSS)
+    ui.add_css(f'body {{ background-color: {pwa.BACKGROUND_COLOR} !important; }}' + THEME_CSS + NAV_CSS + TOUCH_CSS)
 
 
 @contextmanager
@@ -351,22 +357,12 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
             ui.label('SecondOpinion').classes('text-h6 q-ml-sm brand-name')
         with ui.row().classes('items-center gap-1 no-wrap'):
             if actor:
-                entries = NAV_BY_ROLE.get(actor.role, [])
-                # Wide screens get labelled buttons; phones (below 600 px) get icons with accessible
-                # names, so the header stays one row high.
-                for msgid, target, icon in entries:
-                    label = _(msgid)
-                    ui.button(label, on_click=lambda t=target: ui.navigate.to(t)) \
-                        .props('flat color=white dense').classes('nav-wide')
-                    ui.button(icon=icon, on_click=lambda t=target: ui.navigate.to(t)) \
-                        .props(f'flat round dense color=white aria-label="{label}"').classes('nav-narrow q-mx-xs') \
-                        .tooltip(label)
+                # One button per entry: wide screens show its label, phones (below 600 px) only its icon,
+                # with the label as its accessible name, so the header stays one row high (NAV_CSS).
+                for msgid, target, icon in NAV_BY_ROLE.get(actor.role, []):
+                    _nav_button(_(msgid), icon, lambda t=target: ui.navigate.to(t))
                 account_switcher(actor)
-                ui.button(_('Sign out'), on_click=_sign_out_clicked).props('flat color=white dense icon=logout') \
-                    .classes('nav-wide').mark('sign-out')
-                ui.button(icon='logout', on_click=_sign_out_clicked) \
-                    .props(f'flat round dense color=white aria-label="{_("Sign out")}"') \
-                    .classes('nav-narrow q-mx-xs').tooltip(_('Sign out'))
+                _nav_button(_('Sign out'), 'logout', _sign_out_clicked).classes('nav-entry-icon').mark('sign-out')
             else:
                 public_switcher()
                 ui.button(_('Sign in'), on_click=lambda: ui.navigate.to('/login')).props('flat color=white dense')
@@ -379,6 +375,14 @@ def frame(title: str, actor: Actor | None = None) -> Iterator[None]:
             from .account import verification_banner
             verification_banner(actor)
         yield
+
+
+def _nav_button(label: str, icon: str, on_click: Callable[[], Any]) -> ui.button:
+    # The label goes to Quasar's label prop, which renders it in its own span that NAV_CSS hides on phones.
+    button = ui.button(icon=icon, on_click=on_click).props('flat dense color=white').classes('nav-entry')
+    button.props['label'] = label
+    button.props['aria-label'] = label
+    return button
 
 
 def _sign_out_clicked() -> None:
