@@ -145,6 +145,8 @@ def invite_page(token: str = '') -> None:
 
 def verification_banner(actor: Actor) -> None:
     """Ask a patient whose email address is not confirmed yet to confirm it, with a button to resend the link."""
+    if actor.email_verified:
+        return  # confirmed when this page's session was checked, so no query is needed
     try:
         status = account_lifecycle.email_status(actor=actor)
     except DomainError:

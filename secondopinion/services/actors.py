@@ -24,6 +24,8 @@ class Actor:
     shared_examination_id: str | None = None
     # The user's language code, for pages and messages shown to this actor.
     language: str = 'en'
+    # Whether the user confirmed their email address when the actor was loaded; None when not known.
+    email_verified: bool | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -50,7 +52,7 @@ def load_actor(session: Session, user_id: int) -> Actor | None:
             return None
         doctor_id = doctor.id
     return Actor(user_id=user.id, role=user.role, name=user.full_name, patient_id=patient_id, doctor_id=doctor_id,
-                 language=user.language or 'en')
+                 language=user.language or 'en', email_verified=user.email_verified_at is not None)
 
 
 def require_role(actor: Actor, *roles: str) -> None:
