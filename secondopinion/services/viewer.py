@@ -70,6 +70,9 @@ IMAGE_FORMATS: dict[str, dict[str, object]] = {'PNG': {'compress_level': 1}, 'JP
 # pixel_array reads the same set into its ds_out. Reading only these lets pydicom skip the other values.
 HEADER_TAGS = sorted({tag for tag, entry in DicomDictionary.items() if tag >> 16 == 0x0028 and not entry[3]}
                      | {0x7FE00001, 0x7FE00002})
+# Bytes read into memory to parse a header from. A 512 x 512 CT header has a few KB; a larger header
+# is parsed from the file, which is slower only because pydicom then makes a system call per read.
+HEADER_READ_BYTES = 64 * 1024
 # (group, element) of the pixel data elements -> the keyword that pydicom's decoders expect.
 PIXEL_DATA_KEYWORDS = {(0x7FE0, 0x0008): 'FloatPixelData', (0x7FE0, 0x0009): 'DoubleFloatPixelData',
                        (0x7FE0, 0x0010): 'PixelData'}
@@ -371,14 +374,36 @@ def _frame_count_and_header(key: str) -> tuple[int, _ImageHeader | None]:
 def _read_image_header(file: BinaryIO) -> _ImageHeader:
     """Read the HEADER_TAGS elements of an open DICOM file, up to its pixel data, without the other values.
 
-    Raises ValueError or TypeError when NumberOfFrames is not a number, and pydicom's errors for a
-    file that is not DICOM.
+    The header is parsed from the first HEADER_READ_BYTES held in memory, and from the file itself
+    when the pixel data element does not start within them. Raises ValueError or TypeError when
+    NumberOfFrames is not a number, and pydicom's errors for a file that is not DICOM.
     """
+    start = file.read(HEADER_READ_BYTES)
+    try:
+        header = _parse_image_header(io.BytesIO(start))
+    except Exception:  # noqa: BLE001 - a header cut off at the buffer's end fails in many ways; the file decides
+        header = None
+    if header is not None and _starts_pixel_data(start, header):
+        return header
+    file.seek(0)
+    return _parse_image_header(file)
+
+
+def _parse_image_header(file: BinaryIO) -> _ImageHeader:
     dataset = pydicom.dcmread(file, stop_before_pixels=True, force=True, specific_tags=HEADER_TAGS)
     # pydicom stops in front of the pixel data element's tag, so the file position is that element's offset.
     pixel_offset = file.tell()
     frame_count = max(1, int(dataset.get('NumberOfFrames') or 1)) if 'Rows' in dataset else 0
     return _ImageHeader(dataset, pixel_offset, frame_count)
+
+
+def _starts_pixel_data(data: bytes, header: _ImageHeader) -> bool:
+    """Tell whether a pixel data element's tag is at header.pixel_offset of data, so the parse did not stop at its end."""
+    tag = data[header.pixel_offset:header.pixel_offset + 4]
+    if len(tag) != 4:
+        return False
+    byte_order = '<' if header.dataset.original_encoding[1] else '>'
+    return struct.unpack(f'{byte_order}HH', tag) in PIXEL_DATA_KEYWORDS
 
 
 # --- Decoding and rendering ------------------------------------------------------------------------------------
