@@ -9,11 +9,12 @@ the image format on Orthanc's side. For each series and each image format (PNG a
 two regimes, and judges the goal (the app at most as slow as Orthanc) for each:
 
 - first view: each side renders every slice of the series once, in order, and the figure is the
-  median time per slice. The app's caches are emptied before the pass, so every render reads the
+  median time per slice. The two sides take turns slice by slice, so that load from other
+  processes falls on both. The app's caches are emptied before the pass, so every render reads the
   stored file, parses its header, decodes the frame, windows and encodes it. Orthanc is restarted
   before the pass on its stored files, so it has read none of the instances since it started;
-- repeat view: each side renders the first slice `repeat` times after one untimed render, and the
-  figure is the median. The app then takes the decoded frame from its cache, and Orthanc serves
+- repeat view: each side renders the first slice `repeat` times after one untimed render, taking
+  turns as above, and the figure is the median. The app then takes the decoded frame from its cache, and Orthanc serves
   the instance from its own caches.
 
 What each side caches between requests:
@@ -84,14 +85,18 @@ def store_in_orthanc(folder: Path, series: dict[str, list[Path]]) -> dict[str, l
         orthanc.stop()
 
 
-def timed(action, count: int) -> list[float]:
-    """Run action(i) for i in range(count); return the seconds each run took."""
-    times = []
+def timed_pairs(app_action, orthanc_action, count: int) -> tuple[list[float], list[float]]:
+    """Run app_action(i) and orthanc_action(i) alternately for i in range(count); return the seconds of each run.
+
+    Alternating puts both sides under the same load from other processes, on a shared machine.
+    """
+    app_times, orthanc_times = [], []
     for index in range(count):
-        started = time.perf_counter()
-        action(index)
-        times.append(time.perf_counter() - started)
-    return times
+        for action, times in ((app_action, app_times), (orthanc_action, orthanc_times)):
+            started = time.perf_counter()
+            action(index)
+            times.append(time.perf_counter() - started)
+    return app_times, orthanc_times
 
 
 def run(*, size: int, slices: int, repeat: int) -> list[Result]:
@@ -132,16 +137,15 @@ def run(*, size: int, slices: int, repeat: int) -> list[Result]:
                             return response.content
 
                         client.get(f'{orthanc.url}/system').raise_for_status()  # opens the connection
-                        orthanc_first = median(timed(fetch, slices))
+                        viewer.clear_caches()
+                        app_times, orthanc_times = timed_pairs(render, fetch, slices)
+                        app_first, orthanc_first = median(app_times), median(orthanc_times)
+                        render(0)
                         fetch(0)
-                        orthanc_repeat = median(timed(lambda _: fetch(0), repeat))
+                        app_times, orthanc_times = timed_pairs(lambda _: render(0), lambda _: fetch(0), repeat)
+                        app_repeat, orthanc_repeat = median(app_times), median(orthanc_times)
                 finally:
                     orthanc.stop()
-
-                viewer.clear_caches()
-                app_first = median(timed(render, slices))
-                render(0)
-                app_repeat = median(timed(lambda _: render(0), repeat))
 
                 results.append(Result('preview', f'{label} slice to {image_format}, first view', app_first * 1000,
                                       'ms', orthanc_first * 1000, 'lower', 1.0,
