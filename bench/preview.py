@@ -23,8 +23,8 @@ What each side caches between requests:
   stored file (`viewer.clear_caches` empties both). It caches no encoded image;
 - Orthanc 1.10: its index (an SQLite database that stores each instance's tags, read without
   opening the file), the most recently parsed DICOM files (128 MB, fixed before Orthanc 1.13, which
-  made it the DicomParserCacheSize option), and, for JPEG 2000, the GDCM plugin's own cache of the
-  last decoded image. Neither side caches the file bytes itself, but both read from the operating
+  made it the DicomParserCacheSize option), and, for JPEG 2000, the GDCM plugin's decoder of the
+  last file it decoded (GdcmDecoderCache in the plugin's sources, keyed by the file's MD5). Neither side caches the file bytes itself, but both read from the operating
   system's page cache, because the files were written just before.
 
 The app's time has no HTTP request in it, Orthanc's has one on loopback (under 1 ms), which favours

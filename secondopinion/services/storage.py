@@ -64,7 +64,7 @@ class BlobStorage(Protocol):
         ...
 
     def move_file(self, key: str, path: Path) -> int:
-        """Store a local file under the key like save_file, and delete the local file; return its size in bytes.
+        """Store a local file under the key like save_file and delete the local file. Return its size in bytes.
 
         Local storage renames the file into place when it is on the same filesystem, so its bytes are not copied.
         """

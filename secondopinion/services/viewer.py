@@ -70,8 +70,8 @@ IMAGE_FORMATS: dict[str, dict[str, object]] = {'PNG': {'compress_level': 1}, 'JP
 # pixel_array reads the same set into its ds_out. Reading only these lets pydicom skip the other values.
 HEADER_TAGS = sorted({tag for tag, entry in DicomDictionary.items() if tag >> 16 == 0x0028 and not entry[3]}
                      | {0x7FE00001, 0x7FE00002})
-# Bytes read into memory to parse a header from. A 512 x 512 CT header has a few KB; a larger header
-# is parsed from the file, which is slower only because pydicom then makes a system call per read.
+# Bytes read into memory to parse a header from. A CT header has a few KB. A larger header is parsed
+# from the file, which is slower only because pydicom then makes a system call per read.
 HEADER_READ_BYTES = 64 * 1024
 # (group, element) of the pixel data elements -> the keyword that pydicom's decoders expect.
 PIXEL_DATA_KEYWORDS = {(0x7FE0, 0x0008): 'FloatPixelData', (0x7FE0, 0x0009): 'DoubleFloatPixelData',
