@@ -32,7 +32,7 @@ from ..models import Examination, Series, Study, StudyFile
 from . import access, audit, review_policy
 from .actors import Actor
 from .deidentify import deidentify_dataset
-from .dicom import first_number, scale_to_uint8
+from .dicom import HEADER_READ_BYTES, first_number, scale_to_uint8, starts_pixel_data
 from .errors import DomainError, NotFoundError, ValidationError
 from .storage import get_storage
 
@@ -70,9 +70,6 @@ IMAGE_FORMATS: dict[str, dict[str, object]] = {'PNG': {'compress_level': 1}, 'JP
 # pixel_array reads the same set into its ds_out. Reading only these lets pydicom skip the other values.
 HEADER_TAGS = sorted({tag for tag, entry in DicomDictionary.items() if tag >> 16 == 0x0028 and not entry[3]}
                      | {0x7FE00001, 0x7FE00002})
-# Bytes read into memory to parse a header from. A CT header has a few KB. A larger header is parsed
-# from the file, which is slower only because pydicom then makes a system call per read.
-HEADER_READ_BYTES = 64 * 1024
 # (group, element) of the pixel data elements -> the keyword that pydicom's decoders expect.
 PIXEL_DATA_KEYWORDS = {(0x7FE0, 0x0008): 'FloatPixelData', (0x7FE0, 0x0009): 'DoubleFloatPixelData',
                        (0x7FE0, 0x0010): 'PixelData'}
@@ -383,7 +380,8 @@ def _read_image_header(file: BinaryIO) -> _ImageHeader:
         header = _parse_image_header(io.BytesIO(start))
     except Exception:  # noqa: BLE001 - a header cut off at the buffer's end fails in many ways; the file decides
         header = None
-    if header is not None and _starts_pixel_data(start, header):
+    if header is not None and starts_pixel_data(start, header.pixel_offset,
+                                                little_endian=header.dataset.original_encoding[1]):
         return header
     file.seek(0)
     return _parse_image_header(file)
@@ -395,15 +393,6 @@ def _parse_image_header(file: BinaryIO) -> _ImageHeader:
     pixel_offset = file.tell()
     frame_count = max(1, int(dataset.get('NumberOfFrames') or 1)) if 'Rows' in dataset else 0
     return _ImageHeader(dataset, pixel_offset, frame_count)
-
-
-def _starts_pixel_data(data: bytes, header: _ImageHeader) -> bool:
-    """Tell whether a pixel data element's tag is at header.pixel_offset of data, so the parse did not stop at its end."""
-    tag = data[header.pixel_offset:header.pixel_offset + 4]
-    if len(tag) != 4:
-        return False
-    byte_order = '<' if header.dataset.original_encoding[1] else '>'
-    return struct.unpack(f'{byte_order}HH', tag) in PIXEL_DATA_KEYWORDS
 
 
 # --- Decoding and rendering ------------------------------------------------------------------------------------
