@@ -45,7 +45,7 @@ MAX_HEADER_READS = 500_000
 # The maximum size that a deflated dataset (pixel data included) may inflate to while its metadata is read.
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 INFLATE_CHUNK_BYTES = 1024 * 1024
-# Bytes of a file read into memory to parse its header from; see _read_header_in_memory. A CT header has
+# Bytes of a file read into memory to parse its header from (see _read_header_in_memory). A CT header has
 # a few KB. A larger header is parsed from the file, which is slower only because pydicom then makes
 # a system call per read.
 HEADER_READ_BYTES = 64 * 1024
