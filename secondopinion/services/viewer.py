@@ -388,9 +388,15 @@ def _read_image_header(file: BinaryIO) -> _ImageHeader:
 
 
 def _parse_image_header(file: BinaryIO) -> _ImageHeader:
-    dataset = pydicom.dcmread(file, stop_before_pixels=True, force=True, specific_tags=HEADER_TAGS)
+    parsed = pydicom.dcmread(file, stop_before_pixels=True, force=True, specific_tags=HEADER_TAGS)
     # pydicom stops in front of the pixel data element's tag, so the file position is that element's offset.
     pixel_offset = file.tell()
+    # A plain Dataset with the same elements, because the FileDataset keeps a reference to the buffer it
+    # was read from, which the decoded-frame cache would keep alive with the header.
+    dataset = Dataset()
+    dataset.update(parsed)
+    dataset.file_meta = parsed.file_meta
+    dataset.set_original_encoding(*parsed.original_encoding)
     frame_count = max(1, int(dataset.get('NumberOfFrames') or 1)) if 'Rows' in dataset else 0
     return _ImageHeader(dataset, pixel_offset, frame_count)
 
