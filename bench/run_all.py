@@ -21,7 +21,8 @@ from .orthanc import orthanc_binary
 BENCHMARKS: dict[str, tuple[Callable[[], list[Result]], Callable[[], list[Result]]]] = {
     'upload': (lambda: upload.run(megabytes=1024, runs=3), lambda: upload.run(megabytes=2, runs=1)),
     'ingest': (lambda: ingest.run(files=300, runs=3), lambda: ingest.run(files=4, runs=1)),
-    'preview': (lambda: preview.run(size=512, repeat=30), lambda: preview.run(size=64, repeat=2)),
+    'preview': (lambda: preview.run(size=512, slices=30, repeat=30),
+                lambda: preview.run(size=64, slices=2, repeat=2)),
     'fanout': (lambda: fanout.run(clients=100, rounds=5, pending=20),
                lambda: fanout.run(clients=3, rounds=1, pending=1)),
     'pages': (lambda: pages.run(examinations=10_000, patient_examinations=20, repeat=20),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,12 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from . import dicom_patient
 
@@ -39,6 +45,12 @@ MAX_HEADER_READS = 500_000
 # The maximum size that a deflated dataset (pixel data included) may inflate to while its metadata is read.
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 INFLATE_CHUNK_BYTES = 1024 * 1024
+# Bytes of a file read into memory to parse its header from (see _read_header_in_memory). A CT header has
+# a few KB. A larger header is parsed from the file, which is slower only because pydicom then makes
+# a system call per read.
+HEADER_READ_BYTES = 64 * 1024
+# (group, element) of Float Pixel Data, Double Float Pixel Data and Pixel Data.
+PIXEL_DATA_TAGS = {(0x7FE0, 0x0008), (0x7FE0, 0x0009), (0x7FE0, 0x0010)}
 
 T = TypeVar('T')
 
@@ -98,12 +110,43 @@ def read_dicom_info(path: Path) -> DicomInfo | None:
         logger.info('file %s could not be opened: %s', path, error)
         return None
     with file:
+        dataset = _read_header_in_memory(file.read(HEADER_READ_BYTES))
+        if dataset is not None:
+            return _dataset_info(dataset, path)
+        file.seek(0)
         # The reader stays open while values are read, because pydicom reads deferred values from it later.
         reader = _LimitedReader(file, MAX_HEADER_BYTES, MAX_HEADER_READS)
         dataset = _read_header(reader, path)
         if dataset is None:
             return None
         return _dataset_info(dataset, path)
+
+
+def _read_header_in_memory(data: bytes) -> Dataset | None:
+    """Read a DICOM file's header from its first bytes, or return None when they are not enough or not DICOM.
+
+    Only a standard DICOM file (with preamble) whose pixel data element starts within `data` counts:
+    its header is then the one that reading the file gives, because pydicom read the same bytes.
+    The caller reads every other file from the file itself.
+    """
+    buffer = io.BytesIO(data)
+    try:
+        dataset = pydicom.dcmread(buffer, stop_before_pixels=True, defer_size=DEFER_SIZE)
+    except Exception:  # noqa: BLE001 - a header cut off at the end of data fails in many ways; the file decides
+        return None
+    if _transfer_syntax(dataset) == DeflatedExplicitVRLittleEndian:
+        return None  # the position is in the inflated dataset, not in data
+    if not starts_pixel_data(data, buffer.tell(), little_endian=dataset.original_encoding[1]):
+        return None
+    return dataset
+
+
+def starts_pixel_data(data: bytes, offset: int, *, little_endian: bool) -> bool:
+    """Tell whether the tag of a pixel data element (any of PIXEL_DATA_TAGS) starts at data[offset]."""
+    tag = data[offset:offset + 4]
+    if len(tag) != 4:
+        return False
+    return struct.unpack('<HH' if little_endian else '>HH', tag) in PIXEL_DATA_TAGS
 
 
 def _dataset_info(dataset: Dataset, path: Path) -> DicomInfo | None:

@@ -6,6 +6,7 @@ container. Both implement the `BlobStorage` protocol, so callers only ever see k
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -60,6 +61,13 @@ class BlobStorage(Protocol):
 
     def save_file(self, key: str, path: Path) -> int:
         """Copy a local file into the storage under the key and return its size in bytes."""
+        ...
+
+    def move_file(self, key: str, path: Path) -> int:
+        """Store a local file under the key like save_file and delete the local file. Return its size in bytes.
+
+        Local storage renames the file into place when it is on the same filesystem, so its bytes are not copied.
+        """
         ...
 
     def open(self, key: str) -> BinaryIO:
@@ -126,6 +134,24 @@ class LocalStorage:
 
     def save_file(self, key: str, path: Path) -> int:
         return self.save(key, iter_file_chunks(path))
+
+    def move_file(self, key: str, path: Path) -> int:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The same guarantees as save: owner-only mode as mkstemp creates it, the bytes on disk before the
+        # blob appears, and an atomic rename.
+        os.chmod(path, 0o600)
+        with path.open('rb') as file:
+            size = os.fstat(file.fileno()).st_size
+            os.fsync(file.fileno())
+        try:
+            os.replace(path, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            size = self.save(key, iter_file_chunks(path))  # another filesystem, so copy
+            path.unlink()
+        return size
 
     def open(self, key: str) -> BinaryIO:
         return self._path(key).open('rb')

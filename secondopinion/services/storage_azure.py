@@ -143,6 +143,11 @@ class AzureBlobStorage:
     def save_file(self, key: str, path: Path) -> int:
         return self.save(key, iter_file_chunks(path))
 
+    def move_file(self, key: str, path: Path) -> int:
+        size = self.save_file(key, path)
+        path.unlink()
+        return size
+
     def _download(self, key: str) -> StorageStreamDownloader:
         """Start a download, whose first request returns at most DOWNLOAD_CHUNK_SIZE bytes."""
         blob = self._blob(key)

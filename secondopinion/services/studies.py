@@ -146,21 +146,22 @@ class ExamImages:
 
 
 def add_files(*, actor: Actor, examination_id: str, files: list[tuple[str, Path]],
-              folder: bool = False) -> UploadSummary:
+              folder: bool = False, move_files: bool = False) -> UploadSummary:
     """Store DICOM files and zipped CDs in the acting patient's draft examination.
 
     Each item is the file name as the browser sent it and the path of a local temporary file.
     Raises ValidationError naming every rejected file when any file is rejected, and then stores
     nothing. An image whose SOP Instance UID the examination already has is counted as a duplicate.
     With `folder`, the files are the contents of a chosen folder, such as a CD copied to disk, and
-    files that are not DICOM are skipped as they are in a zip, rather than refused.
+    files that are not DICOM are skipped as they are in a zip, rather than refused. With `move_files`,
+    the DICOM files are moved into storage instead of copied, so the caller must not need them afterwards.
     """
     if not files:
         raise ValidationError(N_('No files were uploaded. Choose DICOM files or a .zip of the CD.'), field='files')
     settings = get_settings()
     with session_scope() as session:
         access.get_own_draft(session, actor, examination_id)
-        batch = _UploadBatch(examination_id, get_storage(), settings, folder=folder)
+        batch = _UploadBatch(examination_id, get_storage(), settings, folder=folder, move_files=move_files)
         batch.load_existing(session)
 
     try:
@@ -212,6 +213,7 @@ class _UploadBatch:
     storage: BlobStorage
     settings: Settings
     folder: bool = False
+    move_files: bool = False
     existing_sop_uids: set[str] = field(default_factory=set)
     existing_bytes: int = 0
     series_with_thumbnail: set[tuple[str, str]] = field(default_factory=set)
@@ -278,12 +280,18 @@ class _UploadBatch:
         if not self.stores_blobs:
             return
 
+        self._store_thumbnail(path, info)  # before storing, which moves the file away with move_files
         key = f'exams/{self.examination_id}/files/{uuid.uuid4().hex}.dcm'
-        digest = hashlib.sha256()
         self.written_keys.append(key)  # before writing, so a failed write is cleaned up too
-        size = self.storage.save(key, _hashing(iter_file_chunks(path), digest))
-        self.staged.append(_StagedFile(name=name, key=key, size=size, sha256=digest.hexdigest(), info=info))
-        self._store_thumbnail(path, info)
+        if self.move_files:
+            with path.open('rb') as file:
+                sha256 = hashlib.file_digest(file, 'sha256').hexdigest()
+            size = self.storage.move_file(key, path)
+        else:
+            digest = hashlib.sha256()
+            size = self.storage.save(key, _hashing(iter_file_chunks(path), digest))
+            sha256 = digest.hexdigest()
+        self.staged.append(_StagedFile(name=name, key=key, size=size, sha256=sha256, info=info))
 
     def _store_thumbnail(self, path: Path, info: DicomInfo) -> None:
         """Render the series thumbnail from the first of its instances that decodes, trying a few at most."""

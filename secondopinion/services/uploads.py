@@ -284,8 +284,9 @@ def commit_upload(*, actor: Actor, upload_id: str) -> studies.UploadSummary:
             raise ValidationError(N_('{missing} of the {count} files did not arrive: {names}. Choose the files '
                                      'again and upload.'), field='files', missing=f'{len(missing):,}',
                                   count=f'{len(files):,}', names=studies.name_list(missing))
+        # The staging folder is deleted below whatever the outcome, so its files may be moved into storage.
         summary = studies.add_files(actor=actor, examination_id=manifest.examination_id, files=files,
-                                    folder=manifest.folder)
+                                    folder=manifest.folder, move_files=True)
     except Exception as error:
         logger.info('upload %s for examination %s not committed: %s', upload_id, manifest.examination_id,
                     type(error).__name__)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, as_pixel_options, get_decoder
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +32,7 @@ from ..models import Examination, Series, Study, StudyFile
 from . import access, audit, review_policy
 from .actors import Actor
 from .deidentify import deidentify_dataset
-from .dicom import DEFER_SIZE, first_number, scale_to_uint8
+from .dicom import HEADER_READ_BYTES, first_number, scale_to_uint8, starts_pixel_data
 from .errors import DomainError, NotFoundError, ValidationError
 from .storage import get_storage
 
@@ -61,6 +65,14 @@ MAX_LEVELS = 65_536
 # took 5 ms, for a file 14 % larger (87 KB instead of 76 KB). JPEG quality 90 is the default of
 # Orthanc's /rendered route (measured with Orthanc 1.10.1), so the preview benchmark compares equal work.
 IMAGE_FORMATS: dict[str, dict[str, object]] = {'PNG': {'compress_level': 1}, 'JPEG': {'quality': 90}}
+# The header elements that rendering reads: the non-retired group 0028 elements (Image Pixel module,
+# rescale, windows, LUTs, palettes) and the extended offset table of encapsulated frames. pydicom 3.0's
+# pixel_array reads the same set into its ds_out. Reading only these lets pydicom skip the other values.
+HEADER_TAGS = sorted({tag for tag, entry in DicomDictionary.items() if tag >> 16 == 0x0028 and not entry[3]}
+                     | {0x7FE00001, 0x7FE00002})
+# (group, element) of the pixel data elements -> the keyword that pydicom's decoders expect.
+PIXEL_DATA_KEYWORDS = {(0x7FE0, 0x0008): 'FloatPixelData', (0x7FE0, 0x0009): 'DoubleFloatPixelData',
+                       (0x7FE0, 0x0010): 'PixelData'}
 
 
 class PreviewUnavailableError(DomainError):
@@ -84,6 +96,15 @@ class ViewerSeries:
     modality: str
     description: str
     frame_count: int  # the sum of the frames of its instances
+
+
+@dataclass(frozen=True)
+class _ImageHeader:
+    """The HEADER_TAGS elements of a stored file, where its pixel data element starts, and its frame count."""
+
+    dataset: Dataset
+    pixel_offset: int  # byte offset of the pixel data element's tag, or of the end of a file without one
+    frame_count: int  # NumberOfFrames, 1 when missing, 0 without Rows (no image)
 
 
 @dataclass(frozen=True)
@@ -216,8 +237,8 @@ def render_slice(*, actor: Actor, examination_id: str, series_id: int, index: in
         raise ValidationError(f'The image format {image_format} is invalid: choose one of {", ".join(IMAGE_FORMATS)}.',
                               field='image_format')
 
-    key, frame_index = _locate(keys, index)
-    frame = _decoded_frame(key, frame_index, examination_id)
+    key, frame_index, header = _locate(keys, index)
+    frame = _decoded_frame(key, frame_index, examination_id, header)
     image = _to_image(frame, window)
     if max(image.size) > max_size:
         image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
@@ -302,32 +323,40 @@ def _requested_window(center: float | None, width: float | None, preset: str | N
     return None
 
 
-def _locate(keys: list[str], index: int) -> tuple[str, int]:
-    """Return the storage key and the frame number within that file of the series' slice at index."""
+def _locate(keys: list[str], index: int) -> tuple[str, int, _ImageHeader | None]:
+    """Return the storage key and the frame number within that file of the series' slice at index.
+
+    The third item is the file's header when finding the slice had to read it, so that decoding
+    does not parse the header a second time, and None when the frame count came from the cache.
+    """
     total = 0
     for key in keys:
-        count = _frame_count(key)
+        count, header = _frame_count_and_header(key)
         if 0 <= index < total + count:
-            return key, index - total
+            return key, index - total, header
         total += count
     raise SliceNotFoundError(index, total)
 
 
 def _frame_count(key: str) -> int:
     """Return the number of frames of a stored file: NumberOfFrames, 1 when missing, 0 without an image."""
+    return _frame_count_and_header(key)[0]
+
+
+def _frame_count_and_header(key: str) -> tuple[int, _ImageHeader | None]:
+    """Return the frame count of a stored file, and its header when the count was not cached and had to be read."""
     with _frame_counts_lock:
         if key in _frame_counts:
             _frame_counts.move_to_end(key)
-            return _frame_counts[key]
-    count = 0
+            return _frame_counts[key], None
+    header = None
     try:
         with get_storage().open(key) as file:
-            header = pydicom.dcmread(file, stop_before_pixels=True, force=True, defer_size=DEFER_SIZE)
-        if 'Rows' in header:
-            count = max(1, int(header.get('NumberOfFrames') or 1))
+            header = _read_image_header(file)
+        count = header.frame_count
     except FileNotFoundError:
         logger.error('blob %s of a series is missing, so the viewer counts it as no slices', key)
-        return 0
+        return 0, None
     except (ValueError, TypeError, OSError) as error:
         # A header that parse_dicom accepted at upload but whose NumberOfFrames is not a number.
         logger.warning('blob %s has an unreadable frame count, so the viewer shows one frame: %s', key, error)
@@ -336,23 +365,59 @@ def _frame_count(key: str) -> int:
         _frame_counts[key] = count
         while len(_frame_counts) > FRAME_COUNT_CACHE_ENTRIES:
             _frame_counts.popitem(last=False)
-    return count
+    return count, header
+
+
+def _read_image_header(file: BinaryIO) -> _ImageHeader:
+    """Read the HEADER_TAGS elements of an open DICOM file, up to its pixel data, without the other values.
+
+    The header is parsed from the first HEADER_READ_BYTES held in memory, and from the file itself
+    when the pixel data element does not start within them. Raises ValueError or TypeError when
+    NumberOfFrames is not a number, and pydicom's errors for a file that is not DICOM.
+    """
+    start = file.read(HEADER_READ_BYTES)
+    try:
+        header = _parse_image_header(io.BytesIO(start))
+    except Exception:  # noqa: BLE001 - a header cut off at the buffer's end fails in many ways; the file decides
+        header = None
+    if header is not None and starts_pixel_data(start, header.pixel_offset,
+                                                little_endian=header.dataset.original_encoding[1]):
+        return header
+    file.seek(0)
+    return _parse_image_header(file)
+
+
+def _parse_image_header(file: BinaryIO) -> _ImageHeader:
+    parsed = pydicom.dcmread(file, stop_before_pixels=True, force=True, specific_tags=HEADER_TAGS)
+    # pydicom stops in front of the pixel data element's tag, so the file position is that element's offset.
+    pixel_offset = file.tell()
+    # A plain Dataset with the same elements, because the FileDataset keeps a reference to the buffer it
+    # was read from, which the decoded-frame cache would keep alive with the header.
+    dataset = Dataset()
+    dataset.update(parsed)
+    dataset.file_meta = parsed.file_meta
+    dataset.set_original_encoding(*parsed.original_encoding)
+    frame_count = max(1, int(dataset.get('NumberOfFrames') or 1)) if 'Rows' in dataset else 0
+    return _ImageHeader(dataset, pixel_offset, frame_count)
 
 
 # --- Decoding and rendering ------------------------------------------------------------------------------------
 
 
-def _decoded_frame(key: str, frame_index: int, examination_id: str) -> _DecodedFrame:
-    """Return the decoded frame from the cache, or read and decode it from storage."""
+def _decoded_frame(key: str, frame_index: int, examination_id: str, header: _ImageHeader | None) -> _DecodedFrame:
+    """Return the decoded frame from the cache, or read and decode it from storage.
+
+    `header` is the file's header when the caller has just read it, else None to read it here.
+    """
     cached = _frames.get((key, frame_index))
     if cached is not None:
         return cached
 
-    header = Dataset()
     try:
         with get_storage().open(key) as file:
-            # pixel_array decodes only the requested frame and fills `header` with the other elements.
-            pixels = pixel_array(file, index=frame_index, ds_out=header)
+            if header is None:
+                header = _read_image_header(file)
+            pixels = _decode_frame(file, header, frame_index)
     except FileNotFoundError:
         logger.error('examination %s: blob %s is missing, so its slice cannot be shown', examination_id, key)
         raise NotFoundError('Slice') from None
@@ -362,9 +427,46 @@ def _decoded_frame(key: str, frame_index: int, examination_id: str) -> _DecodedF
         raise PreviewUnavailableError('Preview not available: the pixel data of this image could not be decoded. '
                                       'Download the images to view them in a DICOM viewer.') from error
 
-    frame = _prepare(pixels, header)
+    frame = _prepare(pixels, header.dataset)
     _frames.put((key, frame_index), frame)
     return frame
+
+
+def _decode_frame(file: BinaryIO, header: _ImageHeader, frame_index: int) -> np.ndarray:
+    """Decode one frame from the pixel data element at header.pixel_offset of the open file.
+
+    These are the steps of pydicom 3.0's `pixel_array(file, index=...)` after it has read the
+    header, so the arrays are the same, but the header comes from the caller instead of a second parse.
+    """
+    file_meta = getattr(header.dataset, 'file_meta', None)
+    syntax = file_meta.get('TransferSyntaxUID') if file_meta is not None else None
+    if not syntax:
+        raise AttributeError('the file has no Transfer Syntax UID, so its pixel data cannot be decoded')
+    syntax = UID(syntax)
+    if syntax == DeflatedExplicitVRLittleEndian:
+        # The header offset is a position in the inflated dataset, not in the file.
+        raise NotImplementedError('the pixel data of a deflated dataset cannot be decoded frame by frame')
+    decoder = get_decoder(syntax)
+    options = as_pixel_options(header.dataset, transfer_syntax_uid=syntax)
+
+    file.seek(header.pixel_offset)
+    element = file.read(8)
+    if len(element) != 8:
+        raise AttributeError('the file has no pixel data element')
+    byte_order = '<' if syntax.is_little_endian else '>'
+    if syntax.is_implicit_VR:
+        group, number, _ = struct.unpack(f'{byte_order}HHL', element)
+    else:
+        # The pixel data VRs (OB, OW, OF, OD) have a 2-byte reserved field and a 4-byte length after the VR.
+        group, number, vr, _ = struct.unpack(f'{byte_order}HH2sH', element)
+        options['pixel_vr'] = vr.decode('ascii')
+        file.read(4)
+    keyword = PIXEL_DATA_KEYWORDS.get((group, number))
+    if keyword is None:
+        raise AttributeError(f'the element at the pixel data offset is ({group:04X},{number:04X}), not pixel data')
+    options['pixel_keyword'] = keyword
+    pixels, _ = decoder.as_array(file, index=frame_index, validate=True, raw=False, **options)
+    return pixels
 
 
 def _photometric(header: Dataset) -> str:

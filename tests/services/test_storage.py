@@ -1,3 +1,5 @@
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,42 @@ def test_save_file_copies_local_file(storage, tmp_path):
 
     assert written == 2000
     assert b''.join(storage.iter_chunks('copies/source.bin')) == source.read_bytes()
+
+
+def test_move_file_renames_local_file(storage, tmp_path):
+    source = storage.root.parent / 'staged.bin'  # on the storage's filesystem, so it is renamed
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b'\x00\x01' * 1000)
+    inode = source.stat().st_ino
+
+    written = storage.move_file('moved/staged.bin', source)
+
+    assert written == 2000
+    assert not source.exists()
+    assert b''.join(storage.iter_chunks('moved/staged.bin')) == b'\x00\x01' * 1000
+    blob = storage.root / 'moved' / 'staged.bin'
+    assert blob.stat().st_ino == inode
+    assert blob.stat().st_mode & 0o777 == 0o600
+
+
+def test_move_file_copies_across_filesystems(storage, tmp_path, monkeypatch):
+    source = tmp_path / 'staged.bin'
+    source.write_bytes(b'abc' * 100)
+
+    rename = os.replace
+
+    def cross_device(source_path, target_path):
+        if Path(source_path) == source:
+            raise OSError(errno.EXDEV, 'Invalid cross-device link')
+        rename(source_path, target_path)  # save's own rename of its temporary file
+
+    monkeypatch.setattr(os, 'replace', cross_device)
+    written = storage.move_file('moved/staged.bin', source)
+
+    assert written == 300
+    assert not source.exists()
+    assert b''.join(storage.iter_chunks('moved/staged.bin')) == b'abc' * 100
+    assert files_under(storage.root) == [storage.root / 'moved' / 'staged.bin']
 
 
 def test_save_replaces_existing_blob(storage):

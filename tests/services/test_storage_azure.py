@@ -167,6 +167,17 @@ def test_save_file_copies_local_file(storage, tmp_path):
     assert b''.join(storage.iter_chunks('copies/source.bin')) == source.read_bytes()
 
 
+def test_move_file_uploads_and_deletes_local_file(storage, tmp_path):
+    source = tmp_path / 'staged.bin'
+    source.write_bytes(b'\x00\x01' * 1000)
+
+    written = storage.move_file('moved/staged.bin', source)
+
+    assert written == 2000
+    assert not source.exists()
+    assert b''.join(storage.iter_chunks('moved/staged.bin')) == b'\x00\x01' * 1000
+
+
 def test_save_replaces_existing_blob(storage):
     storage.save('k/v', [b'old'])
     storage.save('k/v', [b'new content'])

@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
-from secondopinion.config import reset_settings
+from secondopinion import db
+from secondopinion.config import get_settings, reset_settings
+from secondopinion.models import StudyFile
 from secondopinion.services import sessions, uploads
 from secondopinion.services.errors import NotFoundError, ValidationError
 
 from tests.conftest import open_session
 
-from .dicom_files import create_draft, dicomdir_folder, jpeg_bytes, pydicom_file, row_counts, stored_blobs
+from .dicom_files import (create_draft, dicomdir_folder, jpeg_bytes, pydicom_file, row_counts, sha256_of,
+                          stored_blobs)
 
 
 SESSION = 'browser-session-1'
@@ -72,6 +76,17 @@ def test_upload_stores_files_clears_staging(patient, exam_id):
     assert (summary.accepted, summary.series_count) == (2, 2)
     assert row_counts(exam_id) == {'studies': 2, 'series': 2, 'files': 2}
     assert _staged() == []
+
+
+def test_commit_stores_same_bytes_and_hash(patient, exam_id):
+    path = pydicom_file('CT_small.dcm')
+    _upload(patient, exam_id, [path])
+    with db.session_scope() as session:
+        row = session.scalars(select(StudyFile).where(StudyFile.examination_id == exam_id)).one()
+        key, size, sha256 = row.storage_key, row.size_bytes, row.sha256
+    assert (get_settings().blob_dir / key).read_bytes() == path.read_bytes()
+    assert size == path.stat().st_size
+    assert sha256 == sha256_of(path)
 
 
 def test_sending_a_file_again_replaces_it(patient, exam_id):

@@ -247,6 +247,22 @@ def test_undecodable_pixels_raise_preview_unavailable(doctor, patient):
         viewer.render_slice(actor=doctor, examination_id=exam_id, series_id=series.id, index=0)
 
 
+@pytest.mark.parametrize('read_bytes', [200, 2000])
+def test_header_past_read_buffer_renders_same(doctor, exam_id, monkeypatch, read_bytes):
+    # With a buffer smaller than the headers, every header is parsed again from the file.
+    expected = {}
+    for cold_read_bytes in (viewer.HEADER_READ_BYTES, read_bytes):
+        monkeypatch.setattr(viewer, 'HEADER_READ_BYTES', cold_read_bytes)
+        viewer.clear_caches()
+        for series in viewer.list_viewer_series(actor=doctor, examination_id=exam_id):
+            for index in (0, series.frame_count - 1):
+                viewer.clear_caches()
+                image = viewer.render_slice(actor=doctor, examination_id=exam_id, series_id=series.id, index=index,
+                                            **MULTIFRAME_WINDOW)
+                expected.setdefault((series.id, index), image)
+                assert image == expected[(series.id, index)], f'series {series.modality}, slice {index}'
+
+
 def test_cached_slice_needs_no_blob(doctor, exam_id):
     ct = series_by_modality(doctor, exam_id)['CT']
     first = viewer.render_slice(actor=doctor, examination_id=exam_id, series_id=ct.id, index=0)
