@@ -1,9 +1,9 @@
 """The list of case cards on the doctors' board, as one NiceGUI element.
 
 The server builds a plain list of texts per case and the browser renders the cards (board_cases.js).
-A page of 50 cases built from NiceGUI elements took 30 % of the board's first render and every open
-board rebuilt cards when a case was paid (docs/benchmarks.md); one element with a list prop costs
-about the same for any number of cards.
+Built from NiceGUI elements, the 50 cards of a page took most of the board's first render, and every
+open board built a new card when a case was paid (docs/benchmarks.md). One element with a list prop
+costs about the same for any number of cards.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .badges import badge_html
 
 @dataclass(frozen=True)
 class BoardCase:
-    """What one card shows; every text is plain text, escaped by Vue in the browser."""
+    """The texts of one card, as plain text that Vue escapes in the browser."""
 
     id: str
     title: str

@@ -2,7 +2,7 @@
 
 NiceGUI 3.18 calls `helpers.expects_arguments` for the change handlers of every element's classes,
 style and props, so `inspect.signature` runs three times or more per element built: a quarter of
-the time of the patient dashboard's first render (profile in docs/benchmarks.md). The answer
+the time of the patient dashboard's first render (profile in docs/benchmarks.md). The result
 depends only on the handler's code and default values, which this module uses as the cache key.
 """
 
@@ -24,7 +24,7 @@ _answers: dict[Hashable, bool] = {}
 
 
 def _cache_key(func: Callable) -> Hashable | None:
-    """Return what decides the handler's signature, or None when it cannot be told from the code alone."""
+    """Return what decides the handler's signature, or None when the code alone does not decide it."""
     bound = isinstance(func, types.MethodType)
     function = func.__func__ if bound else func
     if not isinstance(function, types.FunctionType) or hasattr(function, '__wrapped__') \

@@ -1,4 +1,4 @@
-"""The cached check of whether a NiceGUI event handler takes arguments answers as NiceGUI does."""
+"""The cached check of whether a NiceGUI event handler takes arguments returns what NiceGUI returns."""
 
 from __future__ import annotations
 
