@@ -18,7 +18,7 @@ export default {
           <span :class="'text-caption q-ml-xs ' + item.due_class">{{ item.due }}</span>
         </div>
         <q-btn color="primary" icon="assignment_ind" :label="acceptlabel" class="shrink-0"
-               @click="$emit('accept', item.id)" />
+               :aria-label="acceptlabel + ': ' + item.title" @click="$emit('accept', item.id)" />
       </q-card>
     </div>
   `,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import httpx
+from nicegui import ui
 from nicegui.testing import User
 from sqlalchemy import select
 
@@ -105,3 +108,23 @@ async def test_signed_out_keeps_live_session(user: User, make_patient):
     assert response.headers['location'] == '/exams'
     assert sessions.resolve(token) is not None
     assert user.http_client.cookies.get(sessions.COOKIE_NAME) == token
+
+
+async def test_sign_out_not_reported_as_ended(user: User, make_patient, monkeypatch):
+    make_patient(email='alice@example.org')
+    await sign_in(user, 'alice@example.org')
+    await user.should_see('My examinations')
+    client = user.client
+    watch = next(element for element in client.elements.values()
+                 if isinstance(element, ui.timer) and '_watch_session' in element.callback.__qualname__)
+    targets: list[str] = []
+    navigate = sys.modules['secondopinion.pages.layout'].ui.navigate
+    original = navigate.to
+    monkeypatch.setattr(navigate, 'to', lambda target, *args, **kwargs: (targets.append(target),
+                                                                          original(target, *args, **kwargs)))
+
+    user.find(marker='sign-out').click()
+    # The page's session watch runs once more before the browser has left, and must not send it elsewhere.
+    with client:
+        watch.callback()
+    assert targets == ['/auth/signed-out']
