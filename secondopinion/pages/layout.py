@@ -51,6 +51,10 @@ THEME_COLORS = {'primary': pwa.THEME_COLOR, 'secondary': '#155e75', 'accent': '#
 # shades reach less than 4.5:1.
 THEME_CSS = '''
 .text-warning-strong { color: #92400e !important; }
+/* A clear ring on the button that keyboard focus is on, where Quasar only lightens it a little: dark
+   on the light page, white on the coloured header. Quasar's no-outline class forbids an outline. */
+.q-btn:focus-visible { box-shadow: 0 0 0 2px #ffffff, 0 0 0 4px #1f2937; }
+.q-header .q-btn:focus-visible { box-shadow: 0 0 0 2px #ffffff; }
 '''
 
 NAV_CSS = '''
