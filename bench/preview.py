@@ -12,20 +12,22 @@ two regimes, and judges the goal (the app at most as slow as Orthanc) for each:
   median time per slice. The two sides take turns slice by slice, so that load from other
   processes falls on both. The app's caches are emptied before the pass, so every render reads the
   stored file, parses its header, decodes the frame, windows and encodes it. Orthanc is restarted
-  before the pass on its stored files, so it has read none of the instances since it started;
+  before the pass on its stored files, so it has read none of the instances since it started.
 - repeat view: each side renders the first slice `repeat` times after one untimed render, taking
-  turns as above, and the figure is the median. The app then takes the decoded frame from its cache, and Orthanc serves
-  the instance from its own caches.
+  turns as above, and the figure is the median. The app then takes the decoded frame from its
+  cache, and Orthanc serves the instance from its own caches.
 
 What each side caches between requests:
 
 - the app: decoded frames (windowed on each request, at most 256 MB) and the frame count of each
-  stored file (`viewer.clear_caches` empties both). It caches no encoded image;
-- Orthanc 1.10: its index (an SQLite database that stores each instance's tags, read without
-  opening the file), the most recently parsed DICOM files (128 MB, fixed before Orthanc 1.13, which
-  made it the DicomParserCacheSize option), and, for JPEG 2000, the GDCM plugin's decoder of the
-  last file it decoded (GdcmDecoderCache in the plugin's sources, keyed by the file's MD5). Neither side caches the file bytes itself, but both read from the operating
-  system's page cache, because the files were written just before.
+  stored file (`viewer.clear_caches` empties both). It caches no encoded image.
+- Orthanc 1.10: its index, an SQLite database with each instance's tags, read without opening the
+  file. It also keeps the most recently parsed DICOM files (128 MB, fixed before Orthanc 1.13,
+  which made it the DicomParserCacheSize option). For JPEG 2000, the GDCM plugin keeps the decoder
+  of the last file it decoded (GdcmDecoderCache in the plugin's sources, keyed by the file's MD5).
+
+Neither side caches the file bytes itself, but both read from the operating system's page cache,
+because the files were written just before.
 
 The app's time has no HTTP request in it, Orthanc's has one on loopback (under 1 ms), which favours
 the app slightly.

@@ -8,6 +8,7 @@ costs about the same for any number of cards.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from nicegui.events import GenericEventArguments
 
 from ..i18n import _
 from .badges import badge_html
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class BoardCases(Element, component='board_cases.js'):
         self._props['acceptlabel'] = _('Accept')
         self._urgent_label = _('URGENT')
         self._props['urgentbadge'] = badge_html(self._urgent_label, 'danger', 'priority_high')
-        self.on('accept', lambda event: on_accept(_examination_id(event)))
+        self._on_accept = on_accept
+        self.on('accept', self._accept)
 
     def set_cases(self, cases: list[BoardCase]) -> None:
         """Show these cases in this order; nothing is sent to the browser when they did not change."""
@@ -51,6 +55,13 @@ class BoardCases(Element, component='board_cases.js'):
         self.cases = cases
         self._props['cases'] = [asdict(case) for case in cases]
         self.update()
+
+    def _accept(self, event: GenericEventArguments) -> Any:
+        examination_id = _examination_id(event)
+        if not examination_id:
+            logger.warning('board accept event without an examination id (client %s)', self.client.id)
+            return None
+        return self._on_accept(examination_id)
 
     def case(self, examination_id: str) -> BoardCase | None:
         return next((case for case in self.cases if case.id == examination_id), None)
@@ -63,6 +74,8 @@ class BoardCases(Element, component='board_cases.js'):
 
 
 def _examination_id(event: GenericEventArguments) -> str:
-    # Vue's $emit with one value arrives as that value; a list comes from an emit with several.
+    """Return the examination id that the card's $emit sent, or an empty string when it sent none."""
     args = event.args
-    return str(args[0] if isinstance(args, list) else args)
+    if isinstance(args, list):  # an emit with several values arrives as a list
+        args = args[0] if args else None
+    return str(args) if isinstance(args, (str, int)) else ''

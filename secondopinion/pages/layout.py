@@ -184,8 +184,8 @@ def sign_in(actor: Actor, *, method: str = 'password', next_path: str | None = N
 
 def sign_out() -> None:
     """End this browser's session on the server at once, then let `/auth/signed-out` remove the cookie."""
-    # Marked as leaving first, so that this page's session watch does not also send it to the sign-in page
-    # with the "session ended" notice when its next check sees the ended session before the browser has left.
+    # Mark the page as leaving first. Otherwise its session watch may find the ended session before the
+    # browser has left and send it to the sign-in page with the "session ended" notice.
     _leaving_clients.add(ui.context.client)
     sessions.end(session_token())
     ui.navigate.to('/auth/signed-out')

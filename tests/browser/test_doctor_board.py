@@ -56,7 +56,8 @@ def test_board_shows_paid_case_without_reload(open_page: Callable[..., sync_api.
         expect(case, f'the paid case on the {device} board').to_be_visible(timeout=LIVE_UPDATE_TIMEOUT_MS)
         expect(case).to_contain_text('MR Left knee')
         expect(case).to_contain_text('1 image')
-        # Each case's button names its case, so a list of the page's buttons tells them apart.
+        # Each Accept button's accessible name includes its case, so a screen reader's list of buttons
+        # distinguishes the cases.
         expect(case.get_by_role('button', name='Accept: MR Left knee', exact=True)).to_be_visible()
         assert board.evaluate('window.boardOpenedBeforePayment') is True, f'the {device} board was reloaded'
         save_screenshot(board, f'{device}-doctor-board')

@@ -221,18 +221,18 @@ def board_case(user: User, exam_id: str):  # noqa: ANN201 (a BoardCase of the mo
     return case
 
 
-async def wait_for_board_case(user: User, exam_id: str, *, shown: bool = True, timeout: float = 5.0) -> None:
-    """Wait until the case is on the board (or, with `shown=False`, is no longer there)."""
+async def wait_for_board_case(user: User, exam_id: str, *, on_board: bool = True, timeout: float = 5.0) -> None:
+    """Wait until the case is on the board (or, with `on_board=False`, is no longer there)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            on_board = exam_id in board_case_ids(user)
+            found = exam_id in board_case_ids(user)
         except AssertionError:  # the board is not built yet
-            on_board = False
-        if on_board == shown:
+            found = False
+        if found == on_board:
             return
-        assert time.monotonic() < deadline, (f'examination {exam_id} still {"missing from" if shown else "on"} '
-                                             f'the board after {timeout} s')
+        where = 'missing from' if on_board else 'on'
+        assert time.monotonic() < deadline, f'examination {exam_id} still {where} the board after {timeout} s'
         await asyncio.sleep(0.05)
 
 

@@ -63,7 +63,7 @@ async def test_two_boards_update_in_place(user: User, create_user, make_patient,
 
     accept_on_board(first, new)
     await first.should_see(marker='finalize', retries=40)
-    await wait_for_board_case(second, new, shown=False)
+    await wait_for_board_case(second, new, on_board=False)
     assert board_cases_element(second) is cases_before
     assert not cases_before.is_deleted
     assert board_case_ids(second) == [unrelated]
@@ -94,7 +94,7 @@ async def test_cancelled_case_leaves_board(user: User, make_patient, make_doctor
     cases = board_cases_element(user)
 
     examinations.cancel(actor=patient, examination_id=cancelled)
-    await wait_for_board_case(user, cancelled, shown=False)
+    await wait_for_board_case(user, cancelled, on_board=False)
     assert board_cases_element(user) is cases
     assert board_case_ids(user) == [staying]
     assert _count_text(user) == '1 waiting'
@@ -111,24 +111,24 @@ async def test_filters_narrow_list(user: User, make_patient, make_doctor):
     assert _count_text(user) == '3 waiting'
 
     set_value(user, 'filter-modality', 'MR')
-    await wait_for_board_case(user, chest, shown=False)
+    await wait_for_board_case(user, chest, on_board=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee, right_knee]
     assert _count_text(user) == '2 waiting'
 
     set_value(user, 'filter-body-part', 'RIGHT')
-    await wait_for_board_case(user, left_knee, shown=False)
+    await wait_for_board_case(user, left_knee, on_board=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [right_knee]
 
     set_value(user, 'filter-body-part', '')
     set_value(user, 'filter-urgency', 'urgent')
-    await wait_for_board_case(user, right_knee, shown=False)
+    await wait_for_board_case(user, right_knee, on_board=False)
     assert _card_ids_in_order(user, [chest, left_knee, right_knee]) == [left_knee]
 
     # A case paid while the filters are set appears only when it matches them.
     ct_urgent = paid(patient, modality='CT', body_part='Head', urgency='urgent')
     mr_urgent = paid(patient, modality='MR', body_part='Spine', urgency='urgent')
     await wait_for_board_case(user, mr_urgent)
-    await wait_for_board_case(user, ct_urgent, shown=False)
+    await wait_for_board_case(user, ct_urgent, on_board=False)
 
     set_value(user, 'filter-modality', 'US')
     await user.should_see('No waiting examinations match these filters.')
@@ -268,3 +268,15 @@ async def test_card_counts_down_to_promise(user: User, make_patient, make_doctor
     await _wait_until(lambda: _due_text(user, urgent) == 'overdue by 1 h 0 min')
     assert 'text-negative' in board_case(user, urgent).due_class
     assert _due_text(user, routine).startswith('due in 46 h')
+
+
+async def test_accept_without_id_ignored(user: User, make_patient, make_doctor):
+    doctor = make_doctor(email='doctor@example.org')
+    exam_id = paid(make_patient())
+    await sign_in(user, 'doctor@example.org')
+    await wait_for_board_case(user, exam_id)
+
+    user.find(marker='board-rows').trigger('accept', [])
+    await user.should_see(marker='board-count')
+    assert board_case_ids(user) == [exam_id]
+    assert examinations.get_exam(actor=doctor, examination_id=exam_id).status == 'pending'

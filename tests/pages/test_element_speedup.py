@@ -44,7 +44,7 @@ def _handlers():
 def test_cached_answers_match_nicegui():
     element_speedup.install()
     assert helpers.expects_arguments is not nicegui_check
-    for handler in _handlers() + _handlers():  # the second pass is answered from the cache
+    for handler in _handlers() + _handlers():  # the second pass reads the cache
         assert helpers.expects_arguments(handler) == nicegui_check(handler), handler
 
 
